@@ -225,6 +225,7 @@ def environment():
                     break
     except OSError:
         cpu = platform.processor() or "unknown"
+    blas.sort(key=lambda s: not s.endswith("[numpy]"))  # numpy's own BLAS first
     return (f"numpy {np.__version__} | BLAS: {'; '.join(blas) or 'none found'} | "
             f"CPU: {cpu} ({os.cpu_count()} logical) | "
             f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} | "

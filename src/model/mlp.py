@@ -268,7 +268,10 @@ def train(net, X, y, *, epochs, lr, loss="bce", batch_size=None, l2=0.0, seed=0,
         l2: weight decay, 0.5 * l2 * sum ||W||^2 added to the loss (biases not decayed).
         callback: optional callback(epoch, loss, lr), called after each epoch with
             ``net.weights``/``net.biases`` set to the parameters that ``loss`` was measured
-            at (full batch) or to the end-of-epoch parameters (mini-batch).
+            at (full batch) or to the end-of-epoch parameters (mini-batch). In full-batch
+            training ``net.train_logits`` then holds the (N, K) output logits of X at those
+            parameters (a buffer overwritten every epoch), so a callback gets the training
+            accuracy without another forward pass; it is None otherwise.
         divergence_factor: stop when the loss exceeds this times the initial loss.
 
     On divergence at epoch e the net keeps the last parameters whose loss was finite and
@@ -332,8 +335,11 @@ def train(net, X, y, *, epochs, lr, loss="bce", batch_size=None, l2=0.0, seed=0,
     fixed_rate = state["lr"] if sched is None else None
     ok = True
     with np.errstate(all="ignore"):  # divergence is detected and reported, not warned
+        net.train_logits = None
         if full:
             ws = net._workspace(n)
+            if callback is not None:
+                net.train_logits = ws["A"][-1]
             for e in range(epochs):
                 value, rate, ok = step(X, Y, ws, e, fixed_rate)
                 if ok is not True:

@@ -1,0 +1,358 @@
+"""experiments.server: PostgreSQL/SQLite-backed MLflow servers on loopback, and migration.
+
+These start real servers (PostgreSQL 15 binaries + `mlflow server`), so they are slow.
+A machine without the PostgreSQL binaries or a driver FAILS here (it does not skip).
+"""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from experiments import server
+
+LISTEN = "0A"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True)
+def _fast_http(monkeypatch):
+    """Clients fail fast and talk to loopback directly (never through a proxy)."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def require_postgres():
+    """Fail (never skip) with a clear message when PostgreSQL cannot be used here."""
+    try:
+        server.find_pg_bindir()
+        server.pg_driver()
+    except server.ServerError as exc:
+        pytest.fail(f"PostgreSQL is required for this test: {exc}", pytrace=False)
+
+
+def listeners(port):
+    """(address, family) of every LISTEN socket on ``port`` from /proc/net/tcp and tcp6."""
+    found = []
+    for name, family in (("tcp", 4), ("tcp6", 6)):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            addr, _, hexport = local.partition(":")
+            if state != LISTEN or int(hexport, 16) != port:
+                continue
+            if family == 4:
+                ip = ".".join(str(b) for b in reversed(bytes.fromhex(addr)))
+            else:
+                ip = addr  # anything here is a failure for us; raw form is enough
+            found.append((ip, family))
+    return found
+
+
+def children_of(pid):
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def server_pids(state):
+    """Every live process of a running server: mlflow (+ its group) and the postmaster (+ kids)."""
+    pids = {state["mlflow_pid"], *server._group_members(state["mlflow_pid"])}
+    if state.get("postgres"):
+        postmaster = state["postgres"]["pid"]
+        pids |= {postmaster, *children_of(postmaster)}
+    return {p for p in pids if server.pid_alive(p)}
+
+
+def ports_of(state):
+    ports = [state["port"]]
+    if state.get("postgres"):
+        ports.append(state["postgres"]["port"])
+    return ports
+
+
+def assert_loopback_only(state):
+    for port in ports_of(state):
+        found = listeners(port)
+        assert found, f"nothing listens on port {port}"
+        assert found == [("127.0.0.1", 4)] * len(found), f"port {port} listens on {found}"
+
+
+def assert_all_gone(pids, ports):
+    assert pids, "no pids were recorded"
+    left = [p for p in pids if server.pid_alive(p)]
+    assert not left, f"processes still running after stop: {left}"
+    for port in ports:
+        assert not listeners(port), f"port {port} still has a listener"
+        assert server.port_is_free(port), f"port {port} still bound"
+
+
+def exercise(uri, artifacts_dir, tmp_path):
+    """Log a run through the server and read it back with a fresh client."""
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment("roundtrip")
+    run_id = client.create_run(exp_id, run_name="r1", tags={"kind": "roundtrip"}).info.run_id
+    losses = [1.0, 0.5, 0.25, 0.125]
+    metrics = [Metric("loss", v, 1_700_000_000_000 + i, i) for i, v in enumerate(losses)]
+    metrics.append(Metric("acc", 0.75, 1_700_000_000_100, 3))
+    params = [Param("lr", "0.1"), Param("hidden", "16")]
+    client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag("seed", "0")])
+    local = tmp_path / "report.txt"
+    local.write_text("hello from the roundtrip\n")
+    client.log_artifact(run_id, str(local), artifact_path="reports")
+    client.set_terminated(run_id, status="FINISHED")
+
+    fresh = MlflowClient(tracking_uri=uri)
+    run = fresh.get_run(run_id)
+    assert run.info.run_name == "r1"
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"lr": "0.1", "hidden": "16"}
+    assert run.data.tags["kind"] == "roundtrip" and run.data.tags["seed"] == "0"
+    assert run.data.metrics == {"loss": 0.125, "acc": 0.75}
+    history = fresh.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value, m.timestamp) for m in sorted(history, key=lambda m: m.step)] == [
+        (i, v, 1_700_000_000_000 + i) for i, v in enumerate(losses)]
+    # proxied artifacts: the run points at the server, the bytes sit in its artifacts dir
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
+    assert [f.path for f in fresh.list_artifacts(run_id, "reports")] == ["reports/report.txt"]
+    out = tmp_path / "download"
+    out.mkdir()
+    got = fresh.download_artifacts(run_id, "reports/report.txt", dst_path=str(out))
+    assert Path(got).read_text() == "hello from the roundtrip\n"
+    stored = list(Path(artifacts_dir).rglob("report.txt"))
+    assert len(stored) == 1 and stored[0].read_text() == "hello from the roundtrip\n"
+    assert [e.name for e in fresh.search_experiments()] .count("roundtrip") == 1
+    return run_id
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.mark.slow
+def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
+    workdir = tmp_path / "srv"
+    port = server.free_port()
+    cli = [sys.executable, "-m", "experiments.server"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    started = subprocess.run([*cli, "start", "--backend", "sqlite", "--port", str(port),
+                              "--workdir", str(workdir), "--detach"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout == f"tracking.uri=http://127.0.0.1:{port}\n"
+        assert "MLFLOW_TRACKING_URI" in started.stderr
+        state = json.loads((workdir / "server.json").read_text())
+        assert state["backend_uri"] == f"sqlite:///{workdir.resolve() / 'server.db'}"
+        assert state["postgres"] is None
+        pids, ports = server_pids(state), ports_of(state)
+        assert_loopback_only(state)
+        status = subprocess.run([*cli, "status", "--workdir", str(workdir)],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "running=True healthy=True" in status.stdout
+        exercise(state["tracking_uri"], state["artifacts"], tmp_path)
+        assert (workdir / "server.db").stat().st_size > 0
+    finally:
+        stopped = subprocess.run([*cli, "stop", "--workdir", str(workdir)],
+                                 capture_output=True, text=True, timeout=60, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert_all_gone(pids, ports)
+    status = subprocess.run([*cli, "status", "--workdir", str(workdir)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert status.returncode == 1 and "not running" in status.stdout
+
+
+class SharedServer:
+    """One PostgreSQL-backed server for several tests (each start costs ~15 s).
+
+    Started lazily through :func:`server.running_server`; a test that stops it (the
+    clean-stop test, last in this file) just makes the next user start a new one.
+    """
+
+    def __init__(self, root):
+        self.root, self.count, self.stack = root, 0, None
+
+    def get(self):
+        if self.stack is None:
+            require_postgres()
+            self.count += 1
+            workdir = self.root / f"srv{self.count}"
+            stack = contextlib.ExitStack()
+            self.uri = stack.enter_context(server.running_server(workdir, backend="postgres"))
+            self.stack, self.workdir = stack, workdir
+            self.state = server.load_state(workdir)
+        return self.uri, self.state
+
+    def stop(self):
+        if self.stack is not None:
+            stack, self.stack = self.stack, None
+            stack.close()
+
+
+@pytest.fixture(scope="module")
+def pg_shared(tmp_path_factory):
+    shared = SharedServer(tmp_path_factory.mktemp("pgserver"))
+    try:
+        yield shared
+    finally:
+        shared.stop()
+
+
+@pytest.fixture
+def pg_server(pg_shared):
+    return pg_shared.get()
+
+
+@pytest.mark.slow
+def test_server_binds_loopback_only(pg_server):
+    uri, state = pg_server
+    assert uri.startswith("http://127.0.0.1:")
+    assert server.health_ok(uri)
+    assert_loopback_only(state)
+    # the postgres config allows nothing but the socket and 127.0.0.1
+    hba = Path(state["postgres"]["datadir"]) / "pg_hba.conf"
+    rules = [line.split() for line in hba.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert rules == [["local", "all", "all", "trust"],
+                     ["host", "all", "all", "127.0.0.1/32", "trust"]]
+    with pytest.raises(server.ServerError, match="127.0.0.1"):
+        server.start_mlflow_server("sqlite:///x.db", "unused", 1, host="0.0.0.0")
+
+
+def _history(client, run_id):
+    run = client.get_run(run_id)
+    return {key: sorted((m.step, m.timestamp, m.value) for m in
+                        client.get_metric_history(run_id, key)) for key in run.data.metrics}
+
+
+def _artifacts(client, run_id, dest):
+    dest.mkdir(parents=True)
+    if not client.list_artifacts(run_id):
+        return {}
+    root = Path(client.download_artifacts(run_id, "", dst_path=str(dest)))
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_migrate_sqlite_store_to_postgres_server(pg_server, tmp_path):
+    uri, _ = pg_server
+    src_uri = f"sqlite:///{tmp_path / 'src.db'}"
+    src = MlflowClient(tracking_uri=src_uri)
+    exp_id = src.create_experiment("shallownet",
+                                   artifact_location=(tmp_path / "src-artifacts").as_uri())
+    t0 = 1_700_000_000_000
+    parent = src.create_run(exp_id, start_time=t0, run_name="sweep",
+                            tags={"sweep": "lr"}).info.run_id
+    src.log_batch(parent, params=[Param("sweep.n", "2")],
+                  metrics=[Metric("best_acc", 0.9, t0 + 500, 0)])
+    (tmp_path / "summary.json").write_text('{"best": 0.9}\n')
+    src.log_artifact(parent, str(tmp_path / "summary.json"))
+    children = []
+    for i, lr in enumerate(["0.1", "0.01"]):
+        child = src.create_run(exp_id, start_time=t0 + 10 + i, run_name=f"lr={lr}",
+                               tags={"mlflow.parentRunId": parent}).info.run_id
+        hist = [Metric("loss", 1.0 / (s + 1) + i, t0 + 100 * s, s) for s in range(6)]
+        hist += [Metric("loss", 9.0, t0 + 1000, 2)]  # a repeated step is history too
+        hist += [Metric("acc", 0.5 + 0.1 * s, t0 + 100 * s, s) for s in range(3)]
+        src.log_batch(child, params=[Param("lr", lr), Param("seed", str(i))], metrics=hist)
+        curves = tmp_path / f"curves{i}"
+        curves.mkdir()
+        (curves / "loss.csv").write_text(f"step,loss\n0,{1 + i}\n")
+        src.log_artifacts(child, str(curves), artifact_path="curves")
+        src.set_terminated(child, status="FINISHED" if i == 0 else "FAILED",
+                           end_time=t0 + 2000 + i)
+        children.append(child)
+    src.set_terminated(parent, status="FINISHED", end_time=t0 + 3000)
+
+    id_map = server.migrate(src_uri, uri, "shallownet", log=lambda *_: None)
+    assert set(id_map) == {parent, *children}
+    assert len(set(id_map.values())) == 3 and not set(id_map.values()) & set(id_map)
+
+    dst = MlflowClient(tracking_uri=uri)
+    dst_exp = dst.get_experiment_by_name("shallownet")
+    dst_runs = dst.search_runs([dst_exp.experiment_id])
+    assert sorted(r.info.run_id for r in dst_runs) == sorted(id_map.values())
+    for old, new in id_map.items():
+        a, b = src.get_run(old), dst.get_run(new)
+        assert b.info.run_name == a.info.run_name
+        assert b.info.status == a.info.status
+        assert (b.info.start_time, b.info.end_time) == (a.info.start_time, a.info.end_time)
+        assert b.data.params == a.data.params
+        assert b.data.metrics == a.data.metrics
+        assert _history(dst, new) == _history(src, old)
+        expected_tags = dict(a.data.tags)
+        if "mlflow.parentRunId" in expected_tags:
+            expected_tags["mlflow.parentRunId"] = id_map[expected_tags["mlflow.parentRunId"]]
+        expected_tags[server.MIGRATED_TAG] = old
+        assert b.data.tags == expected_tags
+        assert b.info.artifact_uri.startswith("mlflow-artifacts:")
+        assert _artifacts(dst, new, tmp_path / "dst" / new) == \
+            _artifacts(src, old, tmp_path / "src" / old)
+    # parent links point at the new parent
+    for child in children:
+        assert dst.get_run(id_map[child]).data.tags["mlflow.parentRunId"] == id_map[parent]
+    assert "mlflow.parentRunId" not in dst.get_run(id_map[parent]).data.tags
+    assert len(_history(dst, id_map[children[0]])["loss"]) == 7
+    assert _artifacts(dst, id_map[children[1]], tmp_path / "c1") == {"curves/loss.csv":
+                                                                     "step,loss\n0,2\n"}
+    # running it again copies nothing new
+    assert server.migrate(src_uri, uri, "shallownet", log=lambda *_: None) == id_map
+    assert len(dst.search_runs([dst_exp.experiment_id])) == 3
+
+
+@pytest.mark.slow
+def test_postgres_server_roundtrip_and_clean_stop(pg_shared, tmp_path):
+    uri, state = pg_shared.get()
+    workdir = pg_shared.workdir
+    try:
+        assert uri == state["tracking_uri"] == f"http://127.0.0.1:{state['port']}"
+        assert state["backend_uri"].startswith("postgresql+")
+        assert "@127.0.0.1:" in state["backend_uri"]
+        assert state["postgres"]["user"] != "root"
+        pids, ports = server_pids(state), ports_of(state)
+        assert len(pids) >= 3  # mlflow server, its uvicorn, the postmaster (+ workers)
+        assert_loopback_only(state)
+        run_id = exercise(uri, state["artifacts"], tmp_path)
+
+        # the run really is in PostgreSQL, not in some fallback store
+        engine = sqlalchemy.create_engine(state["backend_uri"])
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(sqlalchemy.text(
+                    "SELECT r.run_uuid FROM runs r JOIN experiments e "
+                    "ON r.experiment_id = e.experiment_id WHERE e.name = 'roundtrip'"
+                )).scalars().all()
+                listen = conn.execute(sqlalchemy.text("SHOW listen_addresses")).scalar()
+        finally:
+            engine.dispose()
+        assert rows == [run_id]
+        assert listen == "127.0.0.1"
+    finally:
+        pg_shared.stop()  # leaves running_server(): stop both, remove the state file
+    assert_all_gone(pids, ports)
+    assert server.load_state(workdir) is None
+    assert not Path(state["postgres"]["base"]).exists() or \
+        Path(state["postgres"]["base"]).is_relative_to(workdir)
+    server.stop(workdir, postgres=state["postgres"])  # idempotent: nothing left to stop
