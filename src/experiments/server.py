@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -235,15 +236,10 @@ def _as_user(user: str, cmd: list[str]) -> list[str]:
         su = shutil.which("su")
         if not su:
             raise ServerError("running as root but neither runuser nor su is available")
-        return [su, "-s", "/bin/sh", user, "-c", " ".join(_shquote(c) for c in cmd)]
+        return [su, "-s", "/bin/sh", user, "-c", shlex.join(cmd)]
     if user != pwd.getpwuid(os.geteuid()).pw_name:
         raise ServerError(f"cannot run PostgreSQL as {user!r} without root")
     return cmd
-
-
-def _shquote(s: str) -> str:
-    import shlex
-    return shlex.quote(s)
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None, log: Path | None = None,
