@@ -143,7 +143,7 @@ def exercise(uri, artifacts_dir, tmp_path):
     assert Path(got).read_text() == "hello from the roundtrip\n"
     stored = list(Path(artifacts_dir).rglob("report.txt"))
     assert len(stored) == 1 and stored[0].read_text() == "hello from the roundtrip\n"
-    assert [e.name for e in fresh.search_experiments()] .count("roundtrip") == 1
+    assert [e.name for e in fresh.search_experiments()].count("roundtrip") == 1
     return run_id
 
 
@@ -182,6 +182,29 @@ def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
     status = subprocess.run([*cli, "status", "--workdir", str(workdir)],
                             capture_output=True, text=True, timeout=60, env=env)
     assert status.returncode == 1 and "not running" in status.stdout
+
+
+@pytest.mark.slow
+def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_BINDIR", str(tmp_path / "no-such-bin"))
+    with pytest.raises(server.ServerError, match="apt-get install -y postgresql-15"):
+        server.start_postgres(tmp_path / "w", server.free_port())
+    cli = subprocess.run([sys.executable, "-m", "experiments.server", "start", "--workdir",
+                          str(tmp_path / "w"), "--port", str(server.free_port())],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 2 and "PostgreSQL server binaries" in cli.stderr
+    assert cli.stdout == ""  # no tracking.uri line for a server that is not there
+
+
+@pytest.mark.slow
+def test_server_that_dies_reports_its_log_and_leaves_nothing(tmp_path):
+    port = server.free_port()
+    with pytest.raises(server.ServerError, match="exited with code") as err:
+        server.start_mlflow_server("nosuchscheme://nowhere", tmp_path / "artifacts", port,
+                                   timeout=60)
+    assert "nosuchscheme" in str(err.value)  # the log tail names the cause
+    assert (tmp_path / server.MLFLOW_LOG).exists()
+    assert not listeners(port) and server.port_is_free(port)
 
 
 class SharedServer:

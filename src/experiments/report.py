@@ -524,7 +524,8 @@ def _claim(tutorial, text, runs, factor, a, b, metric, better, factors, alpha, c
     short = (f"{tutorial}: {text}: {verdict}, paired t p = {_fmt_p(res['t_p'])}, "
              f"Wilcoxon p = {_fmt_p(res['wilcoxon_p'])}")
     where = f"{a} vs {b}, {label}{context}"
-    return {"short": short, "where": where, "tutorial": tutorial, "claim": text, "verdict": verdict, "metric": metric,
+    return {"short": short, "where": where, "tutorial": tutorial, "claim": text,
+            "verdict": verdict, "metric": metric,
             "factor": factor, "level_a": a, "level_b": b, "t_p": res["t_p"],
             "wilcoxon_p": res["wilcoxon_p"], "n_pairs": res["n_pairs"],
             "text": f"{short} ({detail})"}
@@ -1151,8 +1152,8 @@ def summary_text(report: Report) -> str:
     for _, r in report.summary.iterrows():
         rows.append([r["factor"], r["level"], str(r["n_runs"]), str(r["n_finished"]),
                      str(r["n_failed"]),
-                     f"{_fmt(r['final_test_accuracy_mean'])} "
-                     f"{_ci_str(r['final_test_accuracy_ci_low'], r['final_test_accuracy_ci_high'])}",
+                     f"{_fmt(r['final_test_accuracy_mean'])} " + _ci_str(
+                         r["final_test_accuracy_ci_low"], r["final_test_accuracy_ci_high"]),
                      f"{_fmt(r[f'{ETT}_mean'])} ({r[f'{ETT}_n_reached']}/{r['n_finished']})"])
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa

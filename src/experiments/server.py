@@ -149,9 +149,10 @@ def _group_members(pgid: int) -> list[int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def _tail(path: Path | str, lines: int = 40) -> str:
@@ -193,23 +194,26 @@ def http_env(**overrides: str) -> Iterator[None]:
 
 
 def find_pg_bindir() -> Path:
-    """Directory with initdb/pg_ctl/postgres: $PG_BINDIR, /usr/lib/postgresql/<newest>/bin, PATH."""
+    """Directory with initdb/pg_ctl/postgres: $PG_BINDIR if set (only that), else
+    /usr/lib/postgresql/<newest>/bin, else PATH."""
     candidates: list[Path] = []
     if os.environ.get("PG_BINDIR"):
         candidates.append(Path(os.environ["PG_BINDIR"]))
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                      key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-                      reverse=True)
-    candidates += versions
-    if shutil.which("initdb"):
-        candidates.append(Path(shutil.which("initdb")).parent)
+    else:
+        candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                             key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+                             reverse=True)
+        if shutil.which("initdb"):
+            candidates.append(Path(shutil.which("initdb")).parent)
     for cand in candidates:
-        if all((cand / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+        if all((cand / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres", "psql")):
             return cand
     raise ServerError(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found in $PG_BINDIR, "
-        "/usr/lib/postgresql/*/bin or PATH. Install them (Debian: `apt-get install -y "
-        "postgresql-15`) or use `--backend sqlite`.")
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres, psql) not found in "
+        + (f"$PG_BINDIR={os.environ['PG_BINDIR']}" if os.environ.get("PG_BINDIR") else
+           "/usr/lib/postgresql/*/bin or PATH")
+        + ". Install them (Debian: `apt-get install -y postgresql-15`), point $PG_BINDIR at "
+        "them, or use `--backend sqlite`.")
 
 
 def pg_user() -> str:
@@ -808,8 +812,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    migrate(args.src, args.dst, args.experiment, dst_experiment=args.to_experiment,
-            include_deleted=args.include_deleted)
+    from mlflow.exceptions import MlflowException
+    try:
+        migrate(args.src, args.dst, args.experiment, dst_experiment=args.to_experiment,
+                include_deleted=args.include_deleted)
+    except MlflowException as exc:
+        raise ServerError(f"migration failed: {exc}") from exc
     return 0
 
 

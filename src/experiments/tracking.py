@@ -31,6 +31,7 @@ def configure(uri, timeout=10, retries=2):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls home
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.pop("MLFLOW_RUN_ID", None)  # would override parent_run_id
     if uri.startswith(("http://", "https://")):
         try:
@@ -183,12 +184,7 @@ def log_model(net, X_example, workdir):
     proba = net.forward(example)
     proba = proba[:, 0] if proba.shape[1] == 1 else proba
     reqs = [f"numpy=={metadata.version('numpy')}", f"mlflow=={metadata.version('mlflow')}"]
-    with open(os.devnull, "w") as devnull:  # MLflow prints a progress bar for artifacts
-        stderr, sys.stderr = sys.stderr, devnull
-        try:
-            return mlflow.pyfunc.log_model(
-                name="model", python_model=str(PYFUNC_FILE), artifacts={"weights": str(weights)},
-                code_paths=[str(MODEL_DIR)], signature=infer_signature(example, proba),
-                pip_requirements=reqs)
-        finally:
-            sys.stderr = stderr
+    return mlflow.pyfunc.log_model(
+        name="model", python_model=str(PYFUNC_FILE), artifacts={"weights": str(weights)},
+        code_paths=[str(MODEL_DIR)], signature=infer_signature(example, proba),
+        pip_requirements=reqs)

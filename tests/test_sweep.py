@@ -1,0 +1,115 @@
+"""Sweeps end to end: parent/child runs, parallel joblib without losses, resume, divergence."""
+
+import pytest
+from conftest import client_for, run_cli, runs_of
+
+pytestmark = pytest.mark.slow
+
+BASE = ["dataset=quadrant", "model.hidden_sizes=[8]", "initializer=he_normal",
+        "tracking.log_model=false"]
+
+
+def sweep(cwd, uri, *overrides, env=None):
+    res = run_cli(["shallownet-train", "-m", *BASE, *overrides, f"tracking.uri={uri}",
+                   f"hydra.sweep.dir={cwd}/multirun/${{now:%H-%M-%S-%f}}"], cwd, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "database is locked" not in res.stdout + res.stderr
+    return res
+
+
+def parents_children(uri):
+    runs = runs_of(uri)
+    parents = [r for r in runs if r.data.tags.get("shallownet.role") == "parent"]
+    children = [r for r in runs if r.data.tags.get("shallownet.role") == "child"]
+    return parents, children
+
+
+def test_grid_becomes_parent_with_children_and_resumes(store):
+    cwd, uri = store
+    res = sweep(cwd, uri, "activation=relu,tanh", "seed=0,1", "train.epochs=60")
+    assert "[4/4]" in res.stdout or "4/4 jobs" in res.stdout
+    assert "sweep summary (4/4 jobs" in res.stdout and "MLflow UI" in res.stdout
+    (parent,), children = parents_children(uri)
+    assert len(children) == 4
+    assert parent.info.status == "FINISHED"
+    m = parent.data.metrics
+    assert (m["jobs_total"], m["jobs_finished"], m["jobs_failed"], m["jobs_skipped"]) == (4, 4, 0, 0)
+    sweep_id = parent.data.tags["sweep_id"]
+    client = client_for(uri)
+    combos = set()
+    for c in children:
+        assert c.info.status == "FINISHED"
+        assert c.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert c.data.tags["sweep_id"] == sweep_id
+        combos.add((c.data.params["activation.name"], c.data.params["seed"]))
+        assert len(client.get_metric_history(c.info.run_id, "test_accuracy")) == 60
+    assert combos == {("relu", "0"), ("relu", "1"), ("tanh", "0"), ("tanh", "1")}
+
+    # the same sweep again: every config already FINISHED -> all skipped, same parent
+    res = sweep(cwd, uri, "activation=relu,tanh", "seed=0,1", "train.epochs=60")
+    assert "skipped 4" in res.stdout
+    (parent2,), children2 = parents_children(uri)
+    assert parent2.info.run_id == parent.info.run_id and len(children2) == 4
+    assert parent2.data.metrics["jobs_skipped"] == 4 and parent2.info.status == "FINISHED"
+
+    # an interrupted sweep (one run missing): only the missing config runs
+    gone = next(c for c in children if c.data.params["activation.name"] == "tanh"
+                and c.data.params["seed"] == "1")
+    client.delete_run(gone.info.run_id)
+    res = sweep(cwd, uri, "activation=relu,tanh", "seed=0,1", "train.epochs=60")
+    assert "finished 1, failed 0 (diverged 0), skipped 3" in res.stdout
+    _, children3 = parents_children(uri)
+    new = [c for c in children3 if c.info.run_id not in {x.info.run_id for x in children}]
+    assert len(new) == 1 and new[0].data.params["activation.name"] == "tanh"
+    assert new[0].data.params["seed"] == "1"
+
+    # +force=true reruns everything under a new parent
+    res = sweep(cwd, uri, "activation=relu,tanh", "seed=0,1", "train.epochs=60", "+force=true")
+    parents4, children4 = parents_children(uri)
+    assert len(parents4) == 2 and len(children4) == 4 + 4  # (4 - 1 deleted + 1) + 4 forced
+    forced = next(p for p in parents4 if p.info.run_id != parent.info.run_id)
+    assert forced.data.metrics["jobs_finished"] == 4 and forced.data.metrics["jobs_skipped"] == 0
+    assert sum(c.data.tags["mlflow.parentRunId"] == forced.info.run_id for c in children4) == 4
+
+
+def test_diverging_or_misconfigured_jobs_leave_the_others_finished(store):
+    cwd, uri = store
+    res = sweep(cwd, uri, "activation=relu", "lr_schedule.lr=0.5,1000,-1", "seed=0,1",
+                "train.epochs=300", "model.hidden_sizes=[16]", "initializer=small_random")
+    (parent,), children = parents_children(uri)
+    by_lr = {}
+    for c in children:
+        by_lr.setdefault(c.data.params["lr_schedule.lr"], []).append(c)
+    assert set(by_lr) == {"0.5", "1000.0"}  # lr -1 fails validation: no run at all
+    assert {c.info.status for c in by_lr["0.5"]} == {"FINISHED"}
+    assert {c.info.status for c in by_lr["1000.0"]} == {"FAILED"}
+    assert all("diverged_at_epoch" in c.data.tags for c in by_lr["1000.0"])
+    m = parent.data.metrics
+    assert (m["jobs_total"], m["jobs_finished"], m["jobs_failed"], m["jobs_diverged"]) == (6, 2, 4, 2)
+    assert parent.info.status == "FINISHED"
+    assert "failed: " in res.stdout and "lr_schedule.lr: must be > 0" in res.stdout
+
+
+def test_eight_parallel_jobs_lose_nothing(store):
+    cwd, uri = store
+    epochs = 250
+    sweep(cwd, uri, "activation=tanh", "seed=range(8)", f"train.epochs={epochs}",
+          f"tracking.max_points={epochs}", "hydra.launcher.n_jobs=8")
+    (parent,), children = parents_children(uri)
+    assert len(children) == 8 and parent.data.metrics["jobs_finished"] == 8
+    client = client_for(uri)
+    n_params = {len(c.data.params) for c in children}
+    assert len(n_params) == 1 and n_params.pop() > 25
+    for c in children:
+        assert c.info.status == "FINISHED"
+        for key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr"):
+            assert len(client.get_metric_history(c.info.run_id, key)) == epochs
+    assert sorted(int(c.data.params["seed"]) for c in children) == list(range(8))
+
+
+def test_submitit_local_launcher(store):
+    cwd, uri = store
+    sweep(cwd, uri, "hydra/launcher=local", "activation=tanh", "seed=0,1", "train.epochs=40")
+    (parent,), children = parents_children(uri)
+    assert len(children) == 2 and parent.data.metrics["jobs_finished"] == 2
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
