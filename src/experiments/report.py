@@ -65,7 +65,7 @@ DEFAULT_TRACKING_URI = "sqlite:///outputs/mlflow.db"
 DEFAULT_EXPERIMENT = "shallownet"
 DEFAULT_LOSS_FRACTION = 0.5
 ALPHA = 0.05
-IGNORED_PREFIXES = ("tracking.", "hydra.")
+IGNORED_PREFIXES = ("tracking.", "hydra.", "sweep.")
 REPLICATE_PARAMS = ("seed",)
 UNSET = "(unset)"
 ALL_FACTOR = "(all runs)"
@@ -1240,7 +1240,17 @@ def load_sweep_runs(client, experiment_name: str, sweep: str):
     runs = mlflow.search_runs(experiment_ids=ids, filter_string=f"tags.sweep_id = {_quote(sweep)}")
     if runs.empty:
         raise ReportError(f"sweep {sweep!r} not found in experiment {experiment_name!r}")
-    return sweep, runs
+    return sweep, latest_per_config(runs)
+
+
+def latest_per_config(runs):
+    """A resumed sweep can hold the same config twice (a failed job run again): keep the
+    most recent child run of each config_hash."""
+    if "tags.config_hash" not in runs:
+        return runs
+    runs = runs.sort_values(["start_time", "run_id"], kind="mergesort")
+    dup = runs["tags.config_hash"].notna() & runs.duplicated("tags.config_hash", keep="last")
+    return runs[~dup].reset_index(drop=True)
 
 
 def load_experiment_runs(client, experiment_name: str, filter_string: str = ""):

@@ -1,6 +1,7 @@
 """Everything that talks to MLflow. Imported only after the config and data are known good
 (``import mlflow`` alone costs ~2 s)."""
 
+import functools
 import json
 import os
 import platform
@@ -9,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -105,8 +107,10 @@ def _cpu():
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
 def environment_tags():
-    """Code and machine provenance: git state, versions, host/CPU/OS."""
+    """Code and machine provenance: git state, versions, host/CPU/OS. Computed once per
+    process (a joblib worker runs many jobs from the same tree and environment)."""
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     tags = {
@@ -126,6 +130,7 @@ def environment_tags():
     return tags
 
 
+@functools.lru_cache(maxsize=1)
 def pip_freeze():
     """`pip freeze`-style listing of the running environment, without spawning pip."""
     dists = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
@@ -184,7 +189,9 @@ def log_model(net, X_example, workdir):
     proba = net.forward(example)
     proba = proba[:, 0] if proba.shape[1] == 1 else proba
     reqs = [f"numpy=={metadata.version('numpy')}", f"mlflow=={metadata.version('mlflow')}"]
-    return mlflow.pyfunc.log_model(
-        name="model", python_model=str(PYFUNC_FILE), artifacts={"weights": str(weights)},
-        code_paths=[str(MODEL_DIR)], signature=infer_signature(example, proba),
-        pip_requirements=reqs)
+    with warnings.catch_warnings():  # "add type hints to predict": the signature is explicit
+        warnings.simplefilter("ignore", UserWarning)
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=str(PYFUNC_FILE), artifacts={"weights": str(weights)},
+            code_paths=[str(MODEL_DIR)], signature=infer_signature(example, proba),
+            pip_requirements=reqs)

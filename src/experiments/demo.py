@@ -1,0 +1,68 @@
+"""``make demo``: two tutorial studies on the embedded store, their reports, one reproduction.
+
+1. tutorial 000's activation ablation (tanh / ReLU / leaky ReLU x 5 seeds, joblib, 2 at once)
+2. tutorial 001's blobs: plateau decay vs a constant rate (x 3 seeds)
+3. a report for each sweep (outputs/reports/<sweep>/report.html)
+4. one run re-executed from the store and compared bit for bit ("identical")
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+STUDIES = ("tutorial000_activations", "tutorial001_blobs")
+
+
+def step(title):
+    print(f"\n=== {title} ===", flush=True)
+
+
+def run(*args):
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], text=True, capture_output=True)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        print(out)
+        sys.exit(f"demo: {' '.join(args)} failed with exit code {proc.returncode}")
+    return out
+
+
+def main():
+    t0 = time.time()
+    reports = []
+    for study in STUDIES:
+        step(f"sweep: shallownet-train -m experiment={study}")
+        out = run("shallownet-train", "-m", f"experiment={study}")
+        print("\n".join(line for line in out.splitlines()
+                        if line.startswith(("[", "sweep", "best", "finished", "failed", "  ", "shallownet:"))
+                        and "INFO" not in line))
+        step(f"report: shallownet-report --sweep latest   ({study})")
+        out = run("shallownet-report", "--sweep", "latest")
+        print(out.strip())
+        reports.append(next(line.split("report: ", 1)[1] for line in out.splitlines()
+                            if line.startswith("report: ")))
+
+    step("reproduce one run of the first sweep: shallownet-reproduce RUN_ID")
+    from . import tracking
+
+    tracking.configure("sqlite:///outputs/mlflow.db")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient("sqlite:///outputs/mlflow.db")
+    exp = client.get_experiment_by_name("shallownet")
+    child = client.search_runs([exp.experiment_id], "tags.`shallownet.role` = 'child' and "
+                               "attributes.status = 'FINISHED' and params.`dataset.name` = 'classification'",
+                               order_by=["attributes.start_time DESC"], max_results=1)[0]
+    out = run("shallownet-reproduce", child.info.run_id)
+    print(out.strip())
+
+    step(f"done in {time.time() - t0:.0f}s")
+    for path in reports:
+        print(f"report: {Path(path).with_suffix('.html')}")
+    print("MLflow UI: make ui   then open http://127.0.0.1:5000 (experiment 'shallownet'; expand a"
+          " sweep's parent run to compare its children)")
+
+
+if __name__ == "__main__":
+    main()
