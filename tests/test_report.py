@@ -383,3 +383,13 @@ def test_alias_params_are_not_factors():
     factors, aliases = rep.find_factors(children)
     assert factors == ["activation.name"]
     assert aliases == {"activation.alpha": "activation.name"}
+
+
+def test_latest_per_config_keeps_the_newest_run_of_each_config():
+    from experiments.report import latest_per_config
+
+    df = pd.DataFrame({"run_id": ["a", "b", "c", "p"],
+                       "start_time": pd.to_datetime([1, 3, 2, 0], unit="s"),
+                       "tags.config_hash": ["h1", "h1", "h2", None]})
+    out = latest_per_config(df)
+    assert sorted(out["run_id"]) == ["b", "c", "p"]

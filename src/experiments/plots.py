@@ -47,7 +47,7 @@ def decision_boundary(net, X_train, y_train, X_test, y_test, path, title="", sam
     p = net.forward(grid)
     p = (p[:, 0] if p.shape[1] == 1 else p.argmax(1) / (p.shape[1] - 1)).reshape(xx.shape)
     fig = Figure(figsize=(4.8, 4))
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.9)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.87)
     ax = fig.subplots()
     cs = ax.contourf(xx, yy, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
     ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5)
@@ -59,7 +59,7 @@ def decision_boundary(net, X_train, y_train, X_test, y_test, path, title="", sam
     fig.colorbar(cs, ax=ax, label="P(class 1)")
     ax.set_xlabel("feature 1")
     ax.set_ylabel("feature 2")
-    extra = " (other features at median)" if X_all.shape[1] > 2 else ""
+    extra = "\n(other features at their median)" if X_all.shape[1] > 2 else ""
     ax.set_title(title + extra, fontsize=8)
     ax.legend(loc="upper right", fontsize=7)
     _save(fig, path)

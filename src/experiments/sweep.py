@@ -138,14 +138,15 @@ class SweepCallback(Callback):
         for o in outcomes:
             acc = o.get("test_accuracy")
             acc = "-" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f"{acc:.3f}"
-            lines.append(f"  {o['job']:>4}  {o['status']:<13} {acc:>8}  {o['overrides']}")
-        done = [o for o in outcomes if o["status"] == "FINISHED" and o.get("test_accuracy") is not None]
+            lines.append(f"  {o['job']:>4}  {o['status']:<13} {acc:>8}  {o.get('shown') or o['overrides']}")
+        done = [o for o in outcomes if o["status"] in ("FINISHED", "SKIPPED")
+                and o.get("test_accuracy") is not None]
         if done:
             best = max(done, key=lambda o: o["test_accuracy"])
-            lines.append(f"best: {best['overrides']} (test_acc {best['test_accuracy']:.3f})")
+            lines.append(f"best: {best.get('shown') or best['overrides']} (test_acc {best['test_accuracy']:.3f})")
         failed = [o for o in outcomes if o["status"] not in ("FINISHED", "SKIPPED")]
         for o in failed:
-            lines.append(f"failed: {o['overrides']}: {o.get('message') or o['status']}")
+            lines.append(f"failed: {o.get('shown') or o['overrides']}: {o.get('message') or o['status']}")
         lines.append(f"finished {metrics['jobs_finished']}, failed {metrics['jobs_failed']} "
                      f"(diverged {metrics['jobs_diverged']}), skipped {metrics['jobs_skipped']}")
         lines.append(f"MLflow UI: make ui  (mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1),"

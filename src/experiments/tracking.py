@@ -81,11 +81,11 @@ def ensure_experiment(uri, name):
 
 
 def finished_run(client, experiment_id, chash):
-    """The id of a FINISHED run with this config_hash in the experiment, or None."""
+    """A FINISHED run with this config_hash in the experiment, or None."""
     runs = client.search_runs(
         [experiment_id], f"tags.config_hash = '{chash}' and attributes.status = 'FINISHED'",
         max_results=1)
-    return runs[0].info.run_id if runs else None
+    return runs[0] if runs else None
 
 
 def _git(*args):

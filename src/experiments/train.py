@@ -71,14 +71,14 @@ def _outcome(hc, **info):
         total = os.environ.get("SHALLOWNET_SWEEP_TOTAL", "?")
         acc = info.get("test_accuracy")
         acc = "-" if acc is None else f"{acc:.3f}"
-        print(f"[{hc.job.num + 1}/{total}] {info['overrides'] or '(defaults)'}: {info['status']}"
+        print(f"[{hc.job.num + 1}/{total}] {info['shown'] or '(defaults)'}: {info['status']}"
               f" test_acc={acc} ({info.get('seconds', 0):.1f}s)", flush=True)
 
 
-def _stop(hc, code, message, overrides, status):
+def _stop(hc, code, message, overrides, status, shown=""):
     say(message)
     if hc.mode == RunMode.MULTIRUN:  # never raise inside a sweep: the other jobs go on
-        _outcome(hc, status=status, overrides=overrides, message=message)
+        _outcome(hc, status=status, overrides=overrides, shown=shown, message=message)
         return None
     sys.exit(code)
 
@@ -101,11 +101,13 @@ def run(cfg):
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     overrides = " ".join(hc.overrides.task)
+    shown = " ".join(o for o in hc.overrides.task  # what varies, for progress lines
+                     if not o.startswith(("tracking.", "experiment=", "hparams_search=", "hydra")))
     try:
         c = config.validate(cfg)
         split = datasets.load(c["dataset"])
     except (config.ConfigError, datasets.DataError) as err:
-        return _stop(hc, 2, f"config error: {err}", overrides, "CONFIG_ERROR")
+        return _stop(hc, 2, f"config error: {err}", overrides, "CONFIG_ERROR", shown)
     mark("config_and_data")
     force = bool(cfg.get("force", False))
     c.pop("force", None)
@@ -126,13 +128,14 @@ def run(cfg):
         chash = config.config_hash(c)
         if multirun and not force:
             done = tracking.finished_run(client, exp_id, chash)
-            if done:
-                _outcome(hc, status="SKIPPED", overrides=overrides, run_id=done,
-                         seconds=time.perf_counter() - t_start)
-                return None
+            if done:  # resume: this config already has a FINISHED run
+                acc = done.data.metrics.get("final_test_accuracy")
+                _outcome(hc, status="SKIPPED", overrides=overrides, shown=shown, run_id=done.info.run_id,
+                         test_accuracy=acc, seconds=time.perf_counter() - t_start)
+                return acc
     except Exception as err:  # unreachable server, locked or broken store
         return _stop(hc, 3, f"tracking store {tr['uri']} unusable: {str(err).splitlines()[0]}",
-                     overrides, "TRACKING_ERROR")
+                     overrides, "TRACKING_ERROR", shown)
 
     name = config.run_name(c)
     net = MLP([split.X_train.shape[1], *c["model"]["hidden_sizes"], 1 if c["model"]["output"] == "sigmoid" else int(split.y_train.max()) + 1],
@@ -159,7 +162,7 @@ def run(cfg):
                                   tags=tags)
     except Exception as err:
         return _stop(hc, 3, f"cannot create a run in {tr['uri']}: {str(err).splitlines()[0]}",
-                     overrides, "TRACKING_ERROR")
+                     overrides, "TRACKING_ERROR", shown)
     run_id = active.info.run_id
     from mlflow.entities import Param
 
@@ -265,7 +268,7 @@ def run(cfg):
         except Exception:
             pass
         return _stop(hc, 3, f"recording run {run_id} failed: {str(err).splitlines()[0]}",
-                     overrides, "TRACKING_ERROR")
+                     overrides, "TRACKING_ERROR", shown)
 
     acc = float(cur["test_accuracy"][-1]) if n else None
     seconds = time.perf_counter() - t_start
@@ -274,7 +277,7 @@ def run(cfg):
               file=sys.stderr, flush=True)
     if multirun:
         _outcome(hc, status="DIVERGED" if hist is not None and hist.diverged_at is not None else status,
-                 overrides=overrides, run_id=run_id, test_accuracy=acc, seconds=seconds,
+                 overrides=overrides, shown=shown, run_id=run_id, test_accuracy=acc, seconds=seconds,
                  message=reason)
         return acc if status == "FINISHED" else 0.0
     if status == "FINISHED":

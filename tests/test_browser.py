@@ -1,0 +1,327 @@
+"""Browser checks: the HTML report and the MLflow UI, rendered by a real headless Chromium.
+
+One small sweep (tutorial003_toy, 3 seeds, 50 epochs) is run into a fresh SQLite store and
+reported; then Playwright drives Debian's /usr/bin/chromium over it:
+
+* the self-contained report.html loads with no console error, no failed or external request,
+  no broken image;
+* `mlflow ui` on a free loopback port lists the sweep's parent run with its children, and a
+  child's Artifacts tab shows plots/loss_curve.png.
+
+Screenshots go to outputs/screenshots/ (report.png, mlflow_ui_runs.png, mlflow_ui_artifacts.png).
+A machine without Chromium or the playwright package FAILS here (it does not skip):
+run scripts/install-browser.sh.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import BIN, client_for, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "outputs" / "screenshots"
+CHROMIUM = os.environ.get("SHALLOWNET_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+INSTALL_HINT = "run `bash scripts/install-browser.sh` (apt chromium + pip playwright into .venv)"
+STUDY = "tutorial003_toy"
+SEEDS = 3
+UI_START_TIMEOUT = 90.0  # s until GET /health answers (about 15 s here with one worker)
+UI_TIMEOUT_MS = 30_000  # per UI step (page load, expanding a row, listing artifacts)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def require_browser():
+    """The sync Playwright API and a Chromium binary, or a failure saying how to get them."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        pytest.fail(f"the playwright package is missing ({exc}): {INSTALL_HINT}", pytrace=False)
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"no Chromium at {CHROMIUM}: {INSTALL_HINT}", pytrace=False)
+    return sync_playwright
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Debian Chromium driven by Playwright (fresh profile, closed on exit)."""
+    sync_playwright = require_browser()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def watch(page):
+    """Lists that fill with the page's console errors, uncaught exceptions and failed requests."""
+    seen = {"console": [], "pageerror": [], "requestfailed": [], "http_error": []}
+    page.on("console", lambda m: seen["console"].append(f"{m.text} @ {m.location.get('url')}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen["pageerror"].append(str(e)))
+    page.on("requestfailed", lambda r: seen["requestfailed"].append(f"{r.url}: {r.failure}"))
+    page.on("response", lambda r: seen["http_error"].append(f"{r.status} {r.url}")
+            if r.status >= 400 else None)
+    return seen
+
+
+def screenshot(page, name, full_page=False):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 0
+    return path
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def group_members(pgid):
+    """Live (non-zombie) processes in process group ``pgid``, from /proc."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def stop_group(proc, grace=15.0):
+    """SIGTERM the process group led by ``proc``, SIGKILL it after ``grace`` s; live pids left."""
+    pgid = proc.pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait)
+        deadline = time.monotonic() + wait
+        while group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not group_members(pgid):
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    return group_members(pgid)
+
+
+def start_mlflow_ui(uri, cwd, log_path):
+    """`mlflow ui` on a free loopback port in its own process group: (Popen, base url)."""
+    port = free_port()
+    env = dict(os.environ)
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
+        env.pop(var, None)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey job runner to start and stop
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", uri,
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(proc, base, log_path, timeout=UI_START_TIMEOUT):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow ui exited with {proc.returncode}:\n{tail(log_path)}", pytrace=False)
+        try:
+            with opener.open(f"{base}/health", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.5)
+    pytest.fail(f"mlflow ui: no healthy /health at {base} within {timeout:.0f} s ({last}):\n"
+                f"{tail(log_path)}", pytrace=False)
+
+
+def tail(path, n=40):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One tutorial003_toy sweep in a fresh store, reported: ids, names and paths."""
+    work = tmp_path_factory.mktemp("browser")
+    uri = f"sqlite:///{work / 'mlflow.db'}"  # absolute path: sqlite:////tmp/...
+    res = run_cli(["shallownet-train", "-m", f"experiment={STUDY}", f"tracking.uri={uri}",
+                   f"hydra.sweep.dir={work / 'multirun'}", "train.epochs=50"], work, timeout=300)
+    assert res.returncode == 0, f"sweep failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+
+    client = client_for(uri)
+    exp = client.get_experiment_by_name("shallownet")
+    assert exp is not None, "the sweep created no 'shallownet' experiment"
+    parents = client.search_runs([exp.experiment_id], "tags.`shallownet.role` = 'parent'")
+    assert len(parents) == 1, [p.info.run_name for p in parents]
+    parent = parents[0]
+    children = client.search_runs([exp.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == SEEDS, [c.info.run_name for c in children]
+    for child in children:
+        arts = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+        assert "plots/loss_curve.png" in arts, (child.info.run_name, arts)
+
+    report = work / "report"
+    res = run_cli(["shallownet-report", "--sweep", "latest", "--tracking-uri", uri,
+                   "--out", str(report)], work, timeout=300)
+    assert res.returncode == 0, f"report failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    assert (report / "report.html").is_file()
+
+    return {"work": work, "uri": uri, "exp_id": exp.experiment_id,
+            "sweep_id": parent.data.tags["sweep_id"],
+            "parent": (parent.info.run_id, parent.info.run_name),
+            "children": sorted((c.info.run_name, c.info.run_id) for c in children),
+            "report": report / "report.html"}
+
+
+# ----------------------------------------------------------------------------- the tests
+
+
+@pytest.mark.slow
+def test_report_html_in_browser(sweep):
+    html = sweep["report"]
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        seen = watch(page)
+        external = []  # the report is self-contained: only file: and data: URLs may load
+        page.on("request", lambda r: external.append(r.url)
+                if not r.url.startswith(("file:", "data:")) else None)
+        page.goto(html.as_uri(), wait_until="load", timeout=UI_TIMEOUT_MS)
+        page.wait_for_function(
+            "() => Array.from(document.images).every(i => i.complete)", timeout=UI_TIMEOUT_MS)
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => ({alt: e.alt, src: e.src.slice(0, 40),"
+                   " w: e.naturalWidth, h: e.naturalHeight}))")
+        n_tables = page.locator("table").count()
+        text = page.inner_text("body")
+        title = page.locator("h1").first.inner_text()
+        screenshot(page, "report.png", full_page=True)
+
+    assert not seen["console"], f"console errors: {seen['console']}"
+    assert not seen["pageerror"], f"uncaught exceptions: {seen['pageerror']}"
+    assert not seen["requestfailed"], f"failed requests: {seen['requestfailed']}"
+    assert not external, f"report.html is not self-contained, it fetched: {external}"
+    assert len(images) >= 3, images
+    broken = [i for i in images if i["w"] <= 0 or i["h"] <= 0]
+    assert not broken, f"broken images: {broken}"
+    assert all(i["src"].startswith("data:image/png;base64,") for i in images), images
+    assert n_tables >= 1
+    assert STUDY in title
+    assert sweep["sweep_id"] in text
+    assert "seed" in text.lower()
+    for _, run_id in sweep["children"]:
+        assert run_id in text, f"child run {run_id} missing from the report"
+
+
+@pytest.mark.slow
+def test_mlflow_ui_lists_sweep(sweep):
+    require_browser()  # before starting a server: fail fast when the browser is missing
+    from playwright.sync_api import expect
+
+    exp_id = sweep["exp_id"]
+    parent_id, parent_name = sweep["parent"]
+    child_name, child_id = sweep["children"][0]
+    log_path = sweep["work"] / "mlflow-ui.log"
+    proc, base = start_mlflow_ui(sweep["uri"], sweep["work"], log_path)
+    try:
+        wait_healthy(proc, base, log_path)
+        with chromium() as browser:
+            context = browser.new_context(viewport={"width": 1600, "height": 1000})
+            outside = []  # the UI may only talk to its own server
+
+            def loopback_only(route):
+                url = route.request.url
+                if url.startswith((base + "/", "data:", "blob:")):
+                    route.continue_()
+                else:
+                    outside.append(url)
+                    route.abort()
+
+            context.route("**/*", loopback_only)
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            seen = watch(page)
+
+            # Runs table. MLflow 3.17 opens #/experiments/<id> on a GenAI overview; the runs
+            # table ("Training runs") is #/experiments/<id>/runs. Run names are links to runs.
+            page.goto(f"{base}/#/experiments/{exp_id}/runs")
+            parent_link = page.locator(f'a[href$="/runs/{parent_id}"]')
+            expect(parent_link).to_have_text(parent_name)
+            expect(parent_link).to_be_visible()
+
+            # Children are collapsed under the parent: the expander is the only button in the
+            # parent's Run Name cell.
+            child_links = [(name, page.locator(f'a[href$="/runs/{rid}"]').first)
+                           for name, rid in sweep["children"]]
+            if not child_links[0][1].is_visible():
+                cell = page.locator('[role="gridcell"]', has=parent_link)
+                cell.locator("button").first.click()
+            for name, link in child_links:
+                expect(link).to_be_visible()
+                expect(link).to_have_text(name)
+            close_assistant(page)
+            screenshot(page, "mlflow_ui_runs.png")
+
+            # A child's run page -> Artifacts tab -> plots/ -> loss_curve.png (previewed).
+            page.locator(f'a[href$="/runs/{child_id}"]').first.click()
+            expect(page).to_have_url(f"{base}/#/experiments/{exp_id}/runs/{child_id}")
+            expect(page.get_by_text(child_name).first).to_be_visible()
+            page.get_by_role("tab", name="Artifacts").click()
+            expect(page).to_have_url(f"{base}/#/experiments/{exp_id}/runs/{child_id}/artifacts")
+            node = '[data-testid="artifact-tree-node"][artifact-name="{}"]'
+            plots = page.locator(node.format("plots"))
+            expect(plots).to_be_visible()
+            for other in ("config.yaml", "curves.parquet"):
+                expect(page.locator(node.format(other))).to_be_visible()
+            loss_curve = page.locator(node.format("loss_curve.png"))
+            if not loss_curve.is_visible():
+                plots.click()
+            expect(loss_curve).to_be_visible()
+            expect(page.locator(node.format("decision_boundary.png"))).to_be_visible()
+            loss_curve.click()
+            preview = page.locator('img[alt="plots/loss_curve.png"]')
+            expect(preview).to_be_visible()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('img[alt=\"plots/loss_curve.png\"]');"
+                " return i && i.complete && i.naturalWidth > 0; }", timeout=UI_TIMEOUT_MS)
+            screenshot(page, "mlflow_ui_artifacts.png")
+            context.close()
+        print("mlflow ui page errors (informational):", seen["pageerror"])
+        assert not outside, f"the MLflow UI tried to reach beyond its server: {outside}"
+    finally:
+        leftovers = stop_group(proc)
+    assert not leftovers, f"mlflow ui processes still running after stop: {leftovers}"
+
+
+def close_assistant(page):
+    """Close MLflow 3's "MLflow Assistant" side panel so screenshots show the table (cosmetic)."""
+    button = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    with contextlib.suppress(Exception):
+        if button.is_visible():
+            button.click(timeout=5_000)
