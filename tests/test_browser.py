@@ -143,7 +143,8 @@ def wait_healthy(proc, base, log_path, timeout=UI_START_TIMEOUT):
     last = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"mlflow ui exited with {proc.returncode}:\n{tail(log_path)}", pytrace=False)
+            pytest.fail(f"mlflow ui exited with {proc.returncode}:\n{tail(log_path)}",
+                        pytrace=False)
         try:
             with opener.open(f"{base}/health", timeout=5) as resp:
                 if resp.status == 200:

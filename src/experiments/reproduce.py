@@ -105,13 +105,15 @@ def compare(client, old_id, new_id):
     for key in keys:
         if key in WALL_CLOCK:
             continue
-        a = {m.step: m.value for m in client.get_metric_history(old_id, key)}
-        b = {m.step: m.value for m in client.get_metric_history(new_id, key)}
-        if set(a) != set(b):
-            missing = sorted(set(a) ^ set(b))
-            return False, f"metric {key}: steps differ (first at step {missing[0]})"
-        steps = sorted(a)
-        x, y = np.array([a[s] for s in steps]), np.array([b[s] for s in steps])
+        a = sorted((m.step, m.timestamp, m.value) for m in client.get_metric_history(old_id, key))
+        b = sorted((m.step, m.timestamp, m.value) for m in client.get_metric_history(new_id, key))
+        sa, sb = [m[0] for m in a], [m[0] for m in b]
+        if sa != sb:
+            first = next((i for i, (p, q) in enumerate(zip(sa, sb)) if p != q), min(len(sa), len(sb)))
+            where = (sa + sb)[first] if first < max(len(sa), len(sb)) else "end"
+            return False, f"metric {key}: logged steps differ ({len(sa)} vs {len(sb)} points; first at step {where})"
+        steps = sa
+        x, y = np.array([m[2] for m in a]), np.array([m[2] for m in b])
         same = (x == y) | (np.isnan(x) & np.isnan(y))
         if not same.all():
             i = int(np.argmin(same))

@@ -1,0 +1,45 @@
+"""shallownet-reproduce: a fresh run reproduces bit for bit; a tampered one is caught."""
+
+import re
+import sqlite3
+
+import pytest
+from conftest import client_for, run_cli, runs_of
+
+pytestmark = pytest.mark.slow
+
+
+def test_reproduce_identical_then_detects_tampering(store):
+    cwd, uri = store
+    res = run_cli(["shallownet-train", "dataset=moons", "activation=leaky_relu", "model.hidden_sizes=[8,4]",
+                   "lr_schedule=plateau", "lr_schedule.lr=0.3", "lr_schedule.patience=5",
+                   "train.epochs=120", "train.batch_size=64", "tracking.log_model=false",
+                   f"tracking.uri={uri}"], cwd)
+    assert res.returncode == 0, res.stderr
+    run_id = re.search(r"\(([0-9a-f]{32})\)", res.stdout).group(1)
+
+    res = run_cli(["shallownet-reproduce", run_id, "--tracking-uri", uri], cwd)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip().endswith("identical")
+    (new,) = [r for r in runs_of(uri) if r.data.tags.get("reproduces") == run_id]
+    assert new.info.run_id != run_id and new.info.status == "FINISHED"
+    assert new.data.tags["config_hash"] == client_for(uri).get_run(run_id).data.tags["config_hash"]
+
+    # tamper with one stored metric point of the original run
+    with sqlite3.connect(uri[len("sqlite:///"):]) as db:
+        n = db.execute("UPDATE metrics SET value = value + 1e-9 WHERE run_uuid = ? AND key = "
+                       "'test_loss' AND step = 17", (run_id,)).rowcount
+    assert n == 1
+    res = run_cli(["shallownet-reproduce", run_id, "--tracking-uri", uri], cwd)
+    assert res.returncode == 1
+    assert "metric test_loss differs first at step 17" in res.stdout, res.stdout
+
+
+def test_reproduce_unknown_run_is_a_clear_error(store):
+    cwd, uri = store
+    from experiments.tracking import ensure_experiment
+
+    ensure_experiment(uri, "shallownet")
+    res = run_cli(["shallownet-reproduce", "0" * 32, "--tracking-uri", uri], cwd)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("shallownet-reproduce:")
