@@ -273,8 +273,8 @@ def test_mlflow_ui_lists_sweep(sweep):
             # table ("Training runs") is #/experiments/<id>/runs. Run names are links to runs.
             page.goto(f"{base}/#/experiments/{exp_id}/runs")
             parent_link = page.locator(f'a[href$="/runs/{parent_id}"]')
-            expect(parent_link).to_have_text(parent_name)
-            expect(parent_link).to_be_visible()
+            expect(parent_link).to_have_text(parent_name, timeout=UI_TIMEOUT_MS)
+            expect(parent_link).to_be_visible(timeout=UI_TIMEOUT_MS)
 
             # Children are collapsed under the parent: the expander is the only button in the
             # parent's Run Name cell.
@@ -284,30 +284,32 @@ def test_mlflow_ui_lists_sweep(sweep):
                 cell = page.locator('[role="gridcell"]', has=parent_link)
                 cell.locator("button").first.click()
             for name, link in child_links:
-                expect(link).to_be_visible()
-                expect(link).to_have_text(name)
+                expect(link).to_be_visible(timeout=UI_TIMEOUT_MS)
+                expect(link).to_have_text(name, timeout=UI_TIMEOUT_MS)
             close_assistant(page)
             screenshot(page, "mlflow_ui_runs.png")
 
             # A child's run page -> Artifacts tab -> plots/ -> loss_curve.png (previewed).
+            run_url = f"{base}/#/experiments/{exp_id}/runs/{child_id}"
             page.locator(f'a[href$="/runs/{child_id}"]').first.click()
-            expect(page).to_have_url(f"{base}/#/experiments/{exp_id}/runs/{child_id}")
-            expect(page.get_by_text(child_name).first).to_be_visible()
+            expect(page).to_have_url(run_url, timeout=UI_TIMEOUT_MS)
+            expect(page.get_by_text(child_name).first).to_be_visible(timeout=UI_TIMEOUT_MS)
             page.get_by_role("tab", name="Artifacts").click()
-            expect(page).to_have_url(f"{base}/#/experiments/{exp_id}/runs/{child_id}/artifacts")
+            expect(page).to_have_url(f"{run_url}/artifacts", timeout=UI_TIMEOUT_MS)
             node = '[data-testid="artifact-tree-node"][artifact-name="{}"]'
             plots = page.locator(node.format("plots"))
-            expect(plots).to_be_visible()
+            expect(plots).to_be_visible(timeout=UI_TIMEOUT_MS)
             for other in ("config.yaml", "curves.parquet"):
-                expect(page.locator(node.format(other))).to_be_visible()
+                expect(page.locator(node.format(other))).to_be_visible(timeout=UI_TIMEOUT_MS)
             loss_curve = page.locator(node.format("loss_curve.png"))
             if not loss_curve.is_visible():
                 plots.click()
-            expect(loss_curve).to_be_visible()
-            expect(page.locator(node.format("decision_boundary.png"))).to_be_visible()
+            expect(loss_curve).to_be_visible(timeout=UI_TIMEOUT_MS)
+            boundary = page.locator(node.format("decision_boundary.png"))
+            expect(boundary).to_be_visible(timeout=UI_TIMEOUT_MS)
             loss_curve.click()
             preview = page.locator('img[alt="plots/loss_curve.png"]')
-            expect(preview).to_be_visible()
+            expect(preview).to_be_visible(timeout=UI_TIMEOUT_MS)
             page.wait_for_function(
                 "() => { const i = document.querySelector('img[alt=\"plots/loss_curve.png\"]');"
                 " return i && i.complete && i.naturalWidth > 0; }", timeout=UI_TIMEOUT_MS)

@@ -53,6 +53,36 @@ class Evaluator:
         return float(np.count_nonzero(pred == self.y)) / len(self.y)
 
 
+def make_net(c, split):
+    """The MLP a validated config describes, sized for the data: F inputs, K outputs."""
+    k = 1 if c["model"]["output"] == "sigmoid" else int(split.y_train.max()) + 1
+    return MLP([split.X_train.shape[1], *c["model"]["hidden_sizes"], k], c["activation"]["name"],
+               c["model"]["output"], c["initializer"]["name"], seed=c["seed"],
+               dtype=c["train"]["dtype"], leaky_relu_alpha=c["activation"]["alpha"])
+
+
+def write_artifacts(art, c, cur, net, split, status, mark):
+    """Files of a run: curves.parquet (every epoch), config.yaml, environment.txt, plots/."""
+    import pandas as pd
+
+    from . import plots, tracking
+
+    (art / "plots").mkdir(parents=True)
+    columns = {"epoch": cur["epoch"], **{k: cur[k] for k in tracking.METRIC_KEYS}}
+    pd.DataFrame(columns).to_parquet(art / "curves.parquet", index=False)
+    (art / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(c)))
+    (art / "environment.txt").write_text(tracking.pip_freeze())
+    mark("curves_config_env")
+    if c["tracking"]["log_plots"] and len(cur["epoch"]):
+        name = config.run_name(c)
+        plots.loss_curve(cur, art / "plots" / "loss_curve.png", name)
+        if status != "KILLED":
+            plots.decision_boundary(net, split.X_train, split.y_train, split.X_test, split.y_test,
+                                    art / "plots" / "decision_boundary.png", name,
+                                    same_points=split.test_is_train)
+        mark("plots")
+
+
 def _auc(net, X, y):
     if len(np.unique(y)) < 2:
         return None
@@ -138,9 +168,7 @@ def run(cfg):
                      overrides, "TRACKING_ERROR", shown)
 
     name = config.run_name(c)
-    net = MLP([split.X_train.shape[1], *c["model"]["hidden_sizes"], 1 if c["model"]["output"] == "sigmoid" else int(split.y_train.max()) + 1],
-              c["activation"]["name"], c["model"]["output"], c["initializer"]["name"],
-              seed=c["seed"], dtype=c["train"]["dtype"], leaky_relu_alpha=c["activation"]["alpha"])
+    net = make_net(c, split)
     tags = {
         "config_hash": chash,
         "data_fingerprint": split.fingerprint,
@@ -157,17 +185,15 @@ def run(cfg):
     parent = os.environ.get("SHALLOWNET_PARENT_RUN_ID") if multirun else None
     if parent:
         tags["sweep_id"] = os.environ.get("SHALLOWNET_SWEEP_ID", "")
+    from mlflow.entities import Param
+
     try:
-        active = mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent,
-                                  tags=tags)
+        run_id = mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent,
+                                  tags=tags).info.run_id
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(config.flatten(c).items())])
     except Exception as err:
         return _stop(hc, 3, f"cannot create a run in {tr['uri']}: {str(err).splitlines()[0]}",
                      overrides, "TRACKING_ERROR", shown)
-    run_id = active.info.run_id
-    from mlflow.entities import Param
-
-    params = [Param(k, str(v)) for k, v in sorted(config.flatten(c).items())]
-    client.log_batch(run_id, params=params)
     mark("store_run_params")
 
     # ---------------------------------------------------------------- training
@@ -222,8 +248,6 @@ def run(cfg):
                            final_test_accuracy=cur["test_accuracy"][-1])
         if status == "FINISHED":
             summary["test_auc"] = _auc(net, split.X_test, split.y_test)
-        client.log_batch(run_id, metrics=tracking.metric_batch(cur, summary, tr["max_points"]))
-        mark("metrics")
         end_tags = {}
         if hist is not None and hist.diverged_at is not None:
             end_tags["diverged_at_epoch"] = str(hist.diverged_at)
@@ -231,27 +255,12 @@ def run(cfg):
             end_tags["failure_reason"] = reason
         from mlflow.entities import RunTag
 
-        if end_tags:
-            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in end_tags.items()])
+        client.log_batch(run_id, metrics=tracking.metric_batch(cur, summary, tr["max_points"]),
+                         tags=[RunTag(k, v) for k, v in end_tags.items()])
+        mark("metrics")
         with tempfile.TemporaryDirectory() as tmp:
             art = Path(tmp) / "artifacts"
-            (art / "plots").mkdir(parents=True)
-            import pandas as pd
-
-            pd.DataFrame({"epoch": cur["epoch"], **{k: cur[k] for k in tracking.METRIC_KEYS}}).to_parquet(
-                art / "curves.parquet", index=False)
-            (art / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(c)))
-            (art / "environment.txt").write_text(tracking.pip_freeze())
-            mark("curves_config_env")
-            if tr["log_plots"] and n:
-                from . import plots
-
-                plots.loss_curve(cur, art / "plots" / "loss_curve.png", name)
-                if status != "KILLED":
-                    plots.decision_boundary(net, split.X_train, split.y_train, split.X_test,
-                                            split.y_test, art / "plots" / "decision_boundary.png",
-                                            name, same_points=split.test_is_train)
-                mark("plots")
+            write_artifacts(art, c, cur, net, split, status, mark)
             client.log_artifacts(run_id, str(art))
             mark("artifacts")
             if tr["log_model"] and status == "FINISHED":
