@@ -8,7 +8,7 @@ PORT   ?= 5000
 BACKEND ?= postgres
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-fast ui bench server clean
+.PHONY: help venv browser demo test test-fast ui bench server clean
 
 help:
 	@echo "make demo    set up .venv, run the tutorial 000 ablation sweep, report it, reproduce a run"
@@ -28,7 +28,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m experiments.demo
 
-test: $(STAMP)
+browser: $(STAMP)
+	bash scripts/install-browser.sh
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

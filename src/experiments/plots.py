@@ -15,7 +15,7 @@ def _save(fig, path):
 def loss_curve(curves, path, title=""):
     """Train/test loss (log scale) and accuracy per epoch. ``curves`` maps name -> (E,) array."""
     fig = Figure(figsize=(8, 3.2))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.88, wspace=0.25)
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.15, top=0.88, wspace=0.3)
     ax1, ax2 = fig.subplots(1, 2)
     epochs = curves["epoch"]
     for key, style in (("train_loss", "-"), ("test_loss", "--")):
