@@ -119,6 +119,10 @@ def test_bad_messages_name_the_valid_choices(store):
     cwd, uri = store
     res = run_cli(["shallownet-train", "activation=swish", f"tracking.uri={uri}"], cwd)
     assert "relu" in res.stderr and "leaky_relu" in res.stderr
+    res = run_cli(["shallownet-train", "activation.alph=0.1", f"tracking.uri={uri}"], cwd)
+    assert res.returncode == 2 and "valid keys: alpha, name" in res.stderr
+    res = run_cli(["shallownet-train", "dataset.nosie=0.1", "dataset=spiral", f"tracking.uri={uri}"], cwd)
+    assert res.returncode == 2 and "nosie" in res.stderr and "noise" in res.stderr
     res = run_cli(["shallownet-train", "train.loss=hinge", f"tracking.uri={uri}"], cwd)
     assert res.returncode == 2 and "bce" in res.stderr and "cross_entropy" in res.stderr
 

@@ -7,7 +7,7 @@ before any MLflow run exists.
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -159,6 +159,31 @@ def validate(cfg):
     except datasets.DataError as err:
         raise ConfigError(f"dataset: {err}") from None
     return c
+
+
+def check_override_keys(args):
+    """Catch a mistyped key on the command line before Hydra composes, and list the keys
+    that exist there (Hydra's own message names the key but not the choices)."""
+    nodes = {f.name: f.type for f in fields(TrainConfig)}
+    choices = dict(a.split("=", 1) for a in args if "=" in a and "." not in a.split("=", 1)[0])
+    for arg in args:
+        if "=" not in arg or arg.startswith(("-", "+", "~", "hydra")):
+            continue
+        path = arg.split("=", 1)[0].split(".")
+        if len(path) == 1:  # a group choice: Hydra lists the available options itself
+            continue
+        if path[0] == "dataset":
+            name = choices.get("dataset", "classification" if "experiment" not in choices else None)
+            if name in datasets.GENERATORS and (len(path) > 2 or path[1] not in datasets.dataset_params(name)):
+                raise ConfigError(f"unknown key '{'.'.join(path)}' for dataset {name!r}; valid keys: "
+                                  f"{', '.join(datasets.dataset_params(name))}")
+            continue
+        node = nodes.get(path[0])
+        sub = {f.name for f in fields(node)} if is_dataclass(node) else set()
+        if node is None or len(path) > 2 or path[1] not in sub:
+            where = f"'{path[0]}'" if node is not None else "the config"
+            valid = sorted(sub) if node is not None else sorted(nodes)
+            raise ConfigError(f"unknown key '{'.'.join(path)}' in {where}; valid keys: {', '.join(valid)}")
 
 
 def schedule_spec(c):

@@ -299,8 +299,18 @@ def run(cfg):
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg):
+def hydra_main(cfg):
     return run(cfg)
+
+
+def main():
+    """Console entry point: reject mistyped keys with the valid ones listed, then Hydra."""
+    try:
+        config.check_override_keys(sys.argv[1:])
+    except config.ConfigError as err:
+        say(f"config error: {err}")
+        sys.exit(2)
+    return hydra_main()
 
 
 if __name__ == "__main__":
