@@ -91,8 +91,9 @@ class SweepCallback(Callback):
         client.log_batch(parent, tags=[RunTag("sweep_dir", str(Path(config.hydra.sweep.dir).resolve()))])
         os.environ.update(SHALLOWNET_EXPERIMENT_ID=exp_id, SHALLOWNET_PARENT_RUN_ID=parent,
                           SHALLOWNET_SWEEP_ID=sweep_id, SHALLOWNET_SWEEP_TOTAL=str(total))
-        self.parent, self.client, self.total = parent, client, total
-        self.uri, self.exp_id, self.sweep_dir = uri, exp_id, Path(config.hydra.sweep.dir)
+        # Hydra hands this callback to every job: keep it to plain values (no MLflow client).
+        self.parent, self.total = parent, total
+        self.uri, self.exp_id, self.sweep_dir = uri, exp_id, str(Path(config.hydra.sweep.dir))
         self.t0 = time.time()
         print(f"shallownet: sweep {sweep_id} ({study}, {total} jobs) -> parent run {parent}"
               f"{' (resumed)' if resumed else ''} in {uri}", flush=True)
@@ -107,9 +108,10 @@ class SweepCallback(Callback):
             return
         parent, self.parent = self.parent, None
         from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
 
         outcomes = []
-        for path in sorted(self.sweep_dir.glob("*/outcome.json"), key=lambda p: int(p.parent.name)
+        for path in sorted(Path(self.sweep_dir).glob("*/outcome.json"), key=lambda p: int(p.parent.name)
                            if p.parent.name.isdigit() else 0):
             info = json.loads(path.read_text())
             info["job"] = path.parent.name
@@ -125,8 +127,9 @@ class SweepCallback(Callback):
                    "sweep_seconds": time.time() - self.t0}
         complete = len(outcomes) >= self.total
         try:
-            self.client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-            self.client.set_terminated(parent, "FINISHED" if complete else "KILLED")
+            client = MlflowClient(self.uri)
+            client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+            client.set_terminated(parent, "FINISHED" if complete else "KILLED")
         except Exception as err:  # the store went away: say so, do not hide the summary
             print(f"shallownet: could not close parent run {parent}: {str(err).splitlines()[0]}")
         self._summary(outcomes, metrics, parent, complete)
