@@ -31,7 +31,7 @@ class ShallowNetModel(PythonModel):
     def load_context(self, context):
         self.net = net_from_npz(context.artifacts["weights"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None):  # a DataFrame works too
         X = model_input.to_numpy() if hasattr(model_input, "to_numpy") else np.asarray(model_input)
         p = self.net.forward(X.astype(self.net.dtype, copy=False))  # (N, K)
         return p[:, 0] if p.shape[1] == 1 else p

@@ -189,8 +189,8 @@ def log_model(net, X_example, workdir):
     proba = net.forward(example)
     proba = proba[:, 0] if proba.shape[1] == 1 else proba
     reqs = [f"numpy=={metadata.version('numpy')}", f"mlflow=={metadata.version('mlflow')}"]
-    with warnings.catch_warnings():  # "add type hints to predict": the signature is explicit
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings():  # the signature is explicit; an example would cost a reload
+        warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
         return mlflow.pyfunc.log_model(
             name="model", python_model=str(PYFUNC_FILE), artifacts={"weights": str(weights)},
             code_paths=[str(MODEL_DIR)], signature=infer_signature(example, proba),
