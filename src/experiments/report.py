@@ -307,7 +307,7 @@ def tidy_runs(children: pd.DataFrame, factors) -> pd.DataFrame:
         v = pd.to_numeric(_col(children, "metrics." + m), errors="coerce").to_numpy(
             dtype=np.float64)
         # MLflow stores +-inf as +-float max: give the infinities back
-        t[m] = np.where(np.abs(v) >= np.finfo(np.float64).max, np.sign(v) * np.inf, v)
+        t[m] = np.where(np.abs(v) >= np.finfo(np.float64).max, np.copysign(np.inf, v), v)
     keys = [tuple(_level_key(r[f]) for f in factors) + (_level_key(r["seed"]), r["run_id"])
             for _, r in t.iterrows()]
     order = sorted(range(len(t)), key=lambda i: keys[i])
@@ -766,7 +766,7 @@ def fig_boundaries(runs, factors, client, dst: Path, path: Path) -> Path:
     ncols = max(len(sort_levels(runs[f])) for f in factors)
     nrows = len(factors)
     with _mpl_style():
-        fig = _new_figure(3.0 * ncols, 3.2 * nrows)
+        fig = _new_figure(4.4 * ncols, 4.2 * nrows)  # tiles at about their own pixel size
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for ax in axes.flat:
             ax.set_axis_off()
