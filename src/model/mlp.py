@@ -73,6 +73,7 @@ class MLP:
         init = INITIALIZERS[initializer]
         self.weights = [init(i, o, rng).astype(self.dtype) for i, o in zip(sizes[:-1], sizes[1:])]
         self.biases = [np.zeros(o, dtype=self.dtype) for o in sizes[1:]]
+        self.train_logits = None  # set by train() for its callback (full batch)
 
     def __repr__(self):
         return (f"MLP({self.layer_sizes}, hidden_activation={self.hidden_activation!r}, "
