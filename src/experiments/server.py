@@ -765,8 +765,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
 
     def _interrupt(signum, _frame):
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a shell's `&` ignores it
+        signal.signal(sig, _interrupt)
     print("# serving in the foreground; Ctrl-C stops it", file=sys.stderr, flush=True)
     code = 0
     try:
