@@ -393,3 +393,17 @@ def test_latest_per_config_keeps_the_newest_run_of_each_config():
                        "tags.config_hash": ["h1", "h1", "h2", None]})
     out = latest_per_config(df)
     assert sorted(out["run_id"]) == ["b", "c", "p"]
+
+
+def test_accuracy_ci_is_clipped_to_the_unit_interval():
+    from scipy import stats
+
+    from experiments.report import describe
+
+    v = [0.25, 0.75, 0.75]
+    half = stats.t.ppf(0.975, 2) * np.std(v, ddof=1) / np.sqrt(3)
+    raw = describe(v)
+    assert raw["ci_low"] == pytest.approx(np.mean(v) - half) and raw["ci_high"] > 1
+    clipped = describe(v, (0.0, 1.0))
+    assert clipped["ci_low"] == 0.0 and clipped["ci_high"] == 1.0
+    assert clipped["mean"] == raw["mean"] and clipped["std"] == raw["std"]

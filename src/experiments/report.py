@@ -186,8 +186,9 @@ def _ci_str(lo, hi) -> str:
     return f"[{_fmt(lo)}, {_fmt(hi)}]"
 
 
-def describe(values) -> dict:
-    """n, mean, std (ddof=1) and the 95% t-based CI of the finite values."""
+def describe(values, bounds=None) -> dict:
+    """n, mean, std (ddof=1) and the 95% t-based CI of the finite values, clipped to
+    ``bounds`` (lo, hi) when given (an accuracy CI cannot leave [0, 1])."""
     from scipy import stats
 
     v = np.asarray([x for x in values if not _is_missing(x)], dtype=np.float64)
@@ -201,7 +202,10 @@ def describe(values) -> dict:
     if n >= 2:
         std = float(np.std(v, ddof=1))
         half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-        out.update(std=std, ci_low=mean - half, ci_high=mean + half)
+        lo, hi = mean - half, mean + half
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+        out.update(std=std, ci_low=lo, ci_high=hi)
     return out
 
 
@@ -365,7 +369,7 @@ def summarize(runs: pd.DataFrame, factors) -> pd.DataFrame:
                 "n_unfinished": int((sub["state"] == "unfinished").sum()),
             }
             for m in SUMMARY_METRICS:
-                d = describe(fin[m])
+                d = describe(fin[m], (0.0, 1.0) if m.endswith("accuracy") else None)
                 row.update({f"{m}_{k}": v for k, v in d.items()})
             reached = fin[fin["ett_status"] == "reached"]
             d = describe(reached[ETT])
@@ -738,9 +742,10 @@ def fig_accuracy(runs, factors, summary, path_heatmap: Path, path_bars: Path) ->
         ax = fig.subplots()
         x = np.arange(len(s))
         mean = s["final_test_accuracy_mean"].to_numpy(dtype=np.float64)
-        err = (s["final_test_accuracy_ci_high"] - s["final_test_accuracy_mean"]).to_numpy(
-            dtype=np.float64)
-        ax.bar(x, np.nan_to_num(mean), yerr=np.where(np.isfinite(err), err, 0.0), capsize=4,
+        lo = (s["final_test_accuracy_mean"] - s["final_test_accuracy_ci_low"]).to_numpy(np.float64)
+        hi = (s["final_test_accuracy_ci_high"] - s["final_test_accuracy_mean"]).to_numpy(np.float64)
+        err = np.where(np.isfinite([lo, hi]), [lo, hi], 0.0)  # (2, levels): clipped CI
+        ax.bar(x, np.nan_to_num(mean), yerr=err, capsize=4,
                color=[f"C{i % 10}" for i in range(len(s))])
         ax.set_xticks(x, [f"{lv}\n(n={n})" for lv, n in zip(s["level"],
                                                              s["final_test_accuracy_n"])],
@@ -1035,7 +1040,8 @@ def _document(title, runs, children, parent, sweep_id, study, factors, table_fac
     B.append(("ul", info))
     B.append(("p", "Statistics use finished runs only; diverged and failed runs are counted in "
                    "every table and listed below. Means come with std (ddof=1) and the 95% "
-                   "t-based CI mean +- t(0.975, n-1) * std / sqrt(n)."))
+                   "t-based CI mean +- t(0.975, n-1) * std / sqrt(n), accuracy CIs clipped to "
+                   "[0, 1]."))
 
     B.append(("h", 2, "Design"))
     if factors:
