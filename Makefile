@@ -38,7 +38,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri $(STORE) \
+		--host 127.0.0.1 --port $(PORT) --workers 1
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_model.py
