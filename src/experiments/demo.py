@@ -46,10 +46,7 @@ def main():
     step("reproduce one run of the first sweep: shallownet-reproduce RUN_ID")
     from . import tracking
 
-    tracking.configure("sqlite:///outputs/mlflow.db")
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient("sqlite:///outputs/mlflow.db")
+    client = tracking.connect("sqlite:///outputs/mlflow.db")
     exp = client.get_experiment_by_name("shallownet")
     child = client.search_runs([exp.experiment_id], "tags.`shallownet.role` = 'child' and "
                                "attributes.status = 'FINISHED' and params.`dataset.name` = 'classification'",

@@ -27,17 +27,6 @@ WALL_CLOCK = {"train_seconds", "seconds_per_epoch", "sweep_seconds"}
 DEFAULT_URI = "sqlite:///outputs/mlflow.db"
 
 
-def _client(uri):
-    from . import tracking
-
-    tracking.configure(uri)
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
-
-
 def _code_dir(run, tmp):
     """(src dir to import from, warning or None) for the run's recorded code."""
     commit = run.data.tags.get("git_commit", "unknown")
@@ -153,20 +142,14 @@ def reproduce_one(client, run_id, uri):
 
 
 def _sweep_children(client, sweep, experiment):
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise LookupError(f"experiment {experiment!r} not found")
-    if sweep == "latest":
-        parents = client.search_runs([exp.experiment_id], "tags.`shallownet.role` = 'parent'",
-                                     order_by=["attributes.start_time DESC"], max_results=1)
-        if not parents:
-            raise LookupError("no sweep in this store yet")
-        sweep = parents[0].data.tags["sweep_id"]
-    runs = client.search_runs([exp.experiment_id], f"tags.sweep_id = '{sweep}' and "
-                              "tags.`shallownet.role` = 'child'", order_by=["attributes.start_time ASC"])
-    if not runs:
+    """(sweep id, child run ids in start order), found as shallownet-report finds them."""
+    from .report import load_sweep_runs
+
+    sweep, runs = load_sweep_runs(client, experiment, sweep)
+    runs = runs[runs["tags.shallownet.role"] == "child"].sort_values("start_time", kind="mergesort")
+    if runs.empty:
         raise LookupError(f"sweep {sweep!r} has no child runs")
-    return sweep, runs
+    return sweep, list(runs["run_id"])
 
 
 def main(argv=None):
@@ -179,7 +162,9 @@ def main(argv=None):
     if bool(args.run_id) == bool(args.sweep):
         ap.error("give a RUN_ID or --sweep SWEEP_ID")
     try:
-        client = _client(args.tracking_uri)
+        from . import tracking
+
+        client = tracking.connect(args.tracking_uri)
         if args.run_id:
             new_id, same, msg, warnings = reproduce_one(client, args.run_id, args.tracking_uri)
             for w in warnings:
@@ -193,8 +178,7 @@ def main(argv=None):
         print(f"reproducing {len(runs)} runs of sweep {sweep}")
         print(f"{'run':<34}{'new run':<34}result")
         all_same = True
-        for r in runs:
-            rid = r.info.run_id
+        for rid in runs:
             try:
                 new_id, same, msg, warnings = reproduce_one(client, rid, args.tracking_uri)
             except RuntimeError as err:

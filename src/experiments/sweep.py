@@ -58,12 +58,10 @@ class SweepCallback(Callback):
         from . import tracking
 
         uri = config.tracking.uri
-        tracking.configure(uri, config.tracking.timeout, config.tracking.retries)
+        client = tracking.connect(uri, config.tracking.timeout, config.tracking.retries)
         from mlflow.entities import Param, RunTag
-        from mlflow.tracking import MlflowClient
 
-        exp_id = tracking.ensure_experiment(uri, config.tracking.experiment)
-        client = MlflowClient(uri)
+        exp_id = tracking.ensure_experiment(uri, config.tracking.experiment, client)
         study = OmegaConf.select(config, "hydra.runtime.choices.experiment") or "custom"
         overrides = {k: v for k, v in sweep_overrides(config).items() if k != "+force"}
         definition = json.dumps({"study": study, "overrides": overrides}, sort_keys=True)

@@ -60,14 +60,20 @@ def artifact_root(uri):
     return None  # a server decides (--serve-artifacts)
 
 
-def ensure_experiment(uri, name):
-    """Create (or find) the experiment once and return its id. The first use of a new sqlite
-    store also creates and migrates its schema here, in one process."""
+def connect(uri, timeout=10, retries=2):
+    """configure(), then an MlflowClient on ``uri`` (also the fluent API's tracking URI)."""
+    configure(uri, timeout, retries)
     import mlflow
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
+    return MlflowClient(uri)
+
+
+def ensure_experiment(uri, name, client=None):
+    """Create (or find) the experiment once and return its id. The first use of a new sqlite
+    store also creates and migrates its schema here, in one process."""
+    client = client or connect(uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id

@@ -146,15 +146,12 @@ def run(cfg):
     from . import tracking  # imports mlflow: only now that the config is known to be good
 
     try:
-        tracking.configure(tr["uri"], tr["timeout"], tr["retries"])
+        client = tracking.connect(tr["uri"], tr["timeout"], tr["retries"])
         import mlflow
-        from mlflow.tracking import MlflowClient
 
-        mark("import_mlflow")
-        mlflow.set_tracking_uri(tr["uri"])
-        client = MlflowClient(tr["uri"])
+        mark("import_mlflow")  # and opening the store
         exp_id = os.environ.get("SHALLOWNET_EXPERIMENT_ID") if multirun else None
-        exp_id = exp_id or tracking.ensure_experiment(tr["uri"], tr["experiment"])
+        exp_id = exp_id or tracking.ensure_experiment(tr["uri"], tr["experiment"], client)
         chash = config.config_hash(c)
         if multirun and not force:
             done = tracking.finished_run(client, exp_id, chash)

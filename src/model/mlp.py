@@ -384,6 +384,7 @@ def train(net, X, y, *, epochs, lr, loss="bce", batch_size=None, l2=0.0, seed=0,
                     net.weights, net.biases = cur[1], cur[2]
                     callback(e, prev, rate)
 
+    net.train_logits = None  # a workspace buffer: only meaningful inside the callback
     if ok is True:
         net.weights, net.biases = cur[1], cur[2]
         return hist
