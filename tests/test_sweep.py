@@ -1,7 +1,13 @@
 """Sweeps end to end: parent/child runs, parallel joblib without losses, resume, divergence."""
 
+import json
+import os
+import signal
+import subprocess
+import time
+
 import pytest
-from conftest import client_for, run_cli, runs_of
+from conftest import BIN, client_for, run_cli, runs_of
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +94,79 @@ def test_diverging_or_misconfigured_jobs_leave_the_others_finished(store):
     assert (m["jobs_total"], m["jobs_finished"], m["jobs_failed"], m["jobs_diverged"]) == (6, 2, 4, 2)
     assert parent.info.status == "FINISHED"
     assert "failed: " in res.stdout and "lr_schedule.lr: must be > 0" in res.stdout
+
+
+def test_interrupted_sweep_leaves_no_run_running_and_resumes(store):
+    cwd, uri = store
+    grid = ["activation=tanh", "seed=range(6)", "train.epochs=20000"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    proc = subprocess.Popen([str(BIN / "shallownet-train"), "-m", *BASE, *grid, f"tracking.uri={uri}",
+                             f"hydra.sweep.dir={cwd}/multirun/first"], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    for line in proc.stdout:  # the first job's progress line: the others are mid-flight
+        if line.startswith("[1/6]") or line.startswith("[2/6]"):
+            break
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it: to every process
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "shallownet: interrupted" in out and "INCOMPLETE" in out and "Traceback" not in out
+    (parent,), children = parents_children(uri)
+    assert parent.info.status == "KILLED"
+    assert not [c for c in children if c.info.status == "RUNNING"], out
+    done = {c.data.params["seed"] for c in children if c.info.status == "FINISHED"}
+    assert 1 <= len(done) < 6
+    m = parent.data.metrics
+    assert m["jobs_finished"] == len(done) and m["jobs_failed"] == len(children) - len(done)
+
+    res = sweep(cwd, uri, *grid)  # started again: completes only what is missing
+    assert f"finished {6 - len(done)}, failed 0 (diverged 0), skipped {len(done)}" in res.stdout
+    (parent2,), children2 = parents_children(uri)
+    assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
+    finished = [c.data.params["seed"] for c in children2 if c.info.status == "FINISHED"]
+    assert sorted(finished) == [str(s) for s in range(6)]
+
+
+@pytest.mark.parametrize("outlive", [False, True])
+def test_closing_an_interrupted_sweep_ends_its_orphaned_runs(store, outlive):
+    """loky SIGKILLs the workers of an interrupted sweep: a job caught while recording leaves
+    its run RUNNING, and closing the parent ends it KILLED (not for cluster jobs, which go on)."""
+    from experiments import sweep as sweep_mod
+    from experiments import tracking
+
+    cwd, uri = store
+    client = tracking.connect(uri)
+    exp = tracking.ensure_experiment(uri, "shallownet", client)
+    parent = client.create_run(exp).info.run_id
+    orphan = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
+    done = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
+    client.set_terminated(done, "FINISHED")
+    (cwd / "sweep" / "0").mkdir(parents=True)
+    (cwd / "sweep" / "0" / "outcome.json").write_text(json.dumps(
+        {"status": "FINISHED", "overrides": "seed=0", "shown": "seed=0", "test_accuracy": 0.9}))
+    cb = sweep_mod.SweepCallback()
+    cb.parent, cb.total, cb.uri, cb.exp_id = parent, 3, uri, exp
+    cb.sweep_dir, cb.t0, cb.jobs_outlive_sweep = str(cwd / "sweep"), time.time(), outlive
+    cb.close()
+    run = client.get_run(orphan)
+    assert run.info.status == ("RUNNING" if outlive else "KILLED")
+    assert run.data.tags.get("failure_reason") == (None if outlive else "sweep interrupted")
+    p = client.get_run(parent)
+    assert p.info.status == "KILLED"
+    assert (p.data.metrics["jobs_finished"], p.data.metrics["jobs_failed"]) == (1, 0 if outlive else 1)
+
+
+def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):
+    """The fork server ignores an ImportError in its preload (workers would then import
+    everything themselves, slowly): import it as the server does, and check it leaves nothing
+    a forked worker must not inherit (threads) and the imported objects frozen for the GC."""
+    code = ("import gc, sys, threading, experiments.preload; "
+            "assert threading.active_count() == 1, threading.enumerate(); "
+            "assert 'mlflow.store.tracking.sqlalchemy_store' in sys.modules; "
+            "print(gc.get_freeze_count())")
+    res = subprocess.run([str(BIN / "python"), "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) > 100_000
 
 
 def test_eight_parallel_jobs_lose_nothing(store):

@@ -3,13 +3,24 @@
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 PNG_META = {"Software": None}  # no version string: identical inputs give identical bytes
+PLAIN = FuncFormatter(lambda v, _: f"{v:g}")  # 0.2, 0.5, 1: no mathtext to lay out per tick
 
 
 def _save(fig, path):
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=80, metadata=PNG_META)
+
+
+def _log_subs(*arrays):
+    """Labelled ticks per decade of a log axis: 1-2-3-5 within a decade or so, fewer when the
+    values span many decades."""
+    v = np.concatenate(arrays)
+    v = v[np.isfinite(v) & (v > 0)]
+    decades = np.log10(v.max() / v.min()) if v.size else 0.0
+    return (1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 4 else (1.0,)
 
 
 def loss_curve(curves, path, title=""):
@@ -21,16 +32,19 @@ def loss_curve(curves, path, title=""):
     for key, style in (("train_loss", "-"), ("test_loss", "--")):
         ax1.plot(epochs, curves[key], style, label=key)
     ax1.set_yscale("log")
+    ax1.yaxis.set_major_locator(LogLocator(subs=_log_subs(curves["train_loss"], curves["test_loss"])))
+    ax1.yaxis.set_major_formatter(PLAIN)
+    ax1.yaxis.set_minor_locator(NullLocator())
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
-    ax1.legend()
+    ax1.legend(loc="upper right")  # a fixed place: "best" searches every point of every line
     ax1.grid(True, alpha=0.3)
     for key, style in (("train_accuracy", "-"), ("test_accuracy", "--")):
         ax2.plot(epochs, curves[key], style, label=key)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)
-    ax2.legend()
+    ax2.legend(loc="lower right")
     ax2.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)

@@ -1,10 +1,15 @@
 """Hydra callback that turns a multirun into one MLflow parent run with child runs.
 
 Before any job starts (in the launching process) it creates the store and the experiment
-once and opens the parent run, then hands the workers their ids through environment
-variables (they reach joblib and submitit workers). Every job leaves an ``outcome.json``
-beside its Hydra output; the parent's counts and the summary table are read from those.
-Hydra skips ``on_multirun_end`` when a job raises, so the parent is also closed at exit.
+once and opens the parent run; Hydra hands this callback to every job, and its
+``on_job_start`` gives the job those ids as environment variables (in joblib, submitit or
+in-process jobs alike). Every job leaves an ``outcome.json`` beside its Hydra output; the
+parent's counts and the summary table are read from those. Hydra skips ``on_multirun_end``
+when a job raises, so the parent is also closed at exit.
+
+With the joblib launcher and several jobs at once, loky forks its workers from a fork server
+that has imported ``experiments.preload`` (started first, so that its imports overlap with
+the store and parent run being opened here) instead of starting each from a bare interpreter.
 
 A sweep's id is a hash of its definition (study + overrides): running the same sweep
 again reopens the same parent, and the jobs whose config already has a FINISHED run are
@@ -50,11 +55,37 @@ def count_jobs(config):
     return total
 
 
+def preload_workers(launcher, n_jobs):
+    """For the joblib launcher running several jobs at once, have loky fork its workers from a
+    fork server that imports experiments.preload, starting it now. Returns the BLAS threads
+    per worker (what loky's own start-up would set: cores // jobs at once), or None when the
+    launcher is another one or runs the jobs one at a time in this process."""
+    if not launcher.endswith("JoblibLauncher") or n_jobs == 1:
+        return None
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    from joblib.externals.loky.backend import context
+
+    multiprocessing.set_forkserver_preload(["experiments.preload"])
+    multiprocessing.forkserver.ensure_running()
+    context.set_start_method("forkserver", force=True)
+    cores = os.cpu_count() or 1
+    return max(1, cores // n_jobs) if n_jobs > 0 else 1
+
+
 class SweepCallback(Callback):
     def __init__(self):
         self.parent = None
+        self.blas_threads = None
+        self.jobs_outlive_sweep = False
+        self.job_env = {}
 
     def on_multirun_start(self, config, **kwargs):
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+        n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=1)
+        self.blas_threads = preload_workers(launcher, n_jobs)  # before this process imports mlflow
+        self.jobs_outlive_sweep = "submitit" in launcher  # cluster jobs go on without this process
         from . import tracking
 
         uri = config.tracking.uri
@@ -87,15 +118,24 @@ class SweepCallback(Callback):
                              [Param(f"sweep.{k}", str(v)[:6000]) for k, v in sorted(overrides.items())])
             resumed = False
         client.log_batch(parent, tags=[RunTag("sweep_dir", str(Path(config.hydra.sweep.dir).resolve()))])
-        os.environ.update(SHALLOWNET_EXPERIMENT_ID=exp_id, SHALLOWNET_PARENT_RUN_ID=parent,
-                          SHALLOWNET_SWEEP_ID=sweep_id, SHALLOWNET_SWEEP_TOTAL=str(total))
         # Hydra hands this callback to every job: keep it to plain values (no MLflow client).
+        self.job_env = {"SHALLOWNET_EXPERIMENT_ID": exp_id, "SHALLOWNET_PARENT_RUN_ID": parent,
+                        "SHALLOWNET_SWEEP_ID": sweep_id, "SHALLOWNET_SWEEP_TOTAL": str(total)}
         self.parent, self.total = parent, total
         self.uri, self.exp_id, self.sweep_dir = uri, exp_id, str(Path(config.hydra.sweep.dir))
         self.t0 = time.time()
         print(f"shallownet: sweep {sweep_id} ({study}, {total} jobs) -> parent run {parent}"
               f"{' (resumed)' if resumed else ''} in {uri}", flush=True)
         atexit.register(self.close)
+
+    def on_job_start(self, config, **kwargs):
+        """In the job's process: the sweep's ids for experiments.train, and the BLAS thread
+        limit that loky sets in workers it starts itself (not in forked ones)."""
+        os.environ.update(self.job_env)
+        if self.blas_threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(self.blas_threads)
 
     def on_multirun_end(self, config, **kwargs):
         self.close()
@@ -118,19 +158,34 @@ class SweepCallback(Callback):
         for o in outcomes:
             key = o["status"] if o["status"] in counts else "FAILED"
             counts[key] += 1
-        now = int(time.time() * 1000)
+        complete = len(outcomes) >= self.total
         metrics = {"jobs_total": self.total, "jobs_finished": counts["FINISHED"],
                    "jobs_failed": counts["FAILED"] + counts["DIVERGED"] + counts["KILLED"],
                    "jobs_diverged": counts["DIVERGED"], "jobs_skipped": counts["SKIPPED"],
                    "sweep_seconds": time.time() - self.t0}
-        complete = len(outcomes) >= self.total
         try:
             client = MlflowClient(self.uri)
+            if not complete and not self.jobs_outlive_sweep:
+                metrics["jobs_failed"] += self._end_orphans(client, parent)
+            now = int(time.time() * 1000)
             client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
             client.set_terminated(parent, "FINISHED" if complete else "KILLED")
         except Exception as err:  # the store went away: say so, do not hide the summary
             print(f"shallownet: could not close parent run {parent}: {str(err).splitlines()[0]}")
         self._summary(outcomes, metrics, parent, complete)
+
+    def _end_orphans(self, client, parent):
+        """End KILLED the child runs still RUNNING when an interrupted sweep closes: its workers
+        went down with it (loky SIGKILLs them), and a job caught while recording could not end
+        its own run. Returns how many."""
+        from mlflow.entities import RunTag
+
+        orphans = client.search_runs([self.exp_id], f"tags.mlflow.parentRunId = '{parent}' and "
+                                                    "attributes.status = 'RUNNING'", max_results=1000)
+        for run in orphans:
+            client.log_batch(run.info.run_id, tags=[RunTag("failure_reason", "sweep interrupted")])
+            client.set_terminated(run.info.run_id, "KILLED")
+        return len(orphans)
 
     def _summary(self, outcomes, metrics, parent, complete):
         lines = ["", f"sweep summary ({len(outcomes)}/{self.total} jobs"

@@ -150,8 +150,9 @@ def subsample_steps(n, max_points):
     return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
 
 
-def metric_batch(curves, summary, max_points):
-    """Metric objects: every curve at the subsampled epochs (step = epoch), plus summaries."""
+def metric_batch(curves, summary, max_points, model_id=None):
+    """Metric objects: every curve at the subsampled epochs (step = epoch), plus summaries
+    (step 0), which are also the metrics of the logged model ``model_id`` when given."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -162,7 +163,7 @@ def metric_batch(curves, summary, max_points):
         for key in METRIC_KEYS:
             values = curves[key]
             out.extend(Metric(key, float(values[s]), now, int(s)) for s in steps)
-    out.extend(Metric(k, float(v), now, 0) for k, v in summary.items() if v is not None)
+    out.extend(Metric(k, float(v), now, 0, model_id=model_id) for k, v in summary.items() if v is not None)
     return out
 
 
