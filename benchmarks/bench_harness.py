@@ -11,7 +11,8 @@ prints ``shallownet-profile: {json}`` with seconds per phase) and measures:
   (c) the tutorial000_activations sweep (15 jobs, joblib n_jobs=2) against the pure
       compute of its 15 trainings in one process, plus a timeline of the sweep;
   (d) the same small sweep as (a) through an MLflow tracking server (PostgreSQL backend)
-      and again on sqlite, back to back.
+      and again on sqlite, back to back;
+  (e) the study of (c) with 20 seeds (60 jobs): the marginal cost of one more job.
 
 Everything is written under a temporary directory (stores, Hydra output, server); nothing
 goes to outputs/.
@@ -41,7 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("config_and_data", "import_mlflow", "store_run_params", "train", "metrics",
-          "curves_config_env", "plots", "artifacts", "model", "end_run")
+          "curves_config_env", "plots", "artifacts", "model", "end_run", "gc")
 NOT_RECORDING = ("config_and_data", "train")
 RECORDING = tuple(p for p in PHASES if p not in NOT_RECORDING)
 PROFILE_PREFIX = "shallownet-profile: "
@@ -408,17 +409,20 @@ def bench_c(tmp, n_seeds, n_parallel=2):
     span = max(end for _, end, _ in jobs) - min(start for start, _, _ in jobs)
 
     ratio = wall / pure
-    ovh = (wall * n_parallel - pure) / n_jobs
-    ovh_eval = (wall * n_parallel - pure_eval) / n_jobs
+    ovh = (wall - pure) / n_jobs
+    ovh_eval = (wall - pure_eval) / n_jobs
+    ovh_cores = (wall * n_parallel - pure) / n_jobs
     rows = [["sweep wall (process launch to exit)", s(wall, 2), ""],
             [f"pure compute, {n_jobs} x model.train", s(pure, 2),
              f"{pure / n_jobs:.3f} s per run"],
             [f"pure compute with per-epoch eval", s(pure_eval, 2),
              f"{pure_eval / n_jobs:.3f} s per run"],
             ["sweep wall / pure compute", f"**{ratio:.2f}x**", f"target <= {TARGET_SWEEP_X:g}x"],
-            [f"overhead per job = (wall x {n_parallel} - pure) / {n_jobs}", f"**{s(ovh)}**",
+            [f"overhead per job = (wall - pure) / {n_jobs}", f"**{s(ovh)}**",
              f"target <= {TARGET_JOB_OVH:g} s"],
             [f"same, against pure compute with eval", s(ovh_eval), ""],
+            [f"core-seconds overhead per job = (wall x {n_parallel} - pure) / {n_jobs}", s(ovh_cores),
+             "both cores charged for the whole wall"],
             ["creating the empty store + experiment (separate process, not in wall)", s(t_store, 2), ""]]
     table(["", "value", "note"], rows, right=[1])
 
@@ -428,8 +432,9 @@ def bench_c(tmp, n_seeds, n_parallel=2):
     if t_cb is not None:
         rows.append(["launch -> sweep callback done (Hydra start-up, imports incl. mlflow, "
                      "parent run)", s(t_cb, 2)])
-        rows.append(["callback done -> first jobs start (loky worker spawn + imports + "
-                     "Hydra job set-up), median of the cold jobs",
+        rows.append(["callback done -> first jobs start (Hydra's validation of every job's "
+                     "config, fork server ready, worker fork, Hydra job set-up), median of the "
+                     "cold jobs",
                      s(med([start - t_cb for start, _, _ in cold]), 2)])
     rows.append([f"jobs running (first start -> last end), {n_parallel} workers", s(span, 2)])
     rows.append([f"sum of job times (busy worker-seconds)", s(busy, 2)])
@@ -446,6 +451,44 @@ def bench_c(tmp, n_seeds, n_parallel=2):
           phase_rows({"cold": [p for _, _, p in cold], "warm": [p for _, _, p in warm]}))
     return {"wall": wall, "pure": pure, "pure_eval": pure_eval, "ratio": ratio, "ovh": ovh,
             "n_jobs": n_jobs}
+
+
+# ----------------------------------------------------------------------------- (e)
+
+
+def bench_e(tmp, c, n_seeds):
+    """The study of (c) with more seeds: what one more job costs once the fixed costs are paid."""
+    n_jobs = len(ACTIVATIONS) * n_seeds
+    over = ["experiment=tutorial000_activations", f"seed=range({n_seeds})"]
+    emit(f"### (e) A larger sweep: {n_jobs} jobs")
+    emit()
+    emit(f"`shallownet-train -m {' '.join(over)}` on an existing, empty sqlite store, against the "
+         f"pure compute of its {n_jobs} trainings as in (c). The marginal cost of a job is the "
+         f"difference from (c) divided by the {n_jobs - c['n_jobs']} extra jobs.")
+    emit()
+    try:
+        from threadpoolctl import threadpool_limits
+        limiter = threadpool_limits(1)
+    except ImportError:
+        limiter = None
+    pure = pure_compute(range(n_seeds), with_eval=False)
+    if limiter is not None:
+        limiter.restore_original_limits()
+    uri = f"sqlite:///{tmp / 'e' / 'mlflow.db'}"
+    create_store(uri, tmp)
+    res, _ = sweep(uri, tmp / "e" / "multirun", tmp, over, n_jobs, f"(e) {n_jobs}-job sweep")
+    extra = n_jobs - c["n_jobs"]
+    marg_wall = (res.wall - c["wall"]) / extra
+    marg_pure = (pure - c["pure"]) / extra
+    rows = [["sweep wall", s(c["wall"], 2), s(res.wall, 2), s(marg_wall)],
+            ["pure compute", s(c["pure"], 2), s(pure, 2), s(marg_pure)],
+            ["sweep wall / pure compute", f"{c['ratio']:.2f}x", f"{res.wall / pure:.2f}x",
+             f"{marg_wall / marg_pure:.2f}x"],
+            ["overhead per job = (wall - pure) / jobs", s(c["ovh"]),
+             s((res.wall - pure) / n_jobs), s(marg_wall - marg_pure)]]
+    table(["", f"(c): {c['n_jobs']} jobs", f"{n_jobs} jobs", "per extra job"], rows)
+    return {"wall": res.wall, "pure": pure, "n_jobs": n_jobs, "marg_wall": marg_wall,
+            "marg_pure": marg_pure}
 
 
 # ----------------------------------------------------------------------------- (d)
@@ -511,6 +554,7 @@ def main(argv=None):
         a = bench_a(tmp, small)
         b = bench_b(tmp, a["uri"], repeats)
         c = bench_c(tmp, seeds)
+        e = bench_e(tmp, c, 8 if args.quick else 20)
         d = None if args.skip_server else bench_d(tmp, small)
 
     def verdict(ok):
@@ -526,6 +570,8 @@ def main(argv=None):
          f"{c['pure']:.2f} s = {c['ratio']:.2f}x: {verdict(c['ratio'] <= TARGET_SWEEP_X)}")
     emit(f"- (c) overhead per job <= {TARGET_JOB_OVH:g} s: measured {c['ovh']:.3f} s: "
          f"{verdict(c['ovh'] <= TARGET_JOB_OVH)}")
+    emit(f"- (e) {e['n_jobs']} jobs: {e['wall']:.2f} s vs {e['pure']:.2f} s pure compute; one more "
+         f"job adds {e['marg_wall']:.3f} s of wall time ({e['marg_pure']:.3f} s of it compute)")
     if d is not None:
         emit(f"- (d) server vs sqlite (no numeric target): recording {d['srv']:.3f} s vs "
              f"{d['sql']:.3f} s per run, {d['srv'] - d['sql']:+.3f} s; the server run against "

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -169,11 +170,48 @@ def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):
     assert int(res.stdout) > 100_000
 
 
+def test_grid_check_composes_every_value_once_and_stops_a_bad_one(store):
+    import itertools
+
+    from hydra_plugins.shallownet_sweeper import covering
+
+    grid = [list(job) for job in itertools.product(["activation=tanh", "activation=relu", "activation=leaky_relu"],
+                                                   [f"seed={i}" for i in range(34)])]
+    chosen = covering(grid)
+    assert {o for job in chosen for o in job} == {o for job in grid for o in job}
+    assert len(chosen) == 36 and all(job in grid for job in chosen)
+
+    cwd, uri = store
+    res = run_cli(["shallownet-train", "-m", *BASE, "activation=tanh,nope", "seed=0,1",
+                   f"tracking.uri={uri}", f"hydra.sweep.dir={cwd}/multirun/bad"], cwd)
+    assert res.returncode != 0
+    assert "Could not find 'activation/nope'" in res.stdout + res.stderr
+    assert "leaky_relu" in res.stdout + res.stderr  # Hydra lists the options
+    _, children = parents_children(uri)
+    assert children == []  # stopped before any job ran
+
+
+def test_optuna_search_runs_its_trials_as_child_runs(store):
+    cwd, uri = store
+    res = sweep(cwd, uri, "experiment=tutorial002_quadrant", "hparams_search=optuna",
+                "hydra.sweeper.n_trials=4", "train.epochs=40")
+    assert "sweep summary (4/4 jobs" in res.stdout
+    (parent,), children = parents_children(uri)
+    assert len(children) == 4 and parent.data.metrics["jobs_finished"] == 4
+    assert parent.data.tags["shallownet.experiment"] == "tutorial002_quadrant"
+    assert len({c.data.params["lr_schedule.lr"] for c in children}) == 4  # TPE's own picks
+
+
 def test_eight_parallel_jobs_lose_nothing(store):
     cwd, uri = store
     epochs = 250
-    sweep(cwd, uri, "activation=tanh", "seed=range(8)", f"train.epochs={epochs}",
-          f"tracking.max_points={epochs}", "hydra.launcher.n_jobs=8")
+    res = sweep(cwd, uri, "activation=tanh", "seed=range(8)", f"train.epochs={epochs}",
+                f"tracking.max_points={epochs}", "hydra.launcher.n_jobs=8")
+    progress = [line for line in res.stdout.splitlines() if re.match(r"\[\d+/", line)]
+    assert len(progress) == 8, res.stdout  # one whole line per job, none run into another
+    assert all(line.count("/8] ") == 1 and re.fullmatch(
+        r"\[\d/8\] dataset=quadrant .* seed=\d train\.epochs=250: FINISHED test_acc=\d\.\d{3} \(\d+\.\ds\)",
+        line) for line in progress), progress
     (parent,), children = parents_children(uri)
     assert len(children) == 8 and parent.data.metrics["jobs_finished"] == 8
     client = client_for(uri)

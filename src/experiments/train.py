@@ -30,8 +30,16 @@ from . import config, datasets
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+def emit(line, stream=None):
+    """Write one whole line in one call: a sweep's jobs share the terminal, and print()'s
+    separate writes of text and newline let two jobs' lines run into each other."""
+    stream = stream or sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
+
+
 def say(msg):
-    print(f"shallownet: {msg}", file=sys.stderr, flush=True)
+    emit(f"shallownet: {msg}", sys.stderr)
 
 
 class Evaluator:
@@ -102,8 +110,8 @@ def _outcome(hc, **info):
         total = os.environ.get("SHALLOWNET_SWEEP_TOTAL", "?")
         acc = info.get("test_accuracy")
         acc = "-" if acc is None else f"{acc:.3f}"
-        print(f"[{hc.job.num + 1}/{total}] {info['shown'] or '(defaults)'}: {info['status']}"
-              f" test_acc={acc} ({info.get('seconds', 0):.1f}s)", flush=True)
+        emit(f"[{hc.job.num + 1}/{total}] {info['shown'] or '(defaults)'}: {info['status']}"
+             f" test_acc={acc} ({info.get('seconds', 0):.1f}s)")
 
 
 def _stop(hc, code, message, overrides, status, shown=""):
@@ -151,11 +159,6 @@ def run(cfg):
         import mlflow
 
         mark("import_mlflow")  # and opening the store
-        if not gc.get_freeze_count():  # once per process (a fork-server worker already is)
-            # Keep the collector's full passes off the ~400,000 objects imported so far: each
-            # took ~0.2 s when one fell inside a run's recording. Later objects, each run's
-            # garbage among them, are collected as usual.
-            gc.freeze()
         exp_id = os.environ.get("SHALLOWNET_EXPERIMENT_ID") if multirun else None
         exp_id = exp_id or tracking.ensure_experiment(tr["uri"], tr["experiment"], client)
         chash = config.config_hash(c)
@@ -289,11 +292,18 @@ def run(cfg):
         return _stop(hc, 3, f"recording run {run_id} failed: {str(err).splitlines()[0]}",
                      overrides, "TRACKING_ERROR", shown)
 
+    if multirun:
+        # A sweep's process runs job after job: collect this job's garbage, then freeze what
+        # survives (modules imported on first use, caches), so that the collector's passes
+        # during the next jobs, and loky's between them, walk only that job's own objects.
+        gc.collect()
+        gc.freeze()
+        mark("gc")
     acc = float(cur["test_accuracy"][-1]) if n else None
     seconds = time.perf_counter() - t_start
     if os.environ.get("SHALLOWNET_PROFILE"):
-        print("shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.items()}),
-              file=sys.stderr, flush=True)
+        emit("shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.items()}),
+             sys.stderr)
     if multirun:
         _outcome(hc, status="DIVERGED" if hist is not None and hist.diverged_at is not None else status,
                  overrides=overrides, shown=shown, run_id=run_id, test_accuracy=acc, seconds=seconds,
