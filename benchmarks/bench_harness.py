@@ -371,7 +371,7 @@ def pure_compute(seeds, with_eval):
     return total
 
 
-def bench_c(tmp, n_seeds, n_parallel=2):
+def bench_c(tmp, n_seeds, repeats, n_parallel=2):
     n_jobs = len(ACTIVATIONS) * n_seeds
     over = ["experiment=tutorial000_activations"] + ([] if n_seeds == 5 else [f"seed=range({n_seeds})"])
     emit(f"### (c) The tutorial000_activations sweep ({n_jobs} jobs, joblib n_jobs={n_parallel}) vs pure compute")
@@ -382,23 +382,32 @@ def bench_c(tmp, n_seeds, n_parallel=2):
          f"`train(..., epochs=2000, lr=0.1)`) one after the other in this process with one "
          f"BLAS thread, no MLflow; \"with per-epoch eval\" adds the callback that "
          f"`experiments.train` passes (test loss/accuracy and train accuracy every epoch, "
-         f"using its `Evaluator`).")
+         f"using its `Evaluator`). All three are measured {repeats} times, in turn; the tables "
+         f"give the medians, and the timeline and phases come from the sweep of median wall time.")
     emit()
     try:
         from threadpoolctl import threadpool_limits
-        limiter = threadpool_limits(1)
     except ImportError:
-        limiter = None
+        threadpool_limits = None
     seeds = range(n_seeds)
-    pure = pure_compute(seeds, with_eval=False)
-    pure_eval = pure_compute(seeds, with_eval=True)
-    if limiter is not None:
-        limiter.restore_original_limits()
-
-    uri = f"sqlite:///{tmp / 'c' / 'mlflow.db'}"
-    t_store = create_store(uri, tmp)
-    res, profs = sweep(uri, tmp / "c" / "multirun", tmp, over, n_jobs, "(c) full sweep")
+    pures, pure_evals, stores, sweeps = [], [], [], []
+    for i in range(repeats):
+        limiter = threadpool_limits(1) if threadpool_limits else None
+        pures.append(pure_compute(seeds, with_eval=False))
+        pure_evals.append(pure_compute(seeds, with_eval=True))
+        if limiter is not None:
+            limiter.restore_original_limits()
+        uri = f"sqlite:///{tmp / 'c' / f'run{i}' / 'mlflow.db'}"
+        stores.append(create_store(uri, tmp))
+        sweeps.append(sweep(uri, tmp / "c" / f"run{i}" / "multirun", tmp, over, n_jobs,
+                            f"(c) full sweep {i + 1}"))
+    pure, pure_eval, t_store = med(pures), med(pure_evals), med(stores)
+    res, profs = sorted(sweeps, key=lambda r: r[0].wall)[len(sweeps) // 2]
     wall = res.wall
+    emit(f"Sweep walls: {', '.join(f'{r.wall:.2f}' for r, _ in sweeps)} s; pure compute: "
+         f"{', '.join(f'{x:.2f}' for x in pures)} s; with eval: "
+         f"{', '.join(f'{x:.2f}' for x in pure_evals)} s.")
+    emit()
     # each job's interval in the sweep process's clock: it ends when its profile line
     # arrives and lasted the sum of its phases (run() from its first line to the print)
     jobs = sorted(((t - sum(p.values()), t, p) for t, p in profs), key=lambda j: j[0])
@@ -412,7 +421,7 @@ def bench_c(tmp, n_seeds, n_parallel=2):
     ovh = (wall - pure) / n_jobs
     ovh_eval = (wall - pure_eval) / n_jobs
     ovh_cores = (wall * n_parallel - pure) / n_jobs
-    rows = [["sweep wall (process launch to exit)", s(wall, 2), ""],
+    rows = [["sweep wall (process launch to exit), median", s(wall, 2), ""],
             [f"pure compute, {n_jobs} x model.train", s(pure, 2),
              f"{pure / n_jobs:.3f} s per run"],
             [f"pure compute with per-epoch eval", s(pure_eval, 2),
@@ -553,7 +562,7 @@ def main(argv=None):
         tmp = Path(tmpdir)
         a = bench_a(tmp, small)
         b = bench_b(tmp, a["uri"], repeats)
-        c = bench_c(tmp, seeds)
+        c = bench_c(tmp, seeds, repeats)
         e = bench_e(tmp, c, 8 if args.quick else 20)
         d = None if args.skip_server else bench_d(tmp, small)
 

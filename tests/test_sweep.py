@@ -137,23 +137,33 @@ def test_closing_an_interrupted_sweep_ends_its_orphaned_runs(store, outlive):
     cwd, uri = store
     client = tracking.connect(uri)
     exp = tracking.ensure_experiment(uri, "shallownet", client)
+    earlier = client.create_run(exp)  # a child of an earlier session of the same sweep
+    time.sleep(0.01)
+    t0 = time.time()
     parent = client.create_run(exp).info.run_id
-    orphan = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
-    done = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
-    client.set_terminated(done, "FINISHED")
+    client.set_tag(earlier.info.run_id, "mlflow.parentRunId", parent)
+    child = {}
+    for name in ("reported", "orphan", "killed_unreported", "finished_unreported"):
+        child[name] = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
+    client.set_terminated(child["reported"], "FINISHED")
+    client.set_terminated(child["killed_unreported"], "KILLED")  # stopped before its outcome.json
+    client.set_terminated(child["finished_unreported"], "FINISHED")
     (cwd / "sweep" / "0").mkdir(parents=True)
     (cwd / "sweep" / "0" / "outcome.json").write_text(json.dumps(
-        {"status": "FINISHED", "overrides": "seed=0", "shown": "seed=0", "test_accuracy": 0.9}))
+        {"status": "FINISHED", "overrides": "seed=0", "shown": "seed=0", "test_accuracy": 0.9,
+         "run_id": child["reported"]}))
     cb = sweep_mod.SweepCallback()
-    cb.parent, cb.total, cb.uri, cb.exp_id = parent, 3, uri, exp
-    cb.sweep_dir, cb.t0, cb.jobs_outlive_sweep = str(cwd / "sweep"), time.time(), outlive
+    cb.parent, cb.total, cb.uri, cb.exp_id = parent, 6, uri, exp
+    cb.sweep_dir, cb.t0, cb.jobs_outlive_sweep = str(cwd / "sweep"), t0, outlive
     cb.close()
-    run = client.get_run(orphan)
+    run = client.get_run(child["orphan"])
     assert run.info.status == ("RUNNING" if outlive else "KILLED")
     assert run.data.tags.get("failure_reason") == (None if outlive else "sweep interrupted")
+    assert client.get_run(earlier.info.run_id).info.status == "RUNNING"  # not this session's
     p = client.get_run(parent)
     assert p.info.status == "KILLED"
-    assert (p.data.metrics["jobs_finished"], p.data.metrics["jobs_failed"]) == (1, 0 if outlive else 1)
+    counts = p.data.metrics["jobs_finished"], p.data.metrics["jobs_failed"]
+    assert counts == ((1, 0) if outlive else (2, 2))
 
 
 def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):

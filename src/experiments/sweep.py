@@ -166,7 +166,9 @@ class SweepCallback(Callback):
         try:
             client = MlflowClient(self.uri)
             if not complete and not self.jobs_outlive_sweep:
-                metrics["jobs_failed"] += self._end_orphans(client, parent)
+                finished, failed = self._unreported(client, parent, {o.get("run_id") for o in outcomes})
+                metrics["jobs_finished"] += finished
+                metrics["jobs_failed"] += failed
             now = int(time.time() * 1000)
             client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
             client.set_terminated(parent, "FINISHED" if complete else "KILLED")
@@ -174,18 +176,25 @@ class SweepCallback(Callback):
             print(f"shallownet: could not close parent run {parent}: {str(err).splitlines()[0]}")
         self._summary(outcomes, metrics, parent, complete)
 
-    def _end_orphans(self, client, parent):
-        """End KILLED the child runs still RUNNING when an interrupted sweep closes: its workers
-        went down with it (loky SIGKILLs them), and a job caught while recording could not end
-        its own run. Returns how many."""
+    def _unreported(self, client, parent, reported):
+        """This session's child runs that left no outcome.json: an interrupted sweep's workers go
+        down with it (loky SIGKILLs them), and a job stopped while recording could not end its
+        run or report it. End the RUNNING ones KILLED; returns (finished, failed) counts."""
         from mlflow.entities import RunTag
 
-        orphans = client.search_runs([self.exp_id], f"tags.mlflow.parentRunId = '{parent}' and "
-                                                    "attributes.status = 'RUNNING'", max_results=1000)
-        for run in orphans:
-            client.log_batch(run.info.run_id, tags=[RunTag("failure_reason", "sweep interrupted")])
-            client.set_terminated(run.info.run_id, "KILLED")
-        return len(orphans)
+        since = int(self.t0 * 1000)
+        runs = client.search_runs([self.exp_id], f"tags.mlflow.parentRunId = '{parent}' and "
+                                                 f"attributes.start_time >= {since}", max_results=10000)
+        finished = failed = 0
+        for run in runs:
+            if run.info.run_id in reported:
+                continue
+            if run.info.status == "RUNNING":
+                client.log_batch(run.info.run_id, tags=[RunTag("failure_reason", "sweep interrupted")])
+                client.set_terminated(run.info.run_id, "KILLED")
+            finished += run.info.status == "FINISHED"
+            failed += run.info.status != "FINISHED"
+        return finished, failed
 
     def _summary(self, outcomes, metrics, parent, complete):
         lines = ["", f"sweep summary ({len(outcomes)}/{self.total} jobs"
