@@ -90,8 +90,9 @@ def test_submitit_local_against_the_server(pg, tmp_path):
 
 def test_server_outage_fails_fast_and_resume_completes_the_rest(pg, tmp_path):
     uri = pg["state"]["tracking_uri"]
+    epochs = 20000  # ~1 s of training per job: the server goes down while the third one runs
     args = [str(BIN / "shallownet-train"), "-m", "dataset=quadrant", "activation=relu",
-            "model.hidden_sizes=[8]", "seed=range(6)", "train.epochs=400", "hydra.launcher.n_jobs=1",
+            "model.hidden_sizes=[8]", "seed=range(6)", f"train.epochs={epochs}", "hydra.launcher.n_jobs=1",
             "tracking.log_model=false", f"tracking.uri={uri}", "tracking.retries=0",
             "tracking.timeout=5"]
     proc = subprocess.Popen([*args, f"hydra.sweep.dir={tmp_path}/b1"], cwd=tmp_path,
@@ -100,12 +101,14 @@ def test_server_outage_fails_fast_and_resume_completes_the_rest(pg, tmp_path):
         deadline = time.time() + 300
         sweep_id = None
         while time.time() < deadline:  # wait for two finished jobs, then pull the plug
-            time.sleep(1.0)
+            time.sleep(0.25)
             client = client_for(uri)
             exp = client.get_experiment_by_name("shallownet")
+            if exp is None:  # the sweep has not created it yet
+                continue
             done = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED' and "
                                       "params.`lr_schedule.lr` = '0.1' and params.`activation.name` = 'relu'"
-                                      " and params.`train.epochs` = '400'")
+                                      f" and params.`train.epochs` = '{epochs}'")
             if len(done) >= 2:
                 sweep_id = done[0].data.tags["sweep_id"]
                 break
