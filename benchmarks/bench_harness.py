@@ -451,6 +451,9 @@ def bench_c(tmp, n_seeds, repeats, n_parallel=2):
                  s(n_parallel * span - busy, 2)])
     rows.append(["last job end -> exit (parent run closed, summary, shutdown)",
                  s(wall - max(end for _, end, _ in jobs), 2)])
+    gaps = worker_gaps(jobs, n_parallel)
+    rows.append(["Hydra job set-up: a worker's job end -> its next job's start (job config "
+                 "composed, .hydra/ files, logging, loky hand-over), median", s(med(gaps))])
     table(["", "seconds"], rows, right=[1])
 
     emit(f"Phases of the jobs (median): the {len(cold)} cold jobs (first job of each worker) "
@@ -460,6 +463,24 @@ def bench_c(tmp, n_seeds, repeats, n_parallel=2):
           phase_rows({"cold": [p for _, _, p in cold], "warm": [p for _, _, p in warm]}))
     return {"wall": wall, "pure": pure, "pure_eval": pure_eval, "ratio": ratio, "ovh": ovh,
             "n_jobs": n_jobs}
+
+
+def worker_gaps(jobs, n_workers):
+    """Seconds between a job's end and the start of the next job of the same worker. Jobs are
+    (start, end, phases) in start order; each goes to the worker that freed up last before it
+    started (loky hands a worker its next job as soon as it is free)."""
+    free = [None] * n_workers  # end time of each worker's last job
+    gaps = []
+    for start, end, _ in jobs:
+        idle = [i for i, t in enumerate(free) if t is None or t <= start]
+        if not idle:
+            continue  # overlapping clocks: cannot tell which worker; leave it out
+        busy_since = [free[i] for i in idle if free[i] is not None]
+        i = max(idle, key=lambda k: -1 if free[k] is None else free[k])
+        if busy_since:
+            gaps.append(start - free[i])
+        free[i] = end
+    return gaps
 
 
 # ----------------------------------------------------------------------------- (e)
