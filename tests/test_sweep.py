@@ -21,6 +21,7 @@ def sweep(cwd, uri, *overrides, env=None):
                    f"hydra.sweep.dir={cwd}/multirun/${{now:%H-%M-%S-%f}}"], cwd, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "database is locked" not in res.stdout + res.stderr
+    assert "Warning" not in res.stdout + res.stderr, res.stderr  # nothing for a student to decode
     return res
 
 

@@ -6,7 +6,7 @@ project's config one composition takes ~65 ms, so the workers of a 15-job sweep 
 those of a 100-job sweep 6.5 s. This sweeper composes only a covering set of the jobs, enough
 that every swept value is composed at least once (7 of tutorial000's 3 x 5 grid, 36 of a
 3 x 34 one): a mistyped group option, key or value still fails before any job starts.
-Selected by conf/hydra/sweeper/basic.yaml, which takes the place of Hydra's own basic sweeper.
+Selected by conf/hydra/sweeper/grid.yaml, which hparams_search=grid (the default) picks.
 """
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
