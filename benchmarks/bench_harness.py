@@ -475,9 +475,8 @@ def worker_gaps(jobs, n_workers):
         idle = [i for i, t in enumerate(free) if t is None or t <= start]
         if not idle:
             continue  # overlapping clocks: cannot tell which worker; leave it out
-        busy_since = [free[i] for i in idle if free[i] is not None]
-        i = max(idle, key=lambda k: -1 if free[k] is None else free[k])
-        if busy_since:
+        i = max(idle, key=lambda k: -1.0 if free[k] is None else free[k])
+        if free[i] is not None:  # not the worker's first job
             gaps.append(start - free[i])
         free[i] = end
     return gaps
