@@ -336,9 +336,11 @@ def bench_b(tmp, uri, repeats):
 
 
 def pure_compute(seeds, with_eval):
-    """Seconds of the sweep's trainings in this process, without MLflow; optionally with the
-    per-epoch test evaluation and train accuracy that experiments.train does."""
+    """Seconds of the sweep's trainings in this process with one BLAS thread, without MLflow;
+    optionally with the per-epoch test evaluation and train accuracy that experiments.train
+    does."""
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     from experiments import datasets
     from model import MLP, train
@@ -365,9 +367,10 @@ def pure_compute(seeds, with_eval):
                     z = net.train_logits
                     curves["train_accuracy"][e] = ev_train.accuracy(
                         net.logits(ev_train.X) if z is None else z)
-            t0 = time.perf_counter()
-            train(net, split.X_train, split.y_train, epochs=EPOCHS, lr=LR, callback=cb)
-            total += time.perf_counter() - t0
+            with threadpool_limits(1):
+                t0 = time.perf_counter()
+                train(net, split.X_train, split.y_train, epochs=EPOCHS, lr=LR, callback=cb)
+                total += time.perf_counter() - t0
     return total
 
 
@@ -385,18 +388,11 @@ def bench_c(tmp, n_seeds, repeats, n_parallel=2):
          f"using its `Evaluator`). All three are measured {repeats} times, in turn; the tables "
          f"give the medians, and the timeline and phases come from the sweep of median wall time.")
     emit()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
     seeds = range(n_seeds)
     pures, pure_evals, stores, sweeps = [], [], [], []
     for i in range(repeats):
-        limiter = threadpool_limits(1) if threadpool_limits else None
         pures.append(pure_compute(seeds, with_eval=False))
         pure_evals.append(pure_compute(seeds, with_eval=True))
-        if limiter is not None:
-            limiter.restore_original_limits()
         uri = f"sqlite:///{tmp / 'c' / f'run{i}' / 'mlflow.db'}"
         stores.append(create_store(uri, tmp))
         sweeps.append(sweep(uri, tmp / "c" / f"run{i}" / "multirun", tmp, over, n_jobs,
@@ -495,14 +491,7 @@ def bench_e(tmp, c, n_seeds):
          f"pure compute of its {n_jobs} trainings as in (c). The marginal cost of a job is the "
          f"difference from (c) divided by the {n_jobs - c['n_jobs']} extra jobs.")
     emit()
-    try:
-        from threadpoolctl import threadpool_limits
-        limiter = threadpool_limits(1)
-    except ImportError:
-        limiter = None
     pure = pure_compute(range(n_seeds), with_eval=False)
-    if limiter is not None:
-        limiter.restore_original_limits()
     uri = f"sqlite:///{tmp / 'e' / 'mlflow.db'}"
     create_store(uri, tmp)
     res, _ = sweep(uri, tmp / "e" / "multirun", tmp, over, n_jobs, f"(e) {n_jobs}-job sweep")

@@ -10,14 +10,19 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
-def run_cli(args, cwd, timeout=600, env=None, **kw):
-    """Run a console script (shallownet-train, ...) in ``cwd``; returns CompletedProcess."""
+def cli_env(env=None):
+    """This process's environment without an MLflow URI or run id of its own, plus ``env``."""
     full_env = dict(os.environ)
     full_env.pop("MLFLOW_TRACKING_URI", None)
     full_env.pop("MLFLOW_RUN_ID", None)
     full_env.update(env or {})
+    return full_env
+
+
+def run_cli(args, cwd, timeout=600, env=None, **kw):
+    """Run a console script (shallownet-train, ...) in ``cwd``; returns CompletedProcess."""
     return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env, **kw)
+                          timeout=timeout, env=cli_env(env), **kw)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BIN, client_for, run_cli, runs_of
+from conftest import BIN, cli_env, client_for, run_cli, runs_of
 
 pytestmark = pytest.mark.slow
 
@@ -101,9 +101,8 @@ def test_diverging_or_misconfigured_jobs_leave_the_others_finished(store):
 def test_interrupted_sweep_leaves_no_run_running_and_resumes(store):
     cwd, uri = store
     grid = ["activation=tanh", "seed=range(6)", "train.epochs=20000"]
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     proc = subprocess.Popen([str(BIN / "shallownet-train"), "-m", *BASE, *grid, f"tracking.uri={uri}",
-                             f"hydra.sweep.dir={cwd}/multirun/first"], cwd=cwd, env=env, text=True,
+                             f"hydra.sweep.dir={cwd}/multirun/first"], cwd=cwd, env=cli_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     for line in proc.stdout:  # the first job's progress line: the others are mid-flight
         if line.startswith("[1/6]") or line.startswith("[2/6]"):

@@ -83,7 +83,7 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config, **kwargs):
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
-        n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None) or 1  # null: joblib's 1
+        n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=1)
         self.blas_threads = preload_workers(launcher, n_jobs)  # before this process imports mlflow
         self.jobs_outlive_sweep = "submitit" in launcher  # cluster jobs go on without this process
         from . import tracking
