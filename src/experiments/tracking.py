@@ -21,6 +21,22 @@ MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 PYFUNC_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
 METRIC_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr")
 
+# The names every part of shallownet (train, sweep, report, reproduce, demo) and its users'
+# queries rely on: defined here once.
+DEFAULT_URI = "sqlite:///outputs/mlflow.db"
+DEFAULT_EXPERIMENT = "shallownet"
+TAG_ROLE = "shallownet.role"  # parent | child | single | reproduction
+TAG_STUDY = "shallownet.experiment"  # the experiment file a sweep ran
+TAG_SWEEP = "sweep_id"
+TAG_CONFIG_HASH = "config_hash"
+TAG_DATA = "data_fingerprint"
+TAG_FAILURE = "failure_reason"
+TAG_DIVERGED = "diverged_at_epoch"
+TAG_REPRODUCES = "reproduces"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI (markdown)
+MEMBERS_ARTIFACT = "sweep/members.json"  # a parent's {"run_ids": [...]}: every config's run
+
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be used (unreachable server, unwritable path)."""
