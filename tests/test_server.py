@@ -413,11 +413,21 @@ def test_trust_cluster_from_an_older_version_gets_a_password(tmp_path, monkeypat
         server.stop_postgres(server.start_postgres(workdir, server.free_port(),
                                                    durable=False, notify=notes.append))
         assert pgpass.read_text() == before and len(notes) == 1
-        # no process got either password on its command line (initdb, psql, postgres
-        # --single, pg_ctl, mlflow server: all of them went through Popen)
+        # a pgpass that does not fit the cluster is a clear error; deleting it resets the password
+        pgpass.write_text(before.replace(password, "x" * len(password)))
+        with pytest.raises(server.ServerError, match="does not hold this cluster's password"):
+            server.start_postgres(workdir, server.free_port(), durable=False)
+        pgpass.unlink()
+        server.stop_postgres(server.start_postgres(workdir, server.free_port(),
+                                                   durable=False, notify=notes.append))
+        assert len(notes) == 2 and "no pgpass file" in notes[1], notes
+        # no process got any of the three passwords on its command line (initdb, psql,
+        # postgres --single, pg_ctl, mlflow server: all of them went through Popen)
         assert {"initdb", "--single", "pg_ctl", "psql", "mlflow"} <= {
             word.rpartition("/")[2] for cmd in commands for word in cmd.split()}
-        leaks = [cmd for cmd in commands if first in cmd or password in cmd]
+        passwords = {first, password, password_in(pgpass)}
+        assert len(passwords) == 3
+        leaks = [cmd for cmd in commands for pw in passwords if pw in cmd]
         assert not leaks, leaks
     finally:
         if not base.is_relative_to(tmp_path):
