@@ -7,6 +7,8 @@ A machine without the PostgreSQL binaries or a driver FAILS here (it does not sk
 import contextlib
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +109,63 @@ def assert_all_gone(pids, ports):
     for port in ports:
         assert not listeners(port), f"port {port} still has a listener"
         assert server.port_is_free(port), f"port {port} still bound"
+
+
+AUTH_ERRORS = ("password authentication failed", "no password supplied")
+
+
+def psql_as(account, pg, host, env=None, sql="SELECT 1"):
+    """``sql`` through psql on ``host`` (127.0.0.1 or the socket directory) as the OS account
+    ``account`` (None: this one), with no password but what ``env`` gives it."""
+    if os.geteuid() != 0:
+        pytest.fail("these tests switch accounts with runuser: run them as root", pytrace=False)
+    clean = {k: v for k, v in os.environ.items() if k not in ("PGPASSFILE", "PGPASSWORD")}
+    cmd = [str(Path(pg["bindir"]) / "psql"), "-X", "-w", "-tA", "-h", host, "-p",
+           str(pg["port"]), "-U", pg["user"], "-d", "mlflow", "-c", sql]
+    if account is not None:
+        cmd = ["runuser", "-u", account, "--", *cmd]
+    return subprocess.run(cmd, env={**clean, **(env or {})}, cwd="/", capture_output=True,
+                          text=True, timeout=30)
+
+
+def assert_refused(res, also=()):
+    assert res.returncode != 0 and res.stdout.strip() != "1", res
+    assert any(err in res.stderr for err in (*AUTH_ERRORS, *also)), res.stderr
+
+
+def pg_hosts(pg):
+    return [server.HOST] + ([pg["socket_dir"]] if pg["socket_dir"] else [])
+
+
+def password_in(pgpass):
+    return Path(pgpass).read_text().splitlines()[0].rpartition(":")[2]
+
+
+def assert_nowhere(password, state):
+    """The password is in no process's command line or environment, no state file or log."""
+    assert len(password) >= 20
+    pids = server_pids(state)
+    assert len(pids) >= 3, pids
+    for pid in pids:
+        assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes(), pid
+        assert password.encode() not in Path(f"/proc/{pid}/environ").read_bytes(), pid
+    environ = Path(f"/proc/{state['mlflow_pid']}/environ").read_bytes().split(b"\0")
+    assert f"PGPASSFILE={state['postgres']['pgpass']}".encode() in environ
+    for path in (Path(state["mlflow_log"]), Path(state["postgres"]["log"]),
+                 Path(state["mlflow_log"]).parent / server.STATE_FILE):
+        assert password not in path.read_text(errors="replace"), path
+
+
+def record_commands(monkeypatch):
+    """The command line of every process started from here on (initdb, pg_ctl, psql, ...)."""
+    seen = []
+
+    class Recording(subprocess.Popen):
+        def __init__(self, args, *rest, **kw):
+            seen.append(args if isinstance(args, str) else " ".join(map(str, args)))
+            super().__init__(args, *rest, **kw)
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    return seen
 
 
 def exercise(uri, artifacts_dir, tmp_path):
@@ -258,10 +317,121 @@ def test_server_binds_loopback_only(pg_server):
     hba = Path(state["postgres"]["datadir"]) / "pg_hba.conf"
     rules = [line.split() for line in hba.read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    assert rules == [["local", "all", "all", "trust"],
-                     ["host", "all", "all", "127.0.0.1/32", "trust"]]
+    assert rules == [["local", "all", "all", "scram-sha-256"],
+                     ["host", "all", "all", "127.0.0.1/32", "scram-sha-256"]]
     with pytest.raises(server.ServerError, match="127.0.0.1"):
         server.start_mlflow_server("sqlite:///x.db", "unused", 1, host="0.0.0.0")
+
+
+@pytest.mark.slow
+def test_postgres_wants_the_password_from_pgpass(pg_server, tmp_path, capsys):
+    _, state = pg_server
+    pg = state["postgres"]
+    pgpass = Path(pg["pgpass"])
+    # the file: libpq format, ours alone
+    st = pgpass.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()
+    assert pgpass.parent == Path(state["artifacts"]).parent
+    lines = pgpass.read_text().splitlines()
+    assert [line.rpartition(":")[0] for line in lines] == [
+        f"{host}:*:*:{pg['user']}" for host in pg_hosts(pg)]  # any port: restarts change it
+    for host in pg_hosts(pg):
+        # another local account, with no password or a guessed one: refused, no SQL runs;
+        # on the socket it may not even get through the 0700 directory
+        also = ("Permission denied",) if host != server.HOST else ()
+        assert_refused(psql_as("nobody", pg, host), also)
+        assert_refused(psql_as("nobody", pg, host, {"PGPASSWORD": "guess"}), also)
+        # the accounts running the test and PostgreSQL need the password too
+        assert_refused(psql_as(None, pg, host, {"HOME": str(tmp_path)}))
+        assert_refused(psql_as(pg["user"], pg, host))
+        # with the pgpass file, the owner gets in
+        ok = psql_as(None, pg, host, {"PGPASSFILE": str(pgpass)})
+        assert ok.returncode == 0 and ok.stdout.strip() == "1", ok.stderr
+    assert "PGPASSWORD" not in server.libpq_env(pgpass, {"PGPASSWORD": "x"})
+    password = password_in(pgpass)
+    assert password not in state["backend_uri"] and "passfile=" in state["backend_uri"]
+    assert_nowhere(password, state)
+    # what `make server` prints about it
+    server._print_access(state)
+    hint = capsys.readouterr().err
+    assert len(hint.splitlines()) == 2 and f"install -m 600 -o THEM {pgpass}" in hint
+
+
+def make_trust_cluster(workdir):
+    """What an older version left behind: a cluster with data, ``trust`` auth, no password
+    and no pgpass file.  Returns the password it had before being made old."""
+    pg = server.start_postgres(workdir, server.free_port(), durable=False)
+    env = {"PGPASSFILE": pg["pgpass"]}
+    try:
+        for sql in ("CREATE TABLE marker (x int); INSERT INTO marker VALUES (42)",
+                    "ALTER ROLE CURRENT_USER PASSWORD NULL"):
+            res = psql_as(None, pg, server.HOST, env, sql=sql)
+            assert res.returncode == 0, res.stderr
+    finally:
+        server.stop_postgres(pg)
+    (Path(pg["datadir"]) / "pg_hba.conf").write_text(
+        "# written by experiments.server: local development only\n"
+        "local all all trust\n"
+        f"host all all {server.HOST}/32 trust\n")
+    password = password_in(pg["pgpass"])
+    Path(pg["pgpass"]).unlink()
+    return password
+
+
+@pytest.mark.slow
+def test_trust_cluster_from_an_older_version_gets_a_password(tmp_path, monkeypatch):
+    require_postgres()
+    commands = record_commands(monkeypatch)
+    workdir = (tmp_path / "old").resolve()
+    pgpass, notes = workdir / server.PGPASS, []
+    base = server._pg_base(workdir, server.pg_user())  # outside tmp_path when root: remove it
+    try:
+        first = make_trust_cluster(workdir)
+        state, proc = server.start(workdir, port=server.free_port(), durable=False,
+                                   notify=notes.append)
+        pg = state["postgres"]
+        try:
+            assert len(notes) == 1 and "trust" in notes[0] and str(pgpass) in notes[0], notes
+            assert stat.S_IMODE(pgpass.stat().st_mode) == 0o600
+            password = password_in(pgpass)
+            assert password != first
+            assert "trust" not in (Path(pg["datadir"]) / "pg_hba.conf").read_text()
+            for host in pg_hosts(pg):
+                assert_refused(psql_as("nobody", pg, host),
+                               ("Permission denied",) if host != server.HOST else ())
+                assert_refused(psql_as(None, pg, host, {"HOME": str(tmp_path)}))
+                old = psql_as(None, pg, host, {"PGPASSFILE": str(pgpass)},
+                              sql="SELECT x FROM marker")
+                assert old.returncode == 0 and old.stdout.strip() == "42", old.stderr
+            client = MlflowClient(tracking_uri=state["tracking_uri"])
+            assert client.get_experiment(client.create_experiment("after-upgrade")).name
+            assert_nowhere(password, state)
+        finally:
+            server.stop(workdir, server=proc, postgres=pg)
+        # the password is made once per cluster: a restart keeps it and says nothing
+        before = pgpass.read_text()
+        server.stop_postgres(server.start_postgres(workdir, server.free_port(),
+                                                   durable=False, notify=notes.append))
+        assert pgpass.read_text() == before and len(notes) == 1
+        # a pgpass that does not fit the cluster is a clear error; deleting it resets the password
+        pgpass.write_text(before.replace(password, "x" * len(password)))
+        with pytest.raises(server.ServerError, match="does not hold this cluster's password"):
+            server.start_postgres(workdir, server.free_port(), durable=False)
+        pgpass.unlink()
+        server.stop_postgres(server.start_postgres(workdir, server.free_port(),
+                                                   durable=False, notify=notes.append))
+        assert len(notes) == 2 and "no pgpass file" in notes[1], notes
+        # no process got any of the three passwords on its command line (initdb, psql,
+        # postgres --single, pg_ctl, mlflow server: all of them went through Popen)
+        assert {"initdb", "--single", "pg_ctl", "psql", "mlflow"} <= {
+            word.rpartition("/")[2] for cmd in commands for word in cmd.split()}
+        passwords = {first, password, password_in(pgpass)}
+        assert len(passwords) == 3
+        leaks = [cmd for cmd in commands for pw in passwords if pw in cmd]
+        assert not leaks, leaks
+    finally:
+        if not base.is_relative_to(tmp_path):
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def _history(client, run_id):

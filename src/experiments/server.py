@@ -26,18 +26,25 @@ user: ``$SHALLOWNET_PG_USER`` if set, else ``postgres`` if that account exists, 
 ``nobody``.  The cluster lives in ``<workdir>/postgres`` (owned by that user, mode 0700) when
 that user can reach the workdir; otherwise (e.g. under a root-only ``/tmp/pytest-of-root``) in
 ``<tmp>/shallownet-pg-<hash of workdir>``, a stable path so restarts keep their data.
-Authentication is ``trust`` for local socket and 127.0.0.1 connections only, and the server
-listens on 127.0.0.1 only: this is a single-machine development server, not a shared one.
+The server listens on 127.0.0.1 (and its socket) only and asks every client, its owner
+included, for a password (``scram-sha-256``).  The password is generated once per cluster and
+kept in ``<workdir>/pgpass``, a libpq password file (mode 0600, owned by whoever started the
+server); clients get it through ``PGPASSFILE`` or the URI's ``passfile=``, never on a command
+line.  A cluster made by an older version (``trust``, no pgpass) gets a password on its next
+start.  The MLflow HTTP API itself has no login: this is a single-machine development server.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import signal
@@ -47,8 +54,9 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +65,8 @@ DATABASE = "mlflow"
 STATE_FILE = "server.json"
 MLFLOW_LOG = "mlflow-server.log"
 PG_CONF = "shallownet.conf"
+PGPASS = "pgpass"
+PG_AUTH = "scram-sha-256"
 DEFAULT_WORKDIR = "outputs/server"
 DEFAULT_PORT = 5000
 # socket paths longer than this (sun_path is 108 bytes) cannot be used
@@ -247,11 +257,15 @@ def _as_user(user: str, cmd: list[str]) -> list[str]:
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None, log: Path | None = None,
-         timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+         timeout: float = 120, env: Mapping[str, str] | None = None,
+         input: str | None = None) -> subprocess.CompletedProcess:
+    env = {**(os.environ if env is None else env), "LC_ALL": "C", "LANG": "C"}
+    # secrets go through ``input`` (a pipe) or files, never through ``cmd``: /proc/PID/cmdline
+    # is readable by every local user
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     try:
-        res = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                             timeout=timeout, **stdin)
     except subprocess.TimeoutExpired as exc:
         raise ServerError(f"{what} timed out after {timeout}s: {' '.join(cmd)}") from exc
     if res.returncode != 0:
@@ -319,14 +333,141 @@ def pg_driver() -> str:
                       "(or psycopg2-binary), or use `--backend sqlite`")
 
 
+def _note(message: str) -> None:
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def _new_password() -> str:
+    # URL-safe characters only: nothing to escape in a pgpass line or in SQL
+    return secrets.token_urlsafe(24)
+
+
+def _scram_verifier(password: str, iterations: int = 4096) -> str:
+    """What PostgreSQL stores for ``password`` (RFC 5802/7677, as psql's ``\\password`` sends it).
+
+    PostgreSQL keeps a verifier given to it as is, so the plain password never reaches the
+    server, its logs or its error messages (``password`` is ASCII: SASLprep leaves it alone).
+    """
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    salt64, stored64, server64 = (base64.b64encode(raw).decode()
+                                  for raw in (salt, stored_key, server_key))
+    return f"SCRAM-SHA-256${iterations}:{salt64}${stored64}:{server64}"
+
+
+def _pgpass_field(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _write_pgpass(path: Path, user: str, password: str, socket_dir: str | None) -> None:
+    """The libpq password file: ``user`` on 127.0.0.1 and on the socket, any port (a restart
+    may pick another one), any database.  Created 0600 (libpq ignores a file others can read)."""
+    hosts = [HOST] + ([socket_dir] if socket_dir else [])
+    text = "".join(f"{_pgpass_field(h)}:*:*:{_pgpass_field(user)}:{password}\n" for h in hosts)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+        fh.write(text)
+    tmp.replace(path)
+
+
+def _read_pgpass_password(path: Path) -> str | None:
+    try:
+        first = path.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return first.rpartition(":")[2] or None  # our passwords have no ':' to escape
+
+
+def libpq_env(pgpass: str | Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: ours) for a libpq client (psql, psycopg) that logs in with ``pgpass``.
+
+    PGPASSWORD is dropped because libpq would prefer it to the file.
+    """
+    out = {k: v for k, v in (os.environ if env is None else env).items() if k != "PGPASSWORD"}
+    out["PGPASSFILE"] = str(pgpass)
+    return out
+
+
+def _pg_uri(driver: str, user: str, port: int, pgpass: Path) -> str:
+    # no password in the URI (it lands in server.json and on mlflow's command line); libpq
+    # reads it from ``passfile``, so the URI alone works for whoever can read that file
+    return (f"{driver}://{user}@{HOST}:{port}/{DATABASE}"
+            f"?passfile={urllib.parse.quote(str(pgpass))}")
+
+
+def _initdb(bindir: Path, datadir: Path, base: Path, user: str, password: str,
+            durable: bool) -> None:
+    """A new cluster whose superuser ``user`` has ``password`` and needs it everywhere."""
+    # initdb runs as ``user``: hand it the verifier in a file only ``user`` can read, in the
+    # 0700 base directory, deleted as soon as initdb is done
+    pwfile = base / "initdb-password"
+    with os.fdopen(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(_scram_verifier(password) + "\n")
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(user)
+        os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+    cmd = [str(bindir / "initdb"), "-D", str(datadir), "-U", user, f"--auth={PG_AUTH}",
+           f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C"]
+    if not durable:
+        cmd.append("--no-sync")
+    try:
+        _run(_as_user(user, cmd), "initdb", cwd=base)
+    finally:
+        pwfile.unlink(missing_ok=True)
+    with (datadir / "postgresql.conf").open("a") as fh:
+        fh.write(f"\n# settings of experiments.server (rewritten on every start)\n"
+                 f"include_if_exists = '{PG_CONF}'\n")
+
+
+def _set_password_offline(bindir: Path, datadir: Path, base: Path, user: str,
+                          password: str) -> None:
+    """Give the superuser of the stopped cluster ``password``.
+
+    Single-user mode takes no connections, so an old ``trust`` pg_hba.conf is never live
+    while the password is being set; the verifier goes through stdin, not the command line.
+    """
+    sql = f"ALTER ROLE CURRENT_USER PASSWORD '{_scram_verifier(password)}';\n"
+    _run(_as_user(user, [str(bindir / "postgres"), "--single", "-D", str(datadir), "postgres"]),
+         "setting the PostgreSQL password (single-user mode)", cwd=base, input=sql)
+
+
+def _write_hba(datadir: Path) -> None:
+    # rewritten on every start, so a cluster from an older version loses its ``trust`` lines;
+    # a password for everyone on the socket and 127.0.0.1 only (no ::1, no replication, no LAN)
+    (datadir / "pg_hba.conf").write_text(
+        "# written by experiments.server on every start: local development only\n"
+        f"local all all {PG_AUTH}\n"
+        f"host all all {HOST}/32 {PG_AUTH}\n")
+
+
+def _cluster_password(bindir: Path, datadir: Path, base: Path, user: str, pgpass: Path,
+                      notify: Callable[[str], None]) -> str:
+    """The existing cluster's password from ``pgpass``, or a new one set offline when there is
+    no pgpass (a ``trust`` cluster from an older version, or a deleted file)."""
+    password = _read_pgpass_password(pgpass)
+    if password:
+        return password
+    hba = (datadir / "pg_hba.conf").read_text(errors="replace")
+    why = "it used trust auth" if " trust" in hba else f"no {pgpass.name} file"
+    password = _new_password()
+    _set_password_offline(bindir, datadir, base, user, password)
+    notify(f"upgraded PostgreSQL in {datadir} ({why}): {PG_AUTH} now, password in {pgpass}")
+    return password
+
+
 def start_postgres(workdir: str | Path, port: int, *, durable: bool = True,
-                   timeout: float = 60) -> dict[str, Any]:
+                   timeout: float = 60, notify: Callable[[str], None] = _note) -> dict[str, Any]:
     """Create (once) and start a PostgreSQL cluster on 127.0.0.1:``port`` with database ``mlflow``.
 
     Re-uses an existing cluster in the same workdir (data survives restarts).  ``durable=False``
     trades crash safety for speed (initdb --no-sync, fsync off): for throw-away test servers.
-    Returns a dict with ``uri`` (``postgresql+DRIVER://USER@127.0.0.1:PORT/mlflow``, see
-    :func:`pg_driver`), ``user``, ``port``,
+    Logins need the password in ``<workdir>/pgpass`` (see the module docstring); an existing
+    cluster without that file is given a new password, and ``notify`` is told so.
+    Returns a dict with ``uri`` (``postgresql+DRIVER://USER@127.0.0.1:PORT/mlflow?passfile=...``,
+    see :func:`pg_driver`), ``user``, ``port``, ``pgpass``,
     ``bindir``, ``base``, ``datadir``, ``socket_dir``, ``log`` and ``pid`` (the postmaster).
     """
     workdir = Path(workdir).resolve()
@@ -337,37 +478,33 @@ def start_postgres(workdir: str | Path, port: int, *, durable: bool = True,
     _require_free(port, "PostgreSQL")
     base = _pg_base(workdir, user)
     datadir, sockdir, log = base / "data", base / "run", base / "postgres.log"
+    pgpass = workdir / PGPASS
     info = {"user": user, "port": port, "bindir": str(bindir), "base": str(base),
-            "datadir": str(datadir), "log": str(log),
-            "uri": f"{driver}://{user}@{HOST}:{port}/{DATABASE}"}
+            "datadir": str(datadir), "log": str(log), "pgpass": str(pgpass),
+            "uri": _pg_uri(driver, user, port, pgpass)}
 
     if _postmaster_pid(datadir) and pid_alive(_postmaster_pid(datadir)):
         raise ServerError(f"a PostgreSQL server is already running on {datadir} "
                           f"(pid {_postmaster_pid(datadir)}); stop it first")
     if not (datadir / "PG_VERSION").exists():
-        cmd = [str(bindir / "initdb"), "-D", str(datadir), "-U", user, "--auth=trust",
-               "--encoding=UTF8", "--locale=C"]
-        if not durable:
-            cmd.append("--no-sync")
-        _run(_as_user(user, cmd), "initdb", cwd=base)
-        conf = datadir / "postgresql.conf"
-        with conf.open("a") as fh:
-            fh.write(f"\n# settings of experiments.server (rewritten on every start)\n"
-                     f"include_if_exists = '{PG_CONF}'\n")
-        # trust, but only for the local socket and 127.0.0.1 (no ::1, no replication, no LAN)
-        (datadir / "pg_hba.conf").write_text(
-            "# written by experiments.server: local development only\n"
-            "local all all trust\n"
-            f"host all all {HOST}/32 trust\n")
+        password = _new_password()  # once per cluster: restarts read it back from pgpass
+        _initdb(bindir, datadir, base, user, password, durable)
+    else:
+        password = _cluster_password(bindir, datadir, base, user, pgpass, notify)
+    _write_hba(datadir)
 
     sockdir.mkdir(exist_ok=True)
     sock_ok = len(str(sockdir)) + len("/.s.PGSQL.65535") <= _MAX_SOCKET_PATH
+    info["socket_dir"] = str(sockdir) if sock_ok else None
+    # rewritten on every start: the socket line follows the cluster, the mode is forced back
+    _write_pgpass(pgpass, user, password, info["socket_dir"])
     settings = {
         "listen_addresses": HOST,
         "port": str(port),
         "unix_socket_directories": str(sockdir) if sock_ok else "",
         "max_connections": "50",
         "logging_collector": "off",
+        "password_encryption": PG_AUTH,
     }
     if not durable:
         settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
@@ -376,23 +513,34 @@ def start_postgres(workdir: str | Path, port: int, *, durable: bool = True,
         pw = pwd.getpwnam(user)
         for path in (sockdir, datadir / PG_CONF, datadir / "pg_hba.conf"):
             os.chown(path, pw.pw_uid, pw.pw_gid)
-    info["socket_dir"] = str(sockdir) if sock_ok else None
 
     _run(_as_user(user, [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-w",
                          "-t", str(int(timeout)), "start"]),
          "pg_ctl start", cwd=base, log=log, timeout=timeout + 10)
     info["pid"] = _postmaster_pid(datadir)
     try:
-        psql = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", HOST,
-                "-p", str(port), "-U", user, "-d", "postgres", "-tA"]
-        exists = _run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-                      "psql").stdout.strip()
-        if exists != "1":
-            _run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], "CREATE DATABASE")
+        _create_database(info)
     except BaseException:
         stop_postgres(info)
         raise
     return info
+
+
+def _create_database(pg: Mapping[str, Any]) -> None:
+    """``CREATE DATABASE mlflow`` unless it exists, logging in with the pgpass file."""
+    psql = [str(Path(pg["bindir"]) / "psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1",
+            "-h", HOST, "-p", str(pg["port"]), "-U", pg["user"], "-d", "postgres", "-tA"]
+    env = libpq_env(pg["pgpass"])
+    query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
+    try:
+        exists = _run([*psql, "-c", query], "psql", env=env).stdout.strip()
+    except ServerError as exc:
+        if "password authentication failed" not in str(exc):
+            raise
+        raise ServerError(f"{exc}\n{pg['pgpass']} does not hold this cluster's password; "
+                          "delete it and start again to set a new one") from None
+    if exists != "1":
+        _run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], "CREATE DATABASE", env=env)
 
 
 def stop_postgres(pg: Mapping[str, Any] | None, timeout: float = 30) -> None:
@@ -433,11 +581,13 @@ def _wait_gone(pids: list[int], timeout: float) -> bool:
 
 def start_mlflow_server(backend_uri: str, artifacts_dir: str | Path, port: int,
                         host: str = HOST, *, log_path: str | Path | None = None,
-                        workers: int = 1, timeout: float = 90) -> subprocess.Popen:
+                        workers: int = 1, timeout: float = 90,
+                        pgpass: str | Path | None = None) -> subprocess.Popen:
     """Start ``mlflow server`` (proxied artifacts in ``artifacts_dir``) and wait for /health.
 
     The server runs in its own session (so Ctrl-C in a terminal goes to us, not to it) with its
-    output in ``log_path`` (default: ``<artifacts_dir>/../mlflow-server.log``).  Raises
+    output in ``log_path`` (default: ``<artifacts_dir>/../mlflow-server.log``).  ``pgpass``
+    (the libpq password file of a PostgreSQL backend) reaches it as ``PGPASSFILE``.  Raises
     :class:`ServerError` with the log tail if it exits or does not answer within ``timeout``.
     """
     if host != HOST:
@@ -451,6 +601,8 @@ def start_mlflow_server(backend_uri: str, artifacts_dir: str | Path, port: int,
            "--serve-artifacts", "--artifacts-destination", str(artifacts_dir),
            "--host", host, "--port", str(port), "--workers", str(workers)]
     env = {**os.environ, **SERVER_ENV}
+    if pgpass is not None:
+        env = libpq_env(pgpass, env)
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         log.flush()
@@ -549,7 +701,8 @@ def load_state(workdir: str | Path) -> dict[str, Any] | None:
 
 def start(workdir: str | Path = DEFAULT_WORKDIR, *, backend: str = "postgres",
           port: int = DEFAULT_PORT, pg_port: int | None = None, durable: bool = True,
-          timeout: float = 90) -> tuple[dict[str, Any], subprocess.Popen]:
+          timeout: float = 90, notify: Callable[[str], None] = _note,
+          ) -> tuple[dict[str, Any], subprocess.Popen]:
     """Start the backend store and the MLflow server; write ``<workdir>/server.json``.
 
     Returns ``(state, server_process)``; ``state["tracking_uri"]`` is the http URI.
@@ -568,13 +721,14 @@ def start(workdir: str | Path = DEFAULT_WORKDIR, *, backend: str = "postgres",
     if backend == "postgres":
         if pg_port is None:
             pg_port = next(p for p in free_ports(2) if p != port)
-        pg = start_postgres(workdir, pg_port, durable=durable)
+        pg = start_postgres(workdir, pg_port, durable=durable, notify=notify)
         backend_uri = pg["uri"]
     else:
         backend_uri = f"sqlite:///{workdir / 'server.db'}"
     try:
         proc = start_mlflow_server(backend_uri, workdir / "artifacts", port,
-                                   log_path=workdir / MLFLOW_LOG, timeout=timeout)
+                                   log_path=workdir / MLFLOW_LOG, timeout=timeout,
+                                   pgpass=pg and pg["pgpass"])
     except BaseException:
         stop_postgres(pg)
         raise
@@ -754,10 +908,21 @@ def _print_uri(state: Mapping[str, Any]) -> None:
           f"log: {state['mlflow_log']})", file=sys.stderr, flush=True)
 
 
+def _print_access(state: Mapping[str, Any]) -> None:
+    """How another local account gets in: over HTTP as is, to PostgreSQL with a copy of pgpass."""
+    if not state.get("postgres"):
+        return
+    pgpass = state["postgres"]["pgpass"]
+    print(f"# PostgreSQL wants a password ({PG_AUTH}); yours is in {pgpass} (mode 0600)\n"
+          f"# other local accounts: use tracking.uri (MLflow's HTTP API has no login); for SQL "
+          f"access: install -m 600 -o THEM {pgpass} ~THEM/.pgpass", file=sys.stderr, flush=True)
+
+
 def _cmd_start(args: argparse.Namespace) -> int:
     state, proc = start(args.workdir, backend=args.backend, port=args.port,
                         pg_port=args.pg_port, timeout=args.timeout)
     _print_uri(state)
+    _print_access(state)
     if args.detach:
         print(f"# running in the background; stop with: python -m experiments.server stop "
               f"--workdir {args.workdir}", file=sys.stderr, flush=True)
