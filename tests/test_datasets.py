@@ -1,6 +1,6 @@
 """Tests for experiments.datasets: generators, splits, fingerprints and DataError messages."""
 
-import time
+import functools
 
 import numpy as np
 import pytest
@@ -272,15 +272,39 @@ def test_csv_valid_loads_with_right_shapes(tmp_path):
     labels = np.where(X[:, 0] > 0, "yes", "no")
     rows = "\n".join(f"{a},{b},{c},{lab}" for (a, b, c), lab in zip(X, labels))
     path = _write(tmp_path, "f1,f2,f3,label\n" + rows + "\n")
-    s = load({"name": "csv", "path": path, "target": "label", "seed": 0})
+    s = load({"name": "csv", "path": path, "target": "label", "positive": "yes", "seed": 0})
     assert s.X_train.shape == (40, 3) and s.X_test.shape == (10, 3)
     assert s.y_train.shape == (40,) and s.y_test.shape == (10,)
     assert s.X_train.dtype == np.float64 and s.y_train.dtype == np.int64
-    # "no" < "yes" -> 0 / 1; labels follow the sign of the first feature
+    # positive "yes" -> 1; labels follow the sign of the first feature
     np.testing.assert_array_equal(s.y_train, (s.X_train[:, 0] > 0).astype(np.int64))
     np.testing.assert_array_equal(s.y_test, (s.X_test[:, 0] > 0).astype(np.int64))
     X_tr, _, _, _ = train_test_split(X, labels, test_size=0.2, random_state=0)
     np.testing.assert_allclose(s.X_train, X_tr, rtol=1e-12)
+
+
+@pytest.mark.parametrize("text, extra, words", [
+    ("a,a,label\n1,2,0\n2,3,1\n3,4,0\n4,5,1\n", {}, ["['a']", "more than once"]),
+    ("a,b,label\n1,2,no\n2,3,yes\n3,4,no\n4,5,yes\n", {}, ["['no', 'yes']", "not 0/1",
+                                                           "dataset.positive=yes"]),
+    ("a,b,label\n1,2,1\n2,3,2\n3,4,1\n4,5,2\n", {}, ["[1, 2]", "not 0/1", "dataset.positive=2"]),
+    ("a,b,label\n1,2,no\n2,3,yes\n3,4,no\n4,5,yes\n", {"positive": "maybe"},
+     ["positive='maybe'", "['no', 'yes']"]),
+])
+def test_csv_labels_and_columns_must_be_unambiguous(tmp_path, text, extra, words):
+    """Repeated column names (pandas renames them silently) and labels other than 0/1
+    without the positive class named are refused, with what to do."""
+    path = _write(tmp_path, text)
+    with pytest.raises(DataError) as err:
+        load({"name": "csv", "path": path, "target": "label", **extra})
+    for w in words:
+        assert w in str(err.value), str(err.value)
+
+
+def test_csv_positive_names_class_one(tmp_path):
+    path = _write(tmp_path, "a,b,label\n" + "".join(f"{i},{i % 3},{1 + i % 2}\n" for i in range(20)))
+    s = load({"name": "csv", "path": path, "target": "label", "positive": 2, "test_size": None})
+    np.testing.assert_array_equal(s.y_train, np.arange(20) % 2)  # label 2 -> 1, label 1 -> 0
 
 
 def test_one_class_training_part_raises():
@@ -296,12 +320,22 @@ def test_one_class_training_part_raises():
 
 
 @pytest.mark.parametrize("name", sorted(ds.GENERATORS))
-def test_validate_params_is_cheap(tmp_path, name):
+def test_validate_params_generates_nothing(tmp_path, monkeypatch, name):
+    """Validation is cheap because it never calls the generator (10**9 samples would take
+    minutes): checked by making every generator raise."""
     cfg = {"name": name}
     if name == "csv":
         cfg.update(path=_write(tmp_path, "a,label\n1,0\n2,1\n"), target="label")
     if "n_samples" in ds.dataset_params(name):
-        cfg["n_samples"] = 10**9  # generating this would take far longer than 50 ms
-    start = time.perf_counter()
+        cfg["n_samples"] = 10**9
+
+    original = ds.GENERATORS[name]
+
+    @functools.wraps(original)  # the same signature: it names the dataset's valid keys
+    def never(*args, **kwargs):
+        raise AssertionError("validate_params generated data")
+
+    monkeypatch.setitem(ds.GENERATORS, name, never)
     validate_params(cfg)
-    assert time.perf_counter() - start < 0.05
+    with pytest.raises(AssertionError, match="generated data"):
+        load(cfg)

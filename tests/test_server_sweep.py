@@ -1,7 +1,6 @@
 """Sweeps, reports and reproduction through a real MLflow server with a PostgreSQL backend,
 and what happens when that server goes away mid-sweep."""
 
-import json
 import re
 import subprocess
 import time
@@ -119,23 +118,25 @@ def test_server_outage_fails_fast_and_resume_completes_the_rest(pg, tmp_path):
         after = time.time() - t_stop
     finally:
         proc.kill()
-    assert proc.returncode == 0, out  # a sweep's jobs never raise
-    outcomes = [json.loads(p.read_text()) for p in (tmp_path / "b1").glob("*/outcome.json")]
-    failed = [o for o in outcomes if o["status"] == "TRACKING_ERROR"]
-    assert len(failed) >= 3 and len(outcomes) == 6
-    assert all("unreachable" in o["message"] or "failed" in o["message"] for o in failed)
+    assert proc.returncode == 3, out  # the store failed: the exit code says so
+    failed = [line for line in out.splitlines() if re.match(r"\[\d/6\] .*: TRACKING_ERROR", line)]
+    assert len(failed) >= 3 and len(re.findall(r"^\[\d/6\] ", out, re.M)) == 6, out
     assert after < 120, f"the remaining jobs took {after:.0f}s to give up"
-    assert "could not close parent run" in out
+    assert "could not close parent run" in out and "Traceback" not in out
 
-    # restart the server on the same backend store and run the same sweep again
+    # restart the server on the same backend store and run the same sweep again: the runs the
+    # outage left RUNNING (their processes are gone) are closed, their configs trained again
     port = pg["state"]["port"]
     pg["proc"] = server.start_mlflow_server(pg["state"]["backend_uri"], pg["state"]["artifacts"], port)
+    client, _, children = family(uri, sweep_id)
+    finished_before = sum(c.info.status == "FINISHED" for c in children)
+    assert 2 <= finished_before <= 6 - len(failed)
     res = subprocess.run([*args, f"hydra.sweep.dir={tmp_path}/b2"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
-    finished_before = 6 - len(failed)
-    assert f"skipped {finished_before}" in res.stdout, res.stdout
+    assert f"skipped {finished_before} this session" in res.stdout, res.stdout
     client, (parent,), children = family(uri, sweep_id)
     finished = [c for c in children if c.info.status == "FINISHED"]
     assert sorted(int(c.data.params["seed"]) for c in finished) == list(range(6))
-    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_skipped"] == finished_before
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 6

@@ -65,7 +65,7 @@ def test_grid_becomes_parent_with_children_and_resumes(store):
                 and c.data.params["seed"] == "1")
     client.delete_run(gone.info.run_id)
     res = sweep(cwd, uri, "activation=relu,tanh", "seed=0,1", "train.epochs=60")
-    assert "finished 1, failed 0 (diverged 0), skipped 3" in res.stdout
+    assert "4/4 configs finished, failed 0 (diverged 0, killed 0), skipped 3 this session" in res.stdout
     _, children3 = parents_children(uri)
     new = [c for c in children3 if c.info.run_id not in {x.info.run_id for x in children}]
     assert len(new) == 1 and new[0].data.params["activation.name"] == "tanh"
@@ -80,22 +80,30 @@ def test_grid_becomes_parent_with_children_and_resumes(store):
     assert sum(c.data.tags["mlflow.parentRunId"] == forced.info.run_id for c in children4) == 4
 
 
-def test_diverging_or_misconfigured_jobs_leave_the_others_finished(store):
+def test_diverging_jobs_leave_the_others_finished_and_exit_zero(store):
     cwd, uri = store
-    res = sweep(cwd, uri, "activation=relu", "lr_schedule.lr=0.5,1000,-1", "seed=0,1",
+    res = sweep(cwd, uri, "activation=relu", "lr_schedule.lr=0.5,1000", "seed=0,1",
                 "train.epochs=300", "model.hidden_sizes=[16]", "initializer=small_random")
     (parent,), children = parents_children(uri)
     by_lr = {}
     for c in children:
         by_lr.setdefault(c.data.params["lr_schedule.lr"], []).append(c)
-    assert set(by_lr) == {"0.5", "1000.0"}  # lr -1 fails validation: no run at all
     assert {c.info.status for c in by_lr["0.5"]} == {"FINISHED"}
     assert {c.info.status for c in by_lr["1000.0"]} == {"FAILED"}
     assert all("diverged_at_epoch" in c.data.tags for c in by_lr["1000.0"])
     m = parent.data.metrics
-    assert (m["jobs_total"], m["jobs_finished"], m["jobs_failed"], m["jobs_diverged"]) == (6, 2, 4, 2)
+    assert (m["jobs_total"], m["jobs_finished"], m["jobs_failed"], m["jobs_diverged"]) == (4, 2, 2, 2)
     assert parent.info.status == "FINISHED"
-    assert "failed: " in res.stdout and "lr_schedule.lr: must be > 0" in res.stdout
+    assert "DIVERGED" in res.stdout and "diverged at epoch" in res.stdout
+
+
+def test_a_bad_value_in_a_sweep_is_refused_before_anything_is_recorded(store):
+    cwd, uri = store
+    res = run_cli(["shallownet-train", "-m", *BASE, "lr_schedule.lr=0.5,-1", "seed=0,1",
+                   f"tracking.uri={uri}", f"hydra.sweep.dir={cwd}/multirun/bad"], cwd)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip() == "shallownet: config error: lr_schedule.lr: must be > 0, got -1.0"
+    assert res.stdout == "" and not (cwd / "mlflow.db").exists()  # no parent, no store
 
 
 def test_interrupted_sweep_leaves_no_run_running_and_resumes(store):
@@ -120,7 +128,7 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes(store):
     assert m["jobs_finished"] == len(done) and m["jobs_failed"] == len(children) - len(done)
 
     res = sweep(cwd, uri, *grid)  # started again: completes only what is missing
-    assert f"finished {6 - len(done)}, failed 0 (diverged 0), skipped {len(done)}" in res.stdout
+    assert f"6/6 configs finished, failed 0 (diverged 0, killed 0), skipped {len(done)} this session" in res.stdout
     (parent2,), children2 = parents_children(uri)
     assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
     finished = [c.data.params["seed"] for c in children2 if c.info.status == "FINISHED"]
@@ -128,42 +136,37 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes(store):
 
 
 @pytest.mark.parametrize("outlive", [False, True])
-def test_closing_an_interrupted_sweep_ends_its_orphaned_runs(store, outlive):
+def test_closing_a_sweep_ends_this_sessions_leftover_runs(store, outlive):
     """loky SIGKILLs the workers of an interrupted sweep: a job caught while recording leaves
-    its run RUNNING, and closing the parent ends it KILLED (not for cluster jobs, which go on)."""
+    its run RUNNING, and closing the sweep ends it KILLED (not for cluster jobs, which go
+    on), or FAILED with the job's reason when the job reported a tracking error. Runs of
+    other sessions are not this close's business."""
     from experiments import sweep as sweep_mod
     from experiments import tracking
 
     cwd, uri = store
     client = tracking.connect(uri)
     exp = tracking.ensure_experiment(uri, "shallownet", client)
-    earlier = client.create_run(exp)  # a child of an earlier session of the same sweep
-    time.sleep(0.01)
-    t0 = time.time()
-    parent = client.create_run(exp).info.run_id
-    client.set_tag(earlier.info.run_id, "mlflow.parentRunId", parent)
-    child = {}
-    for name in ("reported", "orphan", "killed_unreported", "finished_unreported"):
-        child[name] = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
-    client.set_terminated(child["reported"], "FINISHED")
-    client.set_terminated(child["killed_unreported"], "KILLED")  # stopped before its outcome.json
-    client.set_terminated(child["finished_unreported"], "FINISHED")
-    (cwd / "sweep" / "0").mkdir(parents=True)
-    (cwd / "sweep" / "0" / "outcome.json").write_text(json.dumps(
-        {"status": "FINISHED", "overrides": "seed=0", "shown": "seed=0", "test_accuracy": 0.9,
-         "run_id": child["reported"]}))
-    cb = sweep_mod.SweepCallback()
-    cb.parent, cb.total, cb.uri, cb.exp_id = parent, 6, uri, exp
-    cb.sweep_dir, cb.t0, cb.jobs_outlive_sweep = str(cwd / "sweep"), t0, outlive
-    cb.close()
-    run = client.get_run(child["orphan"])
-    assert run.info.status == ("RUNNING" if outlive else "KILLED")
-    assert run.data.tags.get("failure_reason") == (None if outlive else "sweep interrupted")
-    assert client.get_run(earlier.info.run_id).info.status == "RUNNING"  # not this session's
-    p = client.get_run(parent)
-    assert p.info.status == "KILLED"
-    counts = p.data.metrics["jobs_finished"], p.data.metrics["jobs_failed"]
-    assert counts == ((1, 0) if outlive else (2, 2))
+    session = sweep_mod.Session.__new__(sweep_mod.Session)
+    session.client, session.exp_id, session.session = client, exp, "s1"
+    session.jobs_outlive_sweep = outlive
+    mine = {"session": "s1"}
+    other = client.create_run(exp, tags={tracking.TAG_SESSION: "s0"}).info.run_id
+    orphan = client.create_run(exp, tags={tracking.TAG_SESSION: "s1"}).info.run_id
+    broken = client.create_run(exp, tags={tracking.TAG_SESSION: "s1"}).info.run_id
+    done = client.create_run(exp, tags={tracking.TAG_SESSION: "s1"}).info.run_id
+    client.set_terminated(done, "FINISHED")
+    outcomes = [{**mine, "status": "TRACKING_ERROR", "run_id": broken, "message": "store gone"},
+                {**mine, "status": "FINISHED", "run_id": done}]
+    if not outlive:
+        session._end_leftovers("no-parent", outcomes)
+    status = {rid: client.get_run(rid).info.status for rid in (other, orphan, broken, done)}
+    assert status == ({other: "RUNNING", orphan: "RUNNING", broken: "RUNNING", done: "FINISHED"}
+                      if outlive else
+                      {other: "RUNNING", orphan: "KILLED", broken: "FAILED", done: "FINISHED"})
+    if not outlive:
+        assert client.get_run(broken).data.tags["failure_reason"] == "store gone"
+        assert "before this job reported" in client.get_run(orphan).data.tags["failure_reason"]
 
 
 def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):
@@ -194,11 +197,10 @@ def test_grid_check_composes_every_value_once_and_stops_a_bad_one(store):
     cwd, uri = store
     res = run_cli(["shallownet-train", "-m", *BASE, "activation=tanh,nope", "seed=0,1",
                    f"tracking.uri={uri}", f"hydra.sweep.dir={cwd}/multirun/bad"], cwd)
-    assert res.returncode != 0
-    assert "Could not find 'activation/nope'" in res.stdout + res.stderr
-    assert "leaky_relu" in res.stdout + res.stderr  # Hydra lists the options
-    _, children = parents_children(uri)
-    assert children == []  # stopped before any job ran
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("shallownet: config error: activation=nope: no such option; "
+                                  "valid choices: identity, leaky_relu, relu, sigmoid, tanh")
+    assert not (cwd / "mlflow.db").exists()  # stopped before any parent or job
 
 
 def test_optuna_search_runs_its_trials_as_child_runs(store):
@@ -219,9 +221,9 @@ def test_eight_parallel_jobs_lose_nothing(store):
                 f"tracking.max_points={epochs}", "hydra.launcher.n_jobs=8")
     progress = [line for line in res.stdout.splitlines() if re.match(r"\[\d+/", line)]
     assert len(progress) == 8, res.stdout  # one whole line per job, none run into another
-    assert all(line.count("/8] ") == 1 and re.fullmatch(
-        r"\[\d/8\] dataset=quadrant .* seed=\d train\.epochs=250: FINISHED test_acc=\d\.\d{3} \(\d+\.\ds\)",
-        line) for line in progress), progress
+    assert [int(line[1]) for line in progress] == list(range(1, 9))  # numbered as they finish
+    assert all(re.fullmatch(r"\[\d/8\] seed=\d: FINISHED test_acc=\d\.\d{3} "
+                            r"\(\d+\.\ds; \d+s elapsed, ETA \d+s\)", line) for line in progress), progress
     (parent,), children = parents_children(uri)
     assert len(children) == 8 and parent.data.metrics["jobs_finished"] == 8
     client = client_for(uri)

@@ -11,7 +11,7 @@ import pytest
 from conftest import BIN, client_for, run_cli, runs_of
 
 from experiments import config, datasets
-from experiments.tracking import ensure_experiment, subsample_steps
+from experiments.tracking import ensure_experiment, recorded_steps, subsample_steps
 from model import MLP, train
 
 pytestmark = pytest.mark.slow
@@ -147,7 +147,7 @@ def test_csv_dataset_trains(store):
     pd.DataFrame({"f1": X[:, 0], "f2": X[:, 1], "f3": X[:, 2],
                   "label": np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")}).to_csv(cwd / "d.csv", index=False)
     res = run_cli(["shallownet-train", "dataset=csv", "dataset.path=d.csv", "dataset.target=label",
-                   "train.epochs=300", "lr_schedule.lr=0.5", "tracking.log_model=false",
+                   "dataset.positive=yes", "train.epochs=300", "lr_schedule.lr=0.5", "tracking.log_model=false",
                    f"tracking.uri={uri}"], cwd)
     assert res.returncode == 0, res.stderr
     (run,) = runs_of(uri)
@@ -167,7 +167,9 @@ def test_divergence_fails_the_run_and_keeps_its_metrics(store):
     epoch = int(run.data.tags["diverged_at_epoch"])
     assert 0 < epoch < 500 and "diverged" in run.data.tags["failure_reason"]
     hist = client_for(uri).get_metric_history(run.info.run_id, "train_loss")
-    assert sorted(m.step for m in hist) == list(range(epoch))
+    # the planned grid of a 500-epoch run (200 points) up to the divergence, and its last epoch
+    assert sorted(m.step for m in hist) == list(recorded_steps(500, epoch, 200))
+    assert sorted(m.step for m in hist)[-1] == epoch - 1
     assert run.data.metrics["epochs_completed"] == epoch
 
 
@@ -188,13 +190,14 @@ def test_sigterm_ends_the_run_killed_with_metrics_so_far(store):
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err  # 128 + SIGTERM, as a shell reports it
     (run,) = runs_of(uri)
     assert run.info.status == "KILLED"
     assert "interrupted at epoch" in run.data.tags["failure_reason"]
-    n = run.data.metrics["epochs_completed"]
+    n = int(run.data.metrics["epochs_completed"])
     assert n > 0
-    assert len(client_for(uri).get_metric_history(run.info.run_id, "train_loss")) == min(n, 200)
+    steps = sorted(m.step for m in client_for(uri).get_metric_history(run.info.run_id, "train_loss"))
+    assert steps == list(recorded_steps(2000000, n, 200)) and steps[-1] == n - 1
 
 
 def test_unreachable_tracking_server_fails_fast_and_clearly(tmp_path):

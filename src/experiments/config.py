@@ -7,6 +7,7 @@ before any MLflow run exists.
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
@@ -74,6 +75,7 @@ class TrackingConf:
 @dataclass
 class TrainConfig:
     seed: int = 0
+    force: bool = False  # train a sweep's configs even when an identical run FINISHED already
     dataset: Dict[str, Any] = field(default_factory=dict)  # checked by datasets.validate_params
     activation: ActivationConf = field(default_factory=ActivationConf)
     initializer: InitializerConf = field(default_factory=InitializerConf)
@@ -110,9 +112,32 @@ def _positive(cfg, key, value, allow_zero=False):
         _fail(key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def _known_keys(c):
+    """Refuse keys the schema does not know (``+lr=0.5`` would otherwise be recorded as a
+    param while training with the real lr) and keys removed with ``~``."""
+    known = [f.name for f in fields(TrainConfig)]
+    extra = [k for k in c if k not in known]
+    if extra:
+        _fail(extra[0], "unknown key (not in the schema)", known)
+    missing = [k for k in known if k not in c and k != "force"]  # force: a sweep's flag
+    if missing:
+        _fail(missing[0], "missing: every run needs it")
+    for node in ("activation", "initializer", "lr_schedule", "model", "train", "tracking"):
+        names = [f.name for f in fields(type(getattr(TrainConfig(), node)))]
+        extra = [k for k in c[node] if k not in names]
+        if extra:
+            _fail(f"{node}.{extra[0]}", "unknown key", names)
+
+
+def _finite(key, value):
+    if not math.isfinite(value):
+        _fail(key, f"must be a finite number, got {value}")
+
+
 def validate(cfg):
     """Check every value of a composed config; raise ConfigError naming the key."""
     c = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg
+    _known_keys(c)
     if c["activation"]["name"] not in HIDDEN_ACTIVATIONS:
         _fail("activation.name", f"unknown activation {c['activation']['name']!r}", HIDDEN_ACTIVATIONS)
     if not 0 <= c["activation"]["alpha"] <= 1:
@@ -122,6 +147,9 @@ def validate(cfg):
     s = c["lr_schedule"]
     if s["name"] not in SCHEDULES:
         _fail("lr_schedule.name", f"unknown schedule {s['name']!r}", list(SCHEDULES))
+    for k in ("lr", "gamma", "factor", "min_lr"):
+        if s.get(k) is not None:
+            _finite(f"lr_schedule.{k}", s[k])
     _positive(c, "lr_schedule.lr", s["lr"])
     for k in ("step_size", "gamma", "patience", "factor"):
         if s.get(k) is not None:
@@ -144,21 +172,58 @@ def validate(cfg):
         _fail("train.loss", "mse needs model.output=sigmoid")
     if t["batch_size"] is not None and t["batch_size"] < 1:
         _fail("train.batch_size", f"must be >= 1 or null (full batch), got {t['batch_size']}")
+    _finite("train.l2", t["l2"])
     _positive(c, "train.l2", t["l2"], allow_zero=True)
     if t["dtype"] not in DTYPES:
         _fail("train.dtype", f"unknown dtype {t['dtype']!r}", DTYPES)
-    if t["divergence_factor"] <= 1:
+    if not t["divergence_factor"] > 1:
         _fail("train.divergence_factor", f"must be > 1, got {t['divergence_factor']}")
     tr = c["tracking"]
     if tr["max_points"] < 2:
         _fail("tracking.max_points", f"must be >= 2, got {tr['max_points']}")
-    if c["seed"] < 0:
-        _fail("seed", f"must be >= 0, got {c['seed']}")
+    if not 0 <= c["seed"] < 2**32:
+        _fail("seed", f"must be an integer in [0, 2**32 - 1], got {c['seed']}")
     try:
         datasets.validate_params(c["dataset"])
     except datasets.DataError as err:
         raise ConfigError(f"dataset: {err}") from None
+    check_memory(c)
     return c
+
+
+def _available_bytes():
+    """MemAvailable of /proc/meminfo (what can be allocated without swapping), or None."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def memory_needed(c, n_train=0, n_test=0, n_features=2):
+    """Bytes a run needs, roughly: 4 copies of the parameters (the net, two flat buffers for
+    the updates, the gradient), 3 buffers per layer and row of training data, the test
+    evaluation's activations, and 5 curves of ``train.epochs`` float64 values."""
+    sizes = [n_features, *c["model"]["hidden_sizes"], 1]
+    n_params = sum(fi * fo + fo for fi, fo in zip(sizes[:-1], sizes[1:]))
+    width = sum(sizes[1:])
+    item = 4 if c["train"]["dtype"] == "float32" else 8
+    return item * (4 * n_params + (3 * n_train + 2 * n_test) * width) + 40 * c["train"]["epochs"]
+
+
+def check_memory(c, n_train=0, n_test=0, n_features=2):
+    """Refuse a run that cannot fit in this machine's memory before anything is recorded
+    (``model.hidden_sizes=[100000,100000]`` needs 320 GB; ``train.epochs=10**12`` 40 TB)."""
+    need, have = memory_needed(c, n_train, n_test, n_features), _available_bytes()
+    if have is not None and need > have:
+        gib = 2 ** 30
+        _fail("model.hidden_sizes / train.epochs",
+              f"this run needs about {need / gib:.1f} GiB of memory "
+              f"(hidden_sizes {c['model']['hidden_sizes']}, {c['train']['epochs']} epochs"
+              f"{f', {n_train} training rows' if n_train else ''}); this machine has "
+              f"{have / gib:.1f} GiB available")
 
 
 def check_override_keys(args):

@@ -236,11 +236,40 @@ def playground_xor(seed, n_samples=500, noise=0.0):
     return _features(X), _labels(y)
 
 
-def csv(seed, path, target):
+def _header(path):
+    """The CSV's column names as written (pandas renames a repeated 'a' to 'a.1' silently)."""
+    import csv as csv_module
+
+    with open(path, newline="") as fh:
+        return next(csv_module.reader(fh), [])
+
+
+def _labels_01(values, target, path, positive):
+    """y (n,) in {0, 1} from the target column: the values 0/1 (or false/true) as they are,
+    or 1 where the value is ``positive``. Other labels need ``positive``: which of two
+    strings (or of 1 and 2) is the class the AUC and the class balance speak of is not ours
+    to guess."""
+    classes = np.unique(values)
+    shown = [c.item() if hasattr(c, "item") else c for c in classes[:10]]
+    if positive is not None:
+        hits = [c for c in classes if str(c) == str(positive)]
+        if not hits:
+            raise DataError(f"csv dataset: positive={positive!r} is not a value of target column "
+                            f"'{target}' in '{path}' (its values: {shown}).")
+        return np.array([str(v) == str(positive) for v in values])
+    if set(classes.tolist()) <= {0, 1, False, True}:
+        return values == 1
+    raise DataError(
+        f"csv dataset: target column '{target}' in '{path}' has the values {shown}, not 0/1; "
+        f"name the positive class with dataset.positive=<value> (e.g. dataset.positive={shown[-1]})."
+    )
+
+
+def csv(seed, path, target, positive=None):
     """A binary-classification table read from a CSV file with pandas.
 
-    ``target`` is the label column; every other column is a (numeric) feature.
-    The two distinct label values are mapped, sorted, to 0 and 1.
+    ``target`` is the label column; every other column is a (numeric) feature. Labels are
+    0/1 (or booleans), or any two values with ``positive`` naming the one that is class 1.
     ``seed`` is unused here (it only drives the split).
     Returns X # (n_rows, n_columns - 1), y # (n_rows,).
     """
@@ -258,6 +287,11 @@ def csv(seed, path, target):
             "Give a comma-separated file with a header row."
         ) from exc
     target = str(target)
+    header = _header(path)
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise DataError(f"csv dataset: column name(s) {repeated} appear more than once in "
+                        f"'{path}'; give every column its own name.")
     columns = [str(c) for c in df.columns]
     if target not in columns:
         raise DataError(
@@ -300,7 +334,7 @@ def csv(seed, path, target):
             f"has {classes.size} distinct values (e.g. {shown}). Reduce it to two classes."
         )
     X = df[features].to_numpy(dtype=np.float64)  # (n_rows, n_features)
-    y = df[target].to_numpy() == classes[1]  # (n_rows,)
+    y = _labels_01(df[target].to_numpy(), target, path, positive)  # (n_rows,)
     return _features(X), _labels(y)
 
 
@@ -429,6 +463,9 @@ def _check_param(name: str, key: str, value) -> None:
     elif key == "target":
         if not (isinstance(value, str) and value) and not _is_int(value):
             raise DataError(f"{where}target={value!r} is invalid; give the label column's name.")
+    elif key == "positive":
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise DataError(f"{where}positive={value!r} is invalid; give the label of class 1.")
 
 
 def validate_params(cfg: dict) -> None:

@@ -11,8 +11,21 @@ Nothing here opens a store, a file or a thread that a forked worker would inheri
 """
 
 import gc
+import os
+import signal
 
-import matplotlib
+from . import procs
+
+# The fork server: the sweep's launching process decides when jobs stop (it forwards Ctrl-C
+# and SIGTERM to the jobs in flight and waits for their records), so a signal meant for the
+# whole process group must not kill this server, whose death would kill every worker at once.
+# It dies with the launcher instead, even one killed with -9, and its workers die with it.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+procs.die_with_parent()
+os.register_at_fork(after_in_child=procs.die_with_parent)
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
@@ -28,12 +41,17 @@ from matplotlib.backends import backend_agg  # noqa: E402,F401
 from mlflow.models import infer_signature  # noqa: E402,F401
 from mlflow.store.tracking import sqlalchemy_store  # noqa: E402,F401 - opens the store
 
-from . import plots, tracking, train  # noqa: E402,F401
+from . import claims, fit, plots, record, tracking, train  # noqa: E402,F401
 
 # Provenance recorded with every run, the same for all of a sweep's jobs: computed once here
 # (a git call and a scan of the installed packages) instead of once per worker.
 tracking.environment_tags()
 tracking.pip_freeze()
+
+# experiments.train takes SIGINT/SIGTERM when imported (for the processes that record runs):
+# give them back to SIG_IGN here. Workers take them again at each job (SweepCallback.on_job_start).
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 # Keep the collector off everything loaded so far, in this server and in every worker forked
 # from it (the Python docs' advice for a process that forks workers). Without it, the

@@ -1,12 +1,14 @@
 """Everything that talks to MLflow. Imported only after the config and data are known good
 (``import mlflow`` alone costs ~2 s)."""
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
 import platform
 import subprocess
-import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +32,8 @@ TAG_STUDY = "shallownet.experiment"  # the experiment file a sweep ran
 TAG_SWEEP = "sweep_id"
 TAG_CONFIG_HASH = "config_hash"
 TAG_DATA = "data_fingerprint"
+TAG_CODE = "code_fingerprint"
+TAG_RUN_KEY = "run_key"  # config + data + code: what a skip compares (experiments.identity)
 TAG_FAILURE = "failure_reason"
 TAG_DIVERGED = "diverged_at_epoch"
 TAG_REPRODUCES = "reproduces"
@@ -38,8 +42,14 @@ TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI (mark
 MEMBERS_ARTIFACT = "sweep/members.json"  # a parent's {"run_ids": [...]}: every config's run
 
 
+TAG_OWNER = "shallownet.owner"  # JSON {host, boot, pid, start}: who will end this run
+TAG_HEARTBEAT = "shallownet.heartbeat"  # ms since the epoch, refreshed while the run lives
+TAG_SESSION = "shallownet.session"  # the sweep invocation that created a child run
+TAG_SKIPPED_FOR = "shallownet.skipped_for"  # a claim that stepped aside: the run that won
+
+
 class TrackingError(RuntimeError):
-    """The tracking store cannot be used (unreachable server, unwritable path)."""
+    """The tracking store cannot be used (unreachable server, unwritable path, full disk)."""
 
 
 def configure(uri, timeout=10, retries=2):
@@ -50,6 +60,7 @@ def configure(uri, timeout=10, retries=2):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls home
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial tables" INFO
     os.environ.pop("MLFLOW_RUN_ID", None)  # would override parent_run_id
     if uri.startswith(("http://", "https://")):
         try:
@@ -59,36 +70,66 @@ def configure(uri, timeout=10, retries=2):
             reason = getattr(err, "reason", err)
             raise TrackingError(
                 f"tracking server unreachable at {uri} ({reason}). Start one with "
-                f"'make server', or use the embedded store: tracking.uri=sqlite:///outputs/mlflow.db"
+                f"'make server', or use the embedded store: tracking.uri={DEFAULT_URI}"
             ) from None
     elif uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
         try:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise TrackingError(f"cannot create the store directory for {uri}: {err}") from None
+
+
+def sqlite_path(uri):
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def _schema_lock(uri):
+    """Hold an exclusive lock beside a sqlite store while MLflow creates or migrates its
+    schema: processes that open a fresh store at once otherwise race through the migrations
+    and leave it broken for good (``_alembic_tmp_latest_metrics already exists``)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = sqlite_path(uri).with_name(sqlite_path(uri).name + ".lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def artifact_root(uri):
     """Artifacts of an embedded sqlite store live beside it (outputs/mlartifacts)."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
+        return (sqlite_path(uri).resolve().parent / "mlartifacts").as_uri()
     return None  # a server decides (--serve-artifacts)
 
 
 def connect(uri, timeout=10, retries=2):
-    """configure(), then an MlflowClient on ``uri`` (also the fluent API's tracking URI)."""
+    """configure(), then an MlflowClient on ``uri`` (also the fluent API's tracking URI) whose
+    store exists and has its schema. Raises TrackingError."""
     configure(uri, timeout, retries)
     import mlflow
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
+    try:
+        with _schema_lock(uri):
+            client = MlflowClient(uri)  # creates (and migrates) a sqlite store's schema
+    except Exception as err:
+        raise TrackingError(_first_line(err)) from None
+    return client
+
+
+def _first_line(err):
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 def ensure_experiment(uri, name, client=None):
-    """Create (or find) the experiment once and return its id. The first use of a new sqlite
-    store also creates and migrates its schema here, in one process."""
+    """Create (or find) the experiment once and return its id."""
     client = client or connect(uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
@@ -102,12 +143,190 @@ def ensure_experiment(uri, name, client=None):
         return exp.experiment_id
 
 
-def finished_run(client, experiment_id, chash):
-    """A FINISHED run with this config_hash in the experiment, or None."""
-    runs = client.search_runs(
-        [experiment_id], f"tags.config_hash = '{chash}' and attributes.status = 'FINISHED'",
-        max_results=1)
-    return runs[0] if runs else None
+# ---------------------------------------------------------------------------- runs
+
+
+def runs_tagged(client, experiment_id, tag, value):
+    """Every active run of the experiment whose tag ``tag`` is ``value``, any status."""
+    return client.search_runs([experiment_id], f"tags.`{tag}` = '{value}'", max_results=10000)
+
+
+def running_runs(client, experiment_id):
+    return client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=10000)
+
+
+def owner_tags(heartbeat=True):
+    """This process as the owner of the runs it creates (experiments.procs)."""
+    from .procs import owner
+
+    tags = {TAG_OWNER: json.dumps(owner(), sort_keys=True)}
+    if heartbeat:
+        tags[TAG_HEARTBEAT] = str(int(time.time() * 1000))
+    return tags
+
+
+def run_owner(run):
+    """(owner dict or None, heartbeat ms or None) of a stored run."""
+    tags = run.data.tags
+    try:
+        who = json.loads(tags[TAG_OWNER])
+    except (KeyError, ValueError):
+        who = None
+    beat = tags.get(TAG_HEARTBEAT)
+    return who, int(beat) if beat and beat.isdigit() else (run.info.start_time or None)
+
+
+def create_run(client, experiment_id, name, tags, params=(), parent_run_id=None):
+    """A RUNNING run with its tags and params; returns it (an MLflow Run, as created)."""
+    from mlflow.entities import Param
+
+    if parent_run_id:
+        tags = {**tags, TAG_PARENT: parent_run_id}
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params])
+    return run
+
+
+def end_run(client, run_id, status, tags=None):
+    """Set end tags (e.g. failure_reason) and the terminal status of a run."""
+    from mlflow.entities import RunTag
+
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    client.set_terminated(run_id, status)
+
+
+def step_aside(client, run_id, winner_id):
+    """A claim that lost to an older one: say so, end it and delete it (a deleted run stays in
+    the store, restorable, but out of every search and of the UI's lists)."""
+    end_run(client, run_id, "KILLED", {TAG_SKIPPED_FOR: winner_id,
+                                       TAG_FAILURE: f"stepped aside: run {winner_id} trains this config"})
+    client.delete_run(run_id)
+
+
+def reproduction_tags(original_id):
+    """A re-run of ``original_id`` (shallownet-reproduce): nested under it in the UI, and never
+    counted as the run of its config."""
+    return {TAG_REPRODUCES: original_id, TAG_ROLE: "reproduction", TAG_PARENT: original_id}
+
+
+def set_tags(client, run_id, tags):
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def get_runs(client, experiment_id, run_ids):
+    """The active runs of the experiment among ``run_ids`` (one search per 100 ids)."""
+    ids, out = sorted(run_ids), []
+    for i in range(0, len(ids), 100):
+        chunk = ", ".join(f"'{r}'" for r in ids[i:i + 100])
+        out += client.search_runs([experiment_id], f"attributes.run_id IN ({chunk})", max_results=1000)
+    return out
+
+
+def outcome_of(run):
+    """FINISHED | DIVERGED | FAILED | KILLED | RUNNING, as a sweep counts its configs."""
+    status = run.info.status
+    if status == "FAILED" and TAG_DIVERGED in run.data.tags:
+        return "DIVERGED"
+    return status if status in ("FINISHED", "FAILED", "KILLED", "RUNNING") else "FAILED"
+
+
+def deciding_runs(runs):
+    """One run per configuration (config_hash): of its latest identity (run_key), a FINISHED
+    run if there is one, else the latest."""
+    by_config = {}
+    for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
+        by_config.setdefault(run.data.tags.get(TAG_CONFIG_HASH, run.info.run_id), []).append(run)
+    chosen = []
+    for group in by_config.values():
+        key = group[-1].data.tags.get(TAG_RUN_KEY)
+        same = [r for r in group if r.data.tags.get(TAG_RUN_KEY) == key]
+        finished = [r for r in same if r.info.status == "FINISHED"]
+        chosen.append(finished[0] if finished else same[-1])
+    return chosen
+
+
+def members(client, parent_id):
+    """The run ids a sweep's parent lists as its configurations (MEMBERS_ARTIFACT), or []."""
+    folder, _, name = MEMBERS_ARTIFACT.rpartition("/")
+    if not any(a.path == MEMBERS_ARTIFACT for a in client.list_artifacts(parent_id, folder)):
+        return []
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(parent_id, MEMBERS_ARTIFACT, tmp)
+        return list(json.loads(Path(local).read_text())["run_ids"])
+
+
+def log_members(client, parent_id, run_ids):
+    import tempfile
+
+    folder, _, name = MEMBERS_ARTIFACT.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(json.dumps({"run_ids": sorted(run_ids)}, indent=1) + "\n")
+        client.log_artifact(parent_id, str(path), folder)
+
+
+def log_summary(client, parent_id, counts, note=None):
+    """A parent's counters (metrics at step 0) and its description."""
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    tags = [RunTag(TAG_NOTE, note)] if note else []
+    client.log_batch(parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()],
+                     tags=tags)
+
+
+class Pulse:
+    """While a run trains: its heartbeat every few seconds (so that a run on another host
+    whose process died can be told from a live one) and, for a long run, the metric points
+    measured so far, so that the MLflow UI shows its curves before it ends. A run shorter
+    than one beat sends nothing. The points sent are the ones the final record logs too
+    (``planned_steps``), so the finished record is the same as without live logging."""
+
+    def __init__(self, client, run_id, curves, max_points, beat=None, on_beat=None):
+        from .procs import HEARTBEAT_SECONDS
+
+        self.client, self.run_id, self.curves = client, run_id, curves
+        self.steps = planned_steps(curves.planned, max_points)
+        self.sent = 0  # how many of self.steps are in the store
+        self.beat = beat or HEARTBEAT_SECONDS
+        self.on_beat = on_beat  # e.g. a progress line for a single run
+        self._stop = threading.Event()
+        self._thread = None
+        self.error = None
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._loop, name="shallownet-pulse", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self):
+        while not self._stop.wait(self.beat):
+            try:
+                self.flush()
+            except Exception as err:  # a slow or absent store must not stop the training
+                self.error = _first_line(err)
+            if self.on_beat:
+                self.on_beat(self.curves)
+
+    def flush(self):
+        from mlflow.entities import Metric, RunTag
+
+        n = self.curves.n
+        new = self.steps[self.sent:np.searchsorted(self.steps, n)]
+        now = int(time.time() * 1000)
+        values = self.curves.values
+        metrics = [Metric(k, float(values[k][s]), now, int(s)) for s in new for k in METRIC_KEYS]
+        self.client.log_batch(self.run_id, metrics=metrics, tags=[RunTag(TAG_HEARTBEAT, str(now))])
+        self.sent += len(new)
 
 
 def _git(*args):
@@ -166,20 +385,37 @@ def subsample_steps(n, max_points):
     return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
 
 
-def metric_batch(curves, summary, max_points, model_id=None):
-    """Metric objects: every curve at the subsampled epochs (step = epoch), plus summaries
-    (step 0), which are also the metrics of the logged model ``model_id`` when given."""
+def planned_steps(planned, max_points):
+    """The epochs whose points a run of ``planned`` epochs sends to the store."""
+    return subsample_steps(planned, max_points)
+
+
+def recorded_steps(planned, n, max_points):
+    """The epochs a run that did ``n`` of its ``planned`` epochs records: the planned ones it
+    reached, and its last epoch (at most max_points in all)."""
+    steps = planned_steps(planned, max_points)
+    steps = steps[steps < n]
+    if n and (not len(steps) or steps[-1] != n - 1):
+        steps = np.append(steps[:max_points - 1], n - 1)
+    return steps
+
+
+def metric_batch(curves, summary, max_points, model_id=None, planned=None, already=0):
+    """Metric objects: every curve at the recorded epochs (step = epoch) beyond the first
+    ``already`` of them (sent live by the Pulse), plus the summaries (step 0), which are also
+    the metrics of the logged model ``model_id`` when given."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
+    # The summaries first: MLflow stores a long batch in chunks, and a run whose record was
+    # cut short then still has its final values.
+    out = [Metric(k, float(v), now, 0, model_id=model_id) for k, v in summary.items() if v is not None]
     n = len(curves["epoch"])
-    out = []
     if n:
-        steps = subsample_steps(n, max_points)
+        steps = recorded_steps(planned or n, n, max_points)[already:]
         for key in METRIC_KEYS:
             values = curves[key]
             out.extend(Metric(key, float(values[s]), now, int(s)) for s in steps)
-    out.extend(Metric(k, float(v), now, 0, model_id=model_id) for k, v in summary.items() if v is not None)
     return out
 
 
@@ -193,10 +429,16 @@ def save_net(net, path):
     np.savez(path, meta=json.dumps(meta), **arrays)
 
 
-def log_model(net, X_example, workdir):
-    """An MLflow pyfunc model (model from code + weights) whose predict gives probabilities."""
+def log_model(run_id, experiment_id, net, X_example, workdir):
+    """An MLflow pyfunc model (model from code + weights) of run ``run_id`` whose predict gives
+    probabilities. ``Model.log`` with the run's id: pyfunc.log_model would need (and start)
+    an "active run", a process-wide state that a sweep worker's next job would inherit."""
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import Model, infer_signature
+
+    # Without an active run, MLflow files the logged model under the experiment that
+    # MLFLOW_EXPERIMENT_ID names (else under experiment 0, in ./mlruns): name the run's.
+    os.environ["MLFLOW_EXPERIMENT_ID"] = str(experiment_id)
 
     try:  # MLflow maps every installed distribution to its modules (~0.8 s per process) just to
         # check the two requirements below against the running environment: seed that map.
@@ -214,7 +456,7 @@ def log_model(net, X_example, workdir):
     reqs = [f"numpy=={metadata.version('numpy')}", f"mlflow=={metadata.version('mlflow')}"]
     with warnings.catch_warnings():  # the signature is explicit; an example would cost a reload
         warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
-        return mlflow.pyfunc.log_model(
-            name="model", python_model=str(PYFUNC_FILE), artifacts={"weights": str(weights)},
-            code_paths=[str(MODEL_DIR)], signature=infer_signature(example, proba),
-            pip_requirements=reqs)
+        return Model.log(
+            None, name="model", flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
+            artifacts={"weights": str(weights)}, code_paths=[str(MODEL_DIR)],
+            signature=infer_signature(example, proba), pip_requirements=reqs)

@@ -4,28 +4,38 @@
     shallownet-train activation=relu lr_schedule.lr=0.05
     shallownet-train -m experiment=tutorial000_activations   # a sweep: parent + child runs
 
-Exit codes of a single run: 0 finished, 1 diverged or failed, 2 bad config or data,
-3 tracking store unreachable, 130 interrupted (run ends KILLED).
+A run is a story of six steps (``run``): prepare (config, data, identity), open the store,
+claim the configuration (a sweep job skips one that an identical run already finished),
+train (with a heartbeat and live metrics), record, report. Whatever happens after the claim,
+the run ends FINISHED, FAILED (with ``failure_reason``) or KILLED (Ctrl-C/SIGTERM, with the
+metrics measured so far). A run that cannot start raises ``RunError``, caught in one place:
+``main`` for a single run (one line, its exit code), ``run_job`` for a sweep's job (its
+outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (nothing
+recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM.
 """
 
 import gc
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
-import numpy as np
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import OmegaConf
+from .stop import STOP
 
-from model import LOSSES, MLP, train
+STOP.install()  # before the heavy imports: a Ctrl-C while they load is an interrupt too,
+STOP.hold()  # taken when they are done (main, run_job)
 
-from . import config, datasets
+import hydra  # noqa: E402
+
+from . import claims, config, datasets, identity, record, tracking  # noqa: E402
+from model import MLP  # noqa: E402
+
+from .fit import Curves, fit, layer_sizes  # noqa: E402
+from .job import EXIT_CODES, Job, Outcome, RunError  # noqa: E402
+from .tracking import TAG_FAILURE  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -42,304 +52,319 @@ def say(msg):
     emit(f"shallownet: {msg}", sys.stderr)
 
 
-class Evaluator:
-    """Loss and accuracy of the net on fixed data, for the per-epoch curves."""
+@dataclass
+class Spec:
+    """A run about to start: its validated config, its data and its identity."""
 
-    def __init__(self, net, X, y, loss):
-        self.net, self.X, self.y = net, X, y
-        self.Y = net.targets(y)  # (N, K)
-        self.loss = LOSSES[loss]
-        self.delta = np.empty_like(self.Y)
-
-    def __call__(self, z=None):
-        """(loss, accuracy); ``z`` are the logits of X when already known."""
-        z = self.net.logits(self.X) if z is None else z  # (N, K)
-        value = self.loss(self.Y, z, self.delta, self.net.output_activation)
-        return value, self.accuracy(z)
-
-    def accuracy(self, z):
-        pred = (z[:, 0] > 0) if z.shape[1] == 1 else z.argmax(1)
-        return float(np.count_nonzero(pred == self.y)) / len(self.y)
+    c: dict
+    split: datasets.Split
+    force: bool
+    name: str
+    config_hash: str
+    key: str
 
 
-def make_net(c, split):
-    """The MLP a validated config describes, sized for the data: F inputs, K outputs."""
-    k = 1 if c["model"]["output"] == "sigmoid" else int(split.y_train.max()) + 1
-    return MLP([split.X_train.shape[1], *c["model"]["hidden_sizes"], k], c["activation"]["name"],
-               c["model"]["output"], c["initializer"]["name"], seed=c["seed"],
-               dtype=c["train"]["dtype"], leaky_relu_alpha=c["activation"]["alpha"])
+class Phases:
+    """Seconds per phase of a run, printed with SHALLOWNET_PROFILE=1 (``make bench`` reads it)."""
 
+    def __init__(self):
+        self.seconds, self.t0 = {}, time.perf_counter()
+        self.last = self.t0
 
-def write_artifacts(art, c, cur, net, split, status, mark):
-    """Files of a run: curves.parquet (every epoch), config.yaml, environment.txt, plots/."""
-    import pandas as pd
-
-    from . import plots, tracking
-
-    (art / "plots").mkdir(parents=True)
-    columns = {"epoch": cur["epoch"], **{k: cur[k] for k in tracking.METRIC_KEYS}}
-    pd.DataFrame(columns).to_parquet(art / "curves.parquet", index=False)
-    (art / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(c)))
-    (art / "environment.txt").write_text(tracking.pip_freeze())
-    mark("curves_config_env")
-    if c["tracking"]["log_plots"] and len(cur["epoch"]):
-        name = config.run_name(c)
-        plots.loss_curve(cur, art / "plots" / "loss_curve.png", name)
-        if status != "KILLED":
-            plots.decision_boundary(net, split.X_train, split.y_train, split.X_test, split.y_test,
-                                    art / "plots" / "decision_boundary.png", name,
-                                    same_points=split.test_is_train)
-        mark("plots")
-
-
-def _auc(net, X, y):
-    if len(np.unique(y)) < 2:
-        return None
-    from sklearn.metrics import roc_auc_score
-
-    p = net.forward(X)
-    return float(roc_auc_score(y, p[:, 0] if p.shape[1] == 1 else p, multi_class="ovr"))
-
-
-def _outcome(hc, **info):
-    """Leave the job's outcome beside its Hydra output: the sweep callback counts them."""
-    if hc.mode == RunMode.MULTIRUN:
-        path = Path(hc.runtime.output_dir) / "outcome.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(info, sort_keys=True))
-        total = os.environ.get("SHALLOWNET_SWEEP_TOTAL", "?")
-        acc = info.get("test_accuracy")
-        acc = "-" if acc is None else f"{acc:.3f}"
-        emit(f"[{hc.job.num + 1}/{total}] {info['shown'] or '(defaults)'}: {info['status']}"
-             f" test_acc={acc} ({info.get('seconds', 0):.1f}s)")
-
-
-def _stop(hc, code, message, overrides, status, shown=""):
-    say(message)
-    if hc.mode == RunMode.MULTIRUN:  # never raise inside a sweep: the other jobs go on
-        _outcome(hc, status=status, overrides=overrides, shown=shown, message=message)
-        return None
-    sys.exit(code)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def run(cfg):
-    """Train one configuration and record it; returns the final test accuracy."""
-    t_start = last = time.perf_counter()
-    phases = {}  # seconds per phase, printed with SHALLOWNET_PROFILE=1 (make bench reads it)
-
-    def mark(phase):
-        nonlocal last
+    def mark(self, phase):
         now = time.perf_counter()
-        phases[phase] = phases.get(phase, 0.0) + now - last
-        last = now
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.last
+        self.last = now
 
-    hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
-    overrides = " ".join(hc.overrides.task)
-    shown = " ".join(o for o in hc.overrides.task  # what varies, for progress lines
-                     if not o.startswith(("tracking.", "experiment=", "hparams_search=", "hydra")))
+    def elapsed(self):
+        return time.perf_counter() - self.t0
+
+
+# ------------------------------------------------------------------------------ the steps
+
+
+def prepare(cfg, job):
+    """Validate the config, load the data, fix the run's identity. RunError(2) if bad."""
     try:
         c = config.validate(cfg)
         split = datasets.load(c["dataset"])
+        config.check_memory(c, len(split.y_train), len(split.y_test), split.X_train.shape[1])
     except (config.ConfigError, datasets.DataError) as err:
-        return _stop(hc, 2, f"config error: {err}", overrides, "CONFIG_ERROR", shown)
-    mark("config_and_data")
-    force = bool(cfg.get("force", False))
-    c.pop("force", None)
-    tr = c["tracking"]
+        raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
+    force = bool(c.pop("force", False))
+    chash = config.config_hash(c)
+    return Spec(c, split, force, config.run_name(c), chash,
+                identity.run_key(chash, split.fingerprint))
 
-    from . import tracking  # imports mlflow: only now that the config is known to be good
 
-    try:
-        client = tracking.connect(tr["uri"], tr["timeout"], tr["retries"])
-        import mlflow
+def open_store(spec, job):
+    """(client, experiment id); the store's schema is created once, under a lock, never
+    interrupted halfway. RunError(3) if it cannot be used."""
+    tr = spec.c["tracking"]
+    with STOP.deferred():
+        try:
+            client = tracking.connect(tr["uri"], tr["timeout"], tr["retries"])
+            exp_id = (job.sweep.experiment_id if job.sweep else
+                      tracking.ensure_experiment(tr["uri"], tr["experiment"], client))
+        except Exception as err:  # unreachable server, locked, broken or full store
+            raise RunError(3, "TRACKING_ERROR", f"tracking store {tr['uri']} unusable: "
+                                                f"{tracking._first_line(err)}") from None
+    STOP.check()
+    return client, exp_id
 
-        mark("import_mlflow")  # and opening the store
-        exp_id = os.environ.get("SHALLOWNET_EXPERIMENT_ID") if multirun else None
-        exp_id = exp_id or tracking.ensure_experiment(tr["uri"], tr["experiment"], client)
-        chash = config.config_hash(c)
-        if multirun and not force:
-            done = tracking.finished_run(client, exp_id, chash)
-            if done:  # resume: this config already has a FINISHED run
-                acc = done.data.metrics.get("final_test_accuracy")
-                _outcome(hc, status="SKIPPED", overrides=overrides, shown=shown, run_id=done.info.run_id,
-                         test_accuracy=acc, seconds=time.perf_counter() - t_start)
-                return acc
-    except Exception as err:  # unreachable server, locked or broken store
-        return _stop(hc, 3, f"tracking store {tr['uri']} unusable: {str(err).splitlines()[0]}",
-                     overrides, "TRACKING_ERROR", shown)
 
-    name = config.run_name(c)
-    net = make_net(c, split)
+def run_tags(spec, job):
+    split, sweep = spec.split, job.sweep
     tags = {
-        "config_hash": chash,
-        "data_fingerprint": split.fingerprint,
-        "overrides": overrides,
-        "n_params": str(net.n_params),
+        tracking.TAG_CONFIG_HASH: spec.config_hash,
+        tracking.TAG_RUN_KEY: spec.key,
+        tracking.TAG_DATA: split.fingerprint,
+        tracking.TAG_CODE: identity.code_fingerprint(),
+        "overrides": " ".join(job.overrides),
+        "n_params": str(MLP.n_params_for(layer_sizes(spec.c, split))),
         "n_train": str(len(split.y_train)),
         "n_test": str(len(split.y_test)),
-        "train_class_balance": f"{np.mean(split.y_train):.4f}",
-        "test_class_balance": f"{np.mean(split.y_test):.4f}",
+        "train_class_balance": f"{split.y_train.mean():.4f}",
+        "test_class_balance": f"{split.y_test.mean():.4f}",
         "test_is_train": str(split.test_is_train).lower(),
-        "shallownet.role": "child" if multirun else "single",
+        tracking.TAG_ROLE: "child" if job.in_sweep else "single",
+        **tracking.owner_tags(),
         **tracking.environment_tags(),
     }
-    parent = os.environ.get("SHALLOWNET_PARENT_RUN_ID") if multirun else None
-    if parent:
-        tags["sweep_id"] = os.environ.get("SHALLOWNET_SWEEP_ID", "")
-    from mlflow.entities import Param
+    if sweep:
+        tags.update({tracking.TAG_SWEEP: sweep.sweep_id, tracking.TAG_SESSION: sweep.session})
+    if os.environ.get("SHALLOWNET_REPRODUCES"):  # set by shallownet-reproduce
+        tags.update(tracking.reproduction_tags(os.environ["SHALLOWNET_REPRODUCES"]))
+    return tags
 
-    try:
-        run_id = mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent,
-                                  tags=tags).info.run_id
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(config.flatten(c).items())])
-    except Exception as err:
-        return _stop(hc, 3, f"cannot create a run in {tr['uri']}: {str(err).splitlines()[0]}",
-                     overrides, "TRACKING_ERROR", shown)
-    mark("store_run_params")
 
-    # ---------------------------------------------------------------- training
-    epochs = c["train"]["epochs"]
-    curves = {k: np.full(epochs, np.nan) for k in ("train_loss", "test_loss", "train_accuracy",
-                                                    "test_accuracy", "lr")}
-    ev_train = Evaluator(net, split.X_train, split.y_train, c["train"]["loss"])
-    ev_test = Evaluator(net, split.X_test, split.y_test, c["train"]["loss"])
-    count = [0]
+def claim(client, exp_id, spec, job):
+    """Our RUNNING run, or the run that makes it redundant (claims.py). RunError(3)."""
+    params = sorted(config.flatten(spec.c).items())
+    parent = job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES")
 
-    def on_epoch(e, loss, lr):
-        curves["train_loss"][e] = loss
-        curves["lr"][e] = lr
-        curves["test_loss"][e], curves["test_accuracy"][e] = ev_test()
-        z = net.train_logits  # full batch: the logits the loss was measured on
-        curves["train_accuracy"][e] = ev_train.accuracy(net.logits(ev_train.X) if z is None else z)
-        count[0] = e + 1
+    def create():
+        return tracking.create_run(client, exp_id, spec.name, run_tags(spec, job), params, parent)
 
-    status, reason, hist = "FINISHED", None, None
-    if not multirun:
-        old_term = signal.signal(signal.SIGTERM, _interrupt)
-    t0 = time.perf_counter()
-    try:
-        hist = train(net, split.X_train, split.y_train, epochs=epochs,
-                     lr=config.schedule_spec(c), loss=c["train"]["loss"],
-                     batch_size=c["train"]["batch_size"], l2=c["train"]["l2"], seed=c["seed"],
-                     callback=on_epoch, divergence_factor=c["train"]["divergence_factor"])
-    except KeyboardInterrupt:
-        status, reason = "KILLED", f"interrupted at epoch {count[0]}"
-    except Exception as err:  # a bug or a numerical failure: keep what we have
-        status, reason = "FAILED", f"{type(err).__name__}: {err}"
-    train_seconds = time.perf_counter() - t0
-    if not multirun:
-        signal.signal(signal.SIGTERM, old_term)
-    n = count[0]
-    if hist is not None and hist.diverged_at is not None:
-        status = "FAILED"
-        reason = (f"diverged at epoch {hist.diverged_at}: loss {hist.diverged_loss:.4g} "
-                  f"(initial {hist.loss[0] if len(hist.loss) else float('nan'):.4g}, "
-                  f"limit {c['train']['divergence_factor']:g}x)")
-    cur = {k: v[:n] for k, v in curves.items()}
-    cur["epoch"] = np.arange(n)
-    mark("train")
-
-    # ---------------------------------------------------------------- recording
-    try:
-        summary = {"epochs_completed": n, "train_seconds": train_seconds,
-                   "seconds_per_epoch": train_seconds / max(n, 1)}
-        if n:
-            summary.update(final_train_loss=cur["train_loss"][-1], final_test_loss=cur["test_loss"][-1],
-                           final_train_accuracy=cur["train_accuracy"][-1],
-                           final_test_accuracy=cur["test_accuracy"][-1])
-        if status == "FINISHED":
-            summary["test_auc"] = _auc(net, split.X_test, split.y_test)
-        end_tags = {}
-        if hist is not None and hist.diverged_at is not None:
-            end_tags["diverged_at_epoch"] = str(hist.diverged_at)
-        if reason:
-            end_tags["failure_reason"] = reason
-        from mlflow.entities import RunTag
-
-        with tempfile.TemporaryDirectory() as tmp:
-            model_id = None
-            try:
-                if tr["log_model"] and status == "FINISHED":
-                    # Before the metrics: given none, MLflow links none to the model by itself
-                    # (it would copy every point at step 0, the untrained net's losses too,
-                    # reading each key's history back); the summaries below name the model.
-                    model_id = tracking.log_model(net, split.X_train, tmp).model_id
-                    mark("model")
-            finally:  # the metrics land even when logging the model failed or was interrupted
-                client.log_batch(run_id, metrics=tracking.metric_batch(cur, summary, tr["max_points"],
-                                                                       model_id),
-                                 tags=[RunTag(k, v) for k, v in end_tags.items()])
-                mark("metrics")
-            art = Path(tmp) / "artifacts"
-            write_artifacts(art, c, cur, net, split, status, mark)
-            client.log_artifacts(run_id, str(art))
-            mark("artifacts")
-        mlflow.end_run(status)
-        mark("end_run")
-    except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
-        status, reason = "KILLED", reason or "interrupted while logging"
-    except Exception as err:
+    with STOP.deferred():
         try:
-            mlflow.end_run("FAILED")
-        except Exception:
-            pass
-        return _stop(hc, 3, f"recording run {run_id} failed: {str(err).splitlines()[0]}",
-                     overrides, "TRACKING_ERROR", shown)
+            got = claims.claim(client, exp_id, spec.config_hash, spec.key, spec.split.fingerprint,
+                               create, compete=job.in_sweep and not spec.force)
+        except Exception as err:
+            raise RunError(3, "TRACKING_ERROR", f"cannot create a run in {spec.c['tracking']['uri']}: "
+                                                f"{tracking._first_line(err)}") from None
+    return got
 
-    if multirun:
-        # A sweep's process runs job after job: collect this job's garbage, then freeze what
-        # survives (modules imported on first use, caches), so that the collector's passes
-        # during the next jobs, and loky's between them, walk only that job's own objects.
-        gc.collect()
-        gc.freeze()
-        mark("gc")
-    acc = float(cur["test_accuracy"][-1]) if n else None
-    seconds = time.perf_counter() - t_start
+
+def train_live(client, run_id, spec, job):
+    """fit() with the run's pulse beating: heartbeat, live metrics, a progress line."""
+    curves = Curves(spec.c["train"]["epochs"])
+    on_beat = None if job.in_sweep else _progress_line(time.perf_counter())
+    pulse = tracking.Pulse(client, run_id, curves, spec.c["tracking"]["max_points"], on_beat=on_beat)
+    try:
+        STOP.check()  # a stop requested while the run was being created: it ends now, KILLED
+        with pulse:
+            fitted = fit(spec.c, spec.split, curves)
+    except KeyboardInterrupt:  # between fit's own checks: still a stopped training
+        from .fit import Fit
+
+        fitted = Fit(None, curves, "KILLED", f"interrupted at epoch {curves.n}", None, 0.0)
+    return fitted, pulse.sent
+
+
+def _progress_line(t0):
+    def line(curves):
+        n, planned = curves.n, curves.planned
+        if not n:
+            return
+        spent = time.perf_counter() - t0
+        eta = spent / n * (planned - n)
+        emit(f"shallownet: epoch {n}/{planned} train_loss={curves.values['train_loss'][n - 1]:.4g}"
+             f" ({spent:.0f}s, ETA {eta:.0f}s)", sys.stderr)
+    return line
+
+
+def send(client, exp_id, run_id, spec, fitted, status, live_points):
+    """The final record but its status: model (FINISHED only), metrics, files."""
+    tr = spec.c["tracking"]
+    summary = record.summary(fitted, spec.split, status)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_id = None
+        try:
+            if tr["log_model"] and status == "FINISHED":
+                # Before the metrics: given none, MLflow links none to the model by itself
+                # (it would copy every point at step 0, reading each key's history back).
+                model_id = tracking.log_model(run_id, exp_id, fitted.net, spec.split.X_train,
+                                              tmp).model_id
+        finally:  # the metrics land even when logging the model failed
+            client.log_batch(run_id, metrics=tracking.metric_batch(
+                fitted.curves.done(), summary, tr["max_points"], model_id,
+                planned=fitted.curves.planned, already=live_points))
+        art = Path(tmp) / "artifacts"
+        record.write_files(art, spec.c, fitted, spec.split, status, tracking.pip_freeze(),
+                           tr["log_plots"])
+        client.log_artifacts(run_id, str(art))
+
+
+def record_run(client, exp_id, run_id, spec, fitted, live_points):
+    """Send the record with signals deferred, then end the run: KILLED if a stop came at any
+    point; returns (status, reason). A store that fails midway leaves the run FAILED with the
+    reason, or (store gone) to the next run that meets it: RunError(3)."""
+    with STOP.deferred():
+        try:
+            send(client, exp_id, run_id, spec, fitted, record.store_status(fitted, STOP.requested),
+                 live_points)
+            status, reason = record.store_status(fitted, STOP.requested), fitted.reason
+            if status == "KILLED" and not reason:
+                reason = f"interrupted ({STOP.name}) while recording"
+            tracking.end_run(client, run_id, status, record.end_tags(fitted, reason))
+        except Exception as err:
+            why = _recording_error(err)
+            try:
+                tracking.end_run(client, run_id, "FAILED", {TAG_FAILURE: f"recording failed: {why}"})
+            except Exception:
+                pass  # the store is gone: the run's owner will be gone too, and it is closed then
+            raise RunError(3, "TRACKING_ERROR", f"recording run {run_id} failed: {why}") from None
+    return status, reason
+
+
+def _recording_error(err):
+    if isinstance(err, OSError) and err.errno == 28 or "disk is full" in str(err) \
+            or "No space left" in str(err):
+        return f"disk full ({tracking._first_line(err)})"
+    return tracking._first_line(err)
+
+
+# ------------------------------------------------------------------------------ the story
+
+
+def run(cfg, job, phases=None):
+    """Train one configuration and record it; returns its Outcome (RunError if it cannot)."""
+    phases = phases or Phases()
+    spec = prepare(cfg, job)
+    phases.mark("config_and_data")
+    client, exp_id = open_store(spec, job)
+    phases.mark("open_store")
+    got = claim(client, exp_id, spec, job)
+    phases.mark("store_run_params")
+    if got.run_id is None:
+        return _skipped(got.skipped_for, spec, phases)
+    if got.retrain and job.in_sweep:
+        say(f"{job.shown or spec.name}: training again: {got.retrain}")
+    fitted, live_points = train_live(client, got.run_id, spec, job)
+    phases.mark("train")
+    status, reason = record_run(client, exp_id, got.run_id, spec, fitted, live_points)
+    phases.mark("record")
+    shown = "DIVERGED" if fitted.status == "DIVERGED" else status
+    acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
+    return Outcome(shown, reason or "", got.run_id, acc, phases.elapsed(), spec.name)
+
+
+def _skipped(other, spec, phases):
+    acc = other.data.metrics.get("final_test_accuracy")
+    why = ("an identical run FINISHED" if other.info.status == "FINISHED"
+           else "an identical run is in progress")
+    return Outcome("SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc,
+                   phases.elapsed(), spec.name)
+
+
+# ------------------------------------------------------------------------------ entry points
+
+
+def run_job(cfg):
+    """Hydra's task function: a single run, or one job of a sweep (which never raises: the
+    other jobs go on, and its outcome tells the sweep how it ended)."""
+    STOP.install()  # a submitit job's process did not come through main()
+    STOP.release()
+    job, phases = Job.current(), Phases()
+    job.started()
+    try:
+        with STOP.busy():
+            outcome = run(cfg, job, phases)
+    except RunError as err:
+        if not job.in_sweep:  # SystemExit: Hydra reports an Exception as a crash, with code 1
+            say(err.message)
+            raise SystemExit(err.code) from None
+        outcome = Outcome(err.status, err.message, seconds=phases.elapsed())
+    except KeyboardInterrupt:
+        if not job.in_sweep:
+            raise
+        outcome = Outcome("KILLED", f"interrupted ({STOP.name}) before the run was created",
+                          seconds=phases.elapsed())
+    except Exception as err:  # a bug before the run existed: this job fails, the others go on
+        if not job.in_sweep:
+            raise
+        outcome = Outcome("FAILED", f"crashed: {type(err).__name__}: {err}", seconds=phases.elapsed())
+    finally:
+        job.tidy()
+    _profile(phases)
+    if job.in_sweep:
+        return _end_sweep_job(job, outcome)
+    return _end_single(outcome)
+
+
+def _profile(phases):
     if os.environ.get("SHALLOWNET_PROFILE"):
-        emit("shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.items()}),
+        emit("shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.seconds.items()}),
              sys.stderr)
-    if multirun:
-        _outcome(hc, status="DIVERGED" if hist is not None and hist.diverged_at is not None else status,
-                 overrides=overrides, shown=shown, run_id=run_id, test_accuracy=acc, seconds=seconds,
-                 message=reason)
-        return acc if status == "FINISHED" else 0.0
-    if status == "FINISHED":
-        print(f"shallownet: run {name} ({run_id}) finished in {seconds:.1f}s: "
-              f"train_acc={cur['train_accuracy'][-1]:.3f} test_acc={acc:.3f} "
-              f"test_loss={cur['test_loss'][-1]:.4f}", flush=True)
-        return acc
-    say(f"run {name} ({run_id}) {status}: {reason}")
-    sys.exit(130 if status == "KILLED" else 1)
+
+
+def _end_sweep_job(job, outcome):
+    job.report(outcome)
+    if STOP.requested and job.sweep and job.sweep.pool_workers and os.getpid() != job.sweep.launcher_pid:
+        os._exit(STOP.exit_code)  # a pool worker must not take the next job of a stopping sweep
+    # A sweep's worker runs job after job: collect this job's garbage, then freeze what
+    # survives (modules imported on first use, caches), so that the collector's passes during
+    # the next jobs, and loky's between them, walk only that job's own objects.
+    gc.collect()
+    gc.freeze()
+    return outcome.test_accuracy if outcome.status == "FINISHED" else 0.0
+
+
+def _end_single(outcome):
+    if outcome.status == "FINISHED":
+        emit(f"shallownet: run {outcome.name} ({outcome.run_id}) finished in {outcome.seconds:.1f}s:"
+             f" test_acc={outcome.test_accuracy:.3f}")
+        return outcome.test_accuracy
+    say(f"run {outcome.name} ({outcome.run_id}) {outcome.status}: {outcome.message}")
+    raise SystemExit(STOP.exit_code if outcome.status == "KILLED" else EXIT_CODES[outcome.status])
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def hydra_main(cfg):
-    return run(cfg)
+    return run_job(cfg)
 
 
 def main():
-    """Console entry point: reject mistyped keys with the valid ones listed, then Hydra."""
+    """Console entry point: refuse bad input before Hydra runs, then one run or a sweep."""
+    from . import preflight, sweep
+
+    code = 0
+    # force is a schema key now; `+force=true` (what earlier versions asked for) means it too
+    sys.argv[1:] = [a[1:] if a.startswith("+force=") else a for a in sys.argv[1:]]
     try:
-        config.check_override_keys(sys.argv[1:])
-    except config.ConfigError as err:
-        say(f"config error: {err}")
-        sys.exit(2)
-    try:
-        return hydra_main()
-    except KeyboardInterrupt:  # a sweep's Ctrl-C: its runs end KILLED and the summary says so
+        STOP.release()
+        STOP.check()  # a Ctrl-C while this module's imports loaded
+        preflight.check(sys.argv[1:])
+        hydra_main()
+        code = sweep.exit_code()
+    except RunError as err:
+        say(err.message)
+        code = err.code
+    except sweep.SweepAbort as err:
+        say(err.message)
+        code = err.code
+    except KeyboardInterrupt:
         say("interrupted")
-        sys.exit(130)
+        code = STOP.exit_code
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
     finally:
+        code = sweep.close_open_sweep(code)
         # Exit without the collector's final passes over every object that mlflow, sklearn and
-        # matplotlib loaded: 0.8 s of interpreter shutdown here, 0.07 s frozen. Objects are
-        # still freed and streams flushed; only the search for reference cycles is skipped.
+        # matplotlib loaded: 0.8 s of interpreter shutdown here, 0.07 s frozen.
         gc.freeze()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""Bad input is refused before anything is recorded: one line, exit code 2, no run, no parent.
+
+``shallownet-train`` calls ``check(argv)`` before handing the command line to Hydra. It
+composes the config every job will run (for a grid sweep a covering set of its jobs, so
+that every swept value is composed once: 7 of tutorial000's 15) with Hydra's own compose
+API and validates each with ``config.validate``. Hydra's errors (an unknown key or group
+option, a value of the wrong type, an override it cannot parse) become one line that names
+the key and the valid choices, instead of Hydra's exit code 1, the code of a failed run.
+"""
+
+import itertools
+import re
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import (ConfigCompositionException, MissingConfigException,
+                          OverrideParseException)
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ValidationError
+
+from . import config
+from .job import RunError
+
+# Hydra's own flags that print something instead of running: nothing to validate
+INFORMATIONAL = ("help", "hydra_help", "cfg", "info", "shell_completion", "version")
+
+
+def check(argv, config_dir=None):
+    """Raise RunError(2) if any job of this command line would be refused."""
+    from hydra_plugins.shallownet_sweeper import covering
+
+    from .train import CONF_DIR
+
+    args = get_args_parser().parse_args(argv)
+    if any(getattr(args, flag, None) for flag in INFORMATIONAL):
+        return
+    try:
+        config.check_override_keys(args.overrides)
+        with initialize_config_dir(config_dir=config_dir or args.config_dir or CONF_DIR,
+                                   version_base="1.3"):
+            for job in _jobs(args, covering):
+                config.validate(compose(args.config_name or "train", overrides=job))
+    except config.ConfigError as err:
+        raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
+    except (ConfigCompositionException, OverrideParseException, ValidationError) as err:
+        raise RunError(2, "CONFIG_ERROR", f"config error: {explain(err)}") from None
+
+
+def _jobs(args, covering):
+    """The override lists of the jobs to validate: the run itself, or a covering set of a
+    grid sweep's jobs (every value of every swept key at least once)."""
+    parser = OverridesParser.create()
+    given = parser.parse_overrides(args.overrides)
+    plain = [o.input_line for o in given if not o.is_sweep_override()]
+    if not args.multirun:
+        return [args.overrides]
+    base = compose(args.config_name or "train", overrides=plain, return_hydra_config=True)
+    if "optuna" in str(OmegaConf.select(base, "hydra.sweeper._target_", default="")):
+        return [plain]  # a search space, not a grid: the trials' values are Optuna's to pick
+    params = OmegaConf.select(base, "hydra.sweeper.params") or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + list(args.overrides)
+    merged = {}
+    for o in parser.parse_overrides(lines):  # the command line wins over the experiment file
+        merged[o.key_or_group] = o
+    batches = BasicSweeper.split_arguments(list(merged.values()), max_batch_size=None)
+    return covering(list(itertools.chain.from_iterable(batches)))
+
+
+def explain(err):
+    """One line for one of Hydra's composition errors: the key, and what would be valid."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        choices = ", ".join(err.options or [])
+        return f"{group}={option}: no such option; valid choices: {choices}"
+    if isinstance(err, OverrideParseException):
+        return f"cannot parse {err.override!r}: {err.message.splitlines()[0]}"
+    cause = err.__cause__ if err.__cause__ is not None else err
+    if isinstance(cause, ConfigAttributeError) and getattr(cause, "full_key", None):
+        key = cause.full_key
+        if "." not in key:
+            valid = ", ".join(sorted({f.name for f in config.fields(config.TrainConfig)}
+                                     | {"experiment", "hparams_search"}))
+            return f"unknown key '{key}'; valid keys and groups: {valid}"
+        return f"unknown key '{key}'"
+    if isinstance(cause, ValidationError):
+        message = re.sub(r"^Value (.*) of type '(\w+)' could not be converted to (\w+)$",
+                         r"\1 is not of type \3", str(cause).splitlines()[0])
+        return f"{getattr(cause, 'full_key', '') or '?'}: {message}"
+    return str(err).splitlines()[0]

@@ -1,0 +1,103 @@
+"""Ctrl-C and SIGTERM: a request to stop that no phase of a run can lose.
+
+SIGINT (Ctrl-C) and SIGTERM (what kill, systemd, docker, SLURM and CI send) are one request:
+the first one is remembered for the whole process, so a library that swallows the
+KeyboardInterrupt it raises cannot turn an interrupted run into a FINISHED one. While the
+process writes its record (``deferred()``: opening the store, creating the run, the final
+batch, closing a sweep) a signal only sets the flag, and the writer ends the run KILLED
+afterwards; everywhere else it raises KeyboardInterrupt at once.
+
+    STOP.install()              # once, in the main thread of a process that records runs
+    with STOP.deferred():
+        ...write...
+    if STOP.requested: ...end KILLED...
+"""
+
+import contextlib
+import os
+import signal
+import threading
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stop:
+    def __init__(self):
+        self.signum = None  # the first signal received, if any
+        self._deferring = 0
+        self._hooks = []  # called once, on the first signal (a sweep forwards it to its jobs)
+        self.exit_when_idle = False  # a sweep's pool worker between jobs: just exit
+        self._busy = 0
+        self._held = False
+
+    @property
+    def requested(self):
+        return self.signum is not None
+
+    @property
+    def exit_code(self):
+        """The shell's convention: 128 + the signal's number (130 Ctrl-C, 143 SIGTERM)."""
+        return 128 + (self.signum or signal.SIGINT)
+
+    @property
+    def name(self):
+        return signal.Signals(self.signum or signal.SIGINT).name
+
+    def install(self):
+        """Take SIGINT and SIGTERM in this process (only possible in its main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def hold(self):
+        """Defer signals until ``release()``: while a process imports its heavy modules a
+        KeyboardInterrupt would surface as a traceback from the middle of an import."""
+        if not self._held:
+            self._held = True
+            self._deferring += 1
+
+    def release(self):
+        if self._held:
+            self._held = False
+            self._deferring -= 1
+
+    def on_first_signal(self, hook):
+        self._hooks.append(hook)
+
+    def _handle(self, signum, frame):
+        if self.exit_when_idle and not self._busy:
+            os._exit(128 + signum)  # no job, no run: nothing to record
+        first = self.signum is None
+        if first:
+            self.signum = signum
+            for hook in self._hooks:
+                hook(signum)
+        if self._deferring == 0:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """A block a signal does not break: it finishes, and the caller reads ``requested``."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+
+    @contextlib.contextmanager
+    def busy(self):
+        """A job in progress (for ``exit_when_idle``)."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
+    def check(self):
+        """Raise KeyboardInterrupt if a stop was requested (and swallowed somewhere)."""
+        if self.requested and self._deferring == 0:
+            raise KeyboardInterrupt
+
+
+STOP = Stop()
