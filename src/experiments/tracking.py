@@ -218,3 +218,230 @@ def log_model(net, X_example, workdir):
             name="model", python_model=str(PYFUNC_FILE), artifacts={"weights": str(weights)},
             code_paths=[str(MODEL_DIR)], signature=infer_signature(example, proba),
             pip_requirements=reqs)
+
+
+# ---- reading runs for reports
+# Every MLflow call that shallownet-report (and reproduce --sweep) makes: runs searched into a
+# DataFrame, the latest sweep, a sweep's members, artifacts, the report logged to the parent
+# and the parent's description. The report package itself never imports mlflow.
+
+SEARCH_PAGE = 1000
+
+
+class RunsNotFound(LookupError):
+    """No such experiment, sweep or runs in the store (one line for the user)."""
+
+
+def require_store(uri):
+    """Refuse a store that does not exist yet (reading must never create one): a missing
+    sqlite file or file-store directory raises TrackingError; servers are checked on use."""
+    if uri.startswith("sqlite:"):
+        if not uri.startswith("sqlite:///"):
+            raise TrackingError(f"unsupported sqlite tracking URI {uri!r}: use sqlite:///PATH")
+        path = uri[len("sqlite:///"):].split("?", 1)[0]
+        if not path or path == ":memory:":
+            raise TrackingError(f"tracking store {uri!r} has no file")
+        if not Path(path).is_file():
+            raise TrackingError(f"tracking store not found: no sqlite file at {path} "
+                                "(pass --tracking-uri or set MLFLOW_TRACKING_URI)")
+    elif uri.startswith("file:") or "://" not in uri:
+        path = uri[len("file://"):] if uri.startswith("file://") else uri
+        if not Path(path).exists():
+            raise TrackingError(f"tracking store not found: {path}")
+
+
+def open_store(uri, timeout=20, retries=0):
+    """An MlflowClient on an existing store (require_store, then connect)."""
+    require_store(uri)
+    return connect(uri, timeout, retries)
+
+
+def runs_frame(runs):
+    """Run objects -> a DataFrame shaped like ``mlflow.search_runs``'s: run_id, experiment_id,
+    status, artifact_uri, start_time, end_time (UTC datetimes), then metrics.*, params.*,
+    tags.* columns in sorted order (None where a run lacks the key)."""
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        row = {"run_id": r.info.run_id, "experiment_id": r.info.experiment_id,
+               "status": r.info.status, "artifact_uri": r.info.artifact_uri,
+               "start_time": r.info.start_time, "end_time": r.info.end_time}
+        row.update({f"metrics.{k}": v for k, v in r.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in r.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in r.data.tags.items()})
+        rows.append(row)
+    base = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+    keys = sorted({k for row in rows for k in row if k not in base},
+                  key=lambda k: (("metrics.", "params.", "tags.").index(k[:k.index(".") + 1]), k))
+    df = pd.DataFrame(rows, columns=base + keys)
+    for col in ("start_time", "end_time"):
+        df[col] = pd.to_datetime(df[col], unit="ms", utc=True)
+    for col in (k for k in keys if k.startswith("metrics.")):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def search_runs_frame(client, experiment_ids, filter_string=""):
+    """Every active run matching ``filter_string`` (all pages), as runs_frame()."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(list(experiment_ids), filter_string or "",
+                                  max_results=SEARCH_PAGE, page_token=token)
+        runs.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return runs_frame(runs)
+
+
+def require_experiment(client, name):
+    """The id of the named experiment (RunsNotFound when the store has none)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        raise RunsNotFound(f"experiment {name!r} not found in the tracking store")
+    return exp.experiment_id
+
+
+def _filter_quote(s):
+    return "'" + str(s).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def latest_sweep_id(client, experiment_name):
+    """The sweep_id of the most recently started parent run of the experiment."""
+    exp = require_experiment(client, experiment_name)
+    parents = search_runs_frame(client, [exp], f"tags.`{TAG_ROLE}` = 'parent'")
+    col = f"tags.{TAG_SWEEP}"
+    if col in parents:
+        parents = parents[parents[col].notna()]
+    if parents.empty or col not in parents:
+        raise RunsNotFound(f"no sweep (parent run) found in experiment {experiment_name!r}")
+    parents = parents.sort_values(["start_time", "run_id"], kind="mergesort")
+    return str(parents.iloc[-1][col])
+
+
+def download_artifact(client, run_id, path, dst):
+    """Local Path of a run's artifact file under ``dst``/run_id, or None when it does not exist
+    or cannot be read (a crashed run)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        d = Path(dst) / run_id
+        d.mkdir(parents=True, exist_ok=True)
+        local = Path(client.download_artifacts(run_id, path, str(d)))
+    except Exception:
+        return None
+    return local if local.is_file() else None
+
+
+def sweep_members(client, parent_run_id, dst):
+    """Run ids in the parent's MEMBERS_ARTIFACT ({"run_ids": [...]}: the run used for every
+    config of the sweep, other sweeps' included), or None when the parent has none."""
+    p = download_artifact(client, parent_run_id, MEMBERS_ARTIFACT, dst)
+    if p is None:
+        return None
+    try:
+        ids = json.loads(p.read_text())["run_ids"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(i) for i in ids]
+
+
+def runs_by_id(client, experiment_ids, run_ids, chunk=100):
+    """The active runs with these ids (searched in ``experiment_ids``, then looked up one by
+    one for any other experiment's), as runs_frame(); unknown or deleted ids are skipped."""
+    wanted = list(dict.fromkeys(run_ids))
+    found = {}
+    for i in range(0, len(wanted), chunk):
+        ids = ", ".join(_filter_quote(r) for r in wanted[i:i + chunk])
+        page, token = [], None
+        while True:
+            res = client.search_runs(list(experiment_ids), f"attributes.run_id IN ({ids})",
+                                     max_results=SEARCH_PAGE, page_token=token)
+            page.extend(res)
+            token = getattr(res, "token", None)
+            if not token:
+                break
+        found.update({r.info.run_id: r for r in page})
+    for rid in (r for r in wanted if r not in found):
+        try:
+            run = client.get_run(rid)
+        except Exception:
+            continue
+        if run.info.lifecycle_stage == "active":
+            found[rid] = run
+    return runs_frame([found[r] for r in wanted if r in found])
+
+
+def latest_per_config(runs):
+    """A resumed sweep can hold the same config twice (a failed job run again): keep the most
+    recently started run of each config_hash (runs without one are all kept)."""
+    col = f"tags.{TAG_CONFIG_HASH}"
+    if col not in runs:
+        return runs
+    runs = runs.sort_values(["start_time", "run_id"], kind="mergesort")
+    dup = runs[col].notna() & runs.duplicated(col, keep="last")
+    return runs[~dup].reset_index(drop=True)
+
+
+def load_sweep_runs(client, experiment_name, sweep, dst=None):
+    """(sweep_id, DataFrame of the sweep's parent and child runs). ``sweep`` is a sweep_id or
+    'latest'. The children are the runs tagged with the sweep_id plus the runs its parent's
+    MEMBERS_ARTIFACT lists (configs that another sweep had already finished), then the latest
+    run of each config_hash."""
+    import tempfile
+
+    import pandas as pd
+
+    exp = require_experiment(client, experiment_name)
+    if sweep == "latest":
+        sweep = latest_sweep_id(client, experiment_name)
+    runs = search_runs_frame(client, [exp], f"tags.{TAG_SWEEP} = {_filter_quote(sweep)}")
+    if runs.empty:
+        raise RunsNotFound(f"sweep {sweep!r} not found in experiment {experiment_name!r}")
+    role = runs.get(f"tags.{TAG_ROLE}")
+    parent_ids = sorted(runs.loc[role == "parent", "run_id"]) if role is not None else []
+    members = []
+    with tempfile.TemporaryDirectory(prefix="shallownet-members-") as tmp:
+        for pid in parent_ids:
+            members += sweep_members(client, pid, dst or tmp) or []
+    extra = [r for r in dict.fromkeys(members) if r not in set(runs["run_id"])]
+    if extra:
+        runs = pd.concat([runs, runs_by_id(client, [exp], extra)], ignore_index=True)
+    return sweep, latest_per_config(runs)
+
+
+def load_experiment_runs(client, experiment_name, filter_string=""):
+    """Every active run of the experiment matching the filter (parents included)."""
+    exp = require_experiment(client, experiment_name)
+    runs = search_runs_frame(client, [exp], filter_string)
+    role = runs.get(f"tags.{TAG_ROLE}")
+    children = runs if role is None else runs[role != "parent"]
+    if children.empty:
+        raise RunsNotFound(f"no runs in experiment {experiment_name!r} match {filter_string!r}"
+                           if filter_string else f"no runs in experiment {experiment_name!r}")
+    return runs
+
+
+def log_report_files(client, run_id, paths, artifact_path="report"):
+    """Log the files to the run under ``artifact_path``; returns their artifact paths."""
+    out = []
+    for p in paths:
+        client.log_artifact(run_id, str(p), artifact_path=artifact_path)
+        out.append(f"{artifact_path}/{Path(p).name}")
+    return out
+
+
+def artifact_page(exp_id, run_id, path):
+    """The MLflow UI's page of one artifact of a run (a link relative to the UI's root)."""
+    return f"#/experiments/{exp_id}/runs/{run_id}/artifactPath/{path}"
+
+
+NOTE_MAX_CHARS = 8000  # MLflow's limit on a tag value
+
+
+def set_description(client, run_id, markdown):
+    """The run's description in the MLflow UI (the TAG_NOTE tag, rendered as markdown); cut
+    to MLflow's tag limit, with a last line saying so."""
+    if len(markdown) > NOTE_MAX_CHARS:
+        cut = "\n\n(description cut to MLflow's tag limit)"
+        markdown = markdown[:NOTE_MAX_CHARS - len(cut)] + cut
+    client.set_tag(run_id, TAG_NOTE, markdown)
