@@ -360,8 +360,8 @@ def test_cli_latest(store, tmp_path, capsys):
     assert r["p"] == pytest.approx(t.pvalue, rel=1e-6)
     assert r["mean_diff"] == pytest.approx((a - b).mean(), rel=1e-6)
     ci = t.confidence_interval(0.95)
-    assert ("He initialisation suits ReLU better than small random / Xavier (he_normal vs "
-            "xavier_uniform, final test accuracy, ReLU runs): "
+    assert ("He initialisation suits ReLU better than small random / Xavier. he_normal vs "
+            "xavier_uniform, final test accuracy, ReLU runs: "
             f"{'yes' if r['p_holm'] < 0.05 else 'undecided'}") in md
     assert f"diff {num((a - b).mean())} [{num(ci.low)}, {num(ci.high)}]" in md
     assert "## Factorial analysis" in md and "activation.name x initializer.name" in md

@@ -68,7 +68,6 @@ def study_checks(runs, factors, curves, children_schedule=None) -> list:
     ``children_schedule`` is the constant lr_schedule.name of the runs, if any."""
     flags = []
     fin = runs[runs["state"] == "finished"]
-    n = len(fin)
     if not factors:
         flags.append({"kind": "no factor", "text": "No parameter varies across the runs but "
                       "the seed: there is nothing to compare, only one group to describe."})
@@ -109,7 +108,7 @@ def study_checks(runs, factors, curves, children_schedule=None) -> list:
             "accuracy differences are cut off at the top; compare losses instead.")})
     elif top and top == len(acc):
         flags.append({"kind": "saturated", "text": (
-            f"Every finished run reaches test accuracy 1 (the ceiling): accuracy cannot "
+            "Every finished run reaches test accuracy 1 (the ceiling): accuracy cannot "
             "separate the levels.")})
     st = fin["ett_status"]
     if len(st) and (st == "not reached").all():

@@ -7,7 +7,7 @@ import ast
 import math
 from dataclasses import dataclass
 
-from .fmt import ci, is_missing, num, pval
+from .fmt import ci, is_missing, num, p_is
 from .runs import BETTER, ETT, METRIC_LABELS, constant_value, level_key, sort_levels
 from .stats import Comparison
 
@@ -145,12 +145,12 @@ def judge(claims, result_of, alpha: float, identical_pairs) -> list:
         label = METRIC_LABELS[cmp.metric] + (" (restricted, see Definitions)"
                                              if cmp.metric == ETT else "")
         where = f"{cmp.a} vs {cmp.b}, {METRIC_LABELS[cmp.metric]}{c.context}"
-        short = (f"{c.tutorial}: {c.text} ({where}): {v}; diff {num(r['mean_diff'])} "
+        short = (f"{c.tutorial}: {c.text}. {where}: {v}; diff {num(r['mean_diff'])} "
                  f"{ci(r['ci_low'], r['ci_high'])}"
-                 + ("" if is_missing(r["p_holm"]) else f", Holm p = {pval(r['p_holm'])}"))
+                 + ("" if is_missing(r["p_holm"]) else f", Holm p {p_is(r['p_holm'])}"))
         detail = (f"{cmp.factor}={cmp.a} vs {cmp.b}, {label}{c.context}: mean "
-                  f"{num(r['mean_a'])} vs {num(r['mean_b'])}, paired t p = {pval(r['p'])}, "
-                  f"Wilcoxon p = {pval(r['wilcoxon_p'])}, d_z {num(r['cohen_dz'])}, "
+                  f"{num(r['mean_a'])} vs {num(r['mean_b'])}, paired t p {p_is(r['p'])}, "
+                  f"Wilcoxon p {p_is(r['wilcoxon_p'])}, d_z {num(r['cohen_dz'])}, "
                   f"n pairs = {r['n_pairs']}")
         if cmp.metric == ETT and r["n_pairs"]:
             detail += (f"; reached the threshold: {cmp.a} {num(r['n_reached_a'])}/"

@@ -13,7 +13,7 @@ import math
 import re
 from pathlib import Path
 
-from .fmt import ci, is_missing, mean_ci, num, pval
+from .fmt import ci, is_missing, mean_ci, num, p_is, pval
 from .runs import (COMPARE_METRICS, ETT, IGNORED_PREFIXES, JOB_METRICS, METRIC_LABELS,
                    SHORT_LABELS, SUMMARY_METRICS, constant_params, sort_levels)
 
@@ -144,13 +144,29 @@ def summary_table(s) -> tuple:
     return head, rows
 
 
+def effect_lines(s) -> list:
+    """The ANOVA terms with Holm-adjusted p < alpha (interactions first)."""
+    out = []
+    for m in COMPARE_METRICS:
+        a = s.anova.get(m)
+        if not a or a["note"]:
+            continue
+        for _, r in a["table"].iterrows():
+            if r["p_holm"] < s.alpha and r["term"] != "seed (block)":
+                out.append((" x " not in r["term"], r["term"], METRIC_LABELS[m], r))
+    out.sort(key=lambda x: x[0])
+    return [f"{'interaction' if not main else 'main effect'} {term} on {label}: F = "
+            f"{num(r['F'])}, Holm p {p_is(r['p_holm'])}, partial eta^2 = "
+            f"{num(r['partial_eta_sq'], 3)}" for main, term, label, r in out]
+
+
 def decided_lines(s) -> list:
     out = []
     for _, r in s.pairwise.iterrows():
         if r["holm_reject"]:
             out.append(f"{r['factor']}: {r['level_a']} - {r['level_b']}, "
                        f"{METRIC_LABELS[r['metric']]}: {num(r['mean_diff'])} "
-                       f"{ci(r['ci_low'], r['ci_high'])} (Holm p = {pval(r['p_holm'])})")
+                       f"{ci(r['ci_low'], r['ci_high'])} (Holm p {p_is(r['p_holm'])})")
     return out
 
 
@@ -176,6 +192,16 @@ def section_summary(s) -> list:
         if n_und:
             B.append(("p", f"{n_und} comparison(s) undecided: the Paired comparisons section "
                            "gives the seeds each would need."))
+    if s.anova:
+        eff = effect_lines(s)
+        inter = [e for e in eff if e.startswith("interaction")]
+        B.append(("p", "**Factorial model** (type-II ANOVA, Holm over its terms): "
+                  + (f"{len(inter)} interaction(s) significant, so the paired differences "
+                     "above are averages over settings whose effects differ (see the "
+                     "interaction plots):" if inter else "no interaction significant; ")
+                  + ("" if inter else "main effects:" if eff else "no effect significant.")))
+        if eff:
+            B.append(("ul", eff))
     if s.flags:
         B.append(("p", "**Study checks** flagged: " + "; ".join(
             sorted({f["kind"] for f in s.flags})) + " (see below)."))
@@ -259,13 +285,13 @@ def section_definitions(s) -> list:
         f"over it (`statsmodels.stats.multitest.multipletests(method='holm')`); raw p is "
         f"kept beside. Verdicts and 'decided' use Holm-adjusted p < alpha = {s.alpha:g}. "
         f"The Bonferroni-level CI (the t CI at 1 - alpha/m) is consistent with Holm: when it "
-        f"excludes 0, the Holm-adjusted p is below alpha too.",
-        f"**Seeds needed** (undecided comparisons): the smallest number of pairs n at which "
-        f"a two-sided paired t-test at alpha/m has power 0.8 against the observed d_z "
-        f"(`statsmodels.stats.power.TTestPower().power`; where it returns NaN for a large "
-        f"effect, the upper tail `scipy.stats.nct.sf`), divided by the pairs one seed gives "
-        f"(the matched settings of the other factors), rounded up. The observed effect of a "
-        f"small study is uncertain: a rough guide, not a promise.",
+        "excludes 0, the Holm-adjusted p is below alpha too.",
+        "**Seeds needed** (undecided comparisons): the smallest number of pairs n at which "
+        "a two-sided paired t-test at alpha/m has power 0.8 against the observed d_z "
+        "(`statsmodels.stats.power.TTestPower().power`; where it returns NaN for a large "
+        "effect, the upper tail `scipy.stats.nct.sf`), divided by the pairs one seed gives "
+        "(the matched settings of the other factors), rounded up. The observed effect of a "
+        "small study is uncertain: a rough guide, not a promise.",
         "**Factorial analysis**: the linear model metric ~ every factor + every two-factor "
         "interaction + seed (block) over the finished runs (`statsmodels.formula.api.ols`), "
         "type-II ANOVA F tests (`statsmodels.stats.anova.anova_lm(typ=2)`), partial eta "
@@ -388,8 +414,9 @@ def section_factorial(s) -> list:
                 cells.append(mean_ci(e.loc[lv, "emm"], e.loc[lv, "ci_low"], e.loc[lv, "ci_high"])
                              if e is not None and lv in e.index else "n/a")
             rows.append([f, lv] + cells)
-    B.append(("table", ["factor", "level"] + [SHORT_LABELS[m] + " [95% CI]"
-                                              for m in COMPARE_METRICS], rows))
+    B.append(("table", ["factor", "level"] + [
+        SHORT_LABELS[m] + (" (restricted)" if m == ETT else "") + " [95% CI]"
+        for m in COMPARE_METRICS], rows))
     if "interactions" in s.files:
         B.append(("img", s.files["interactions"].name, FIGURE_CAPTIONS["interactions"]))
     return B
@@ -494,6 +521,9 @@ def description(s, html_page: str | None) -> str:
         out += ["", f"**Decided** (Holm p < {s.alpha:g}, m = {s.m})" + (":" if dec else
                                                                          ": none"), ""]
         out += [f"- {d}" for d in dec]
+    inter = [e for e in effect_lines(s) if e.startswith("interaction")]
+    if inter:
+        out += ["", "**Interactions** (ANOVA, Holm p < alpha):", ""] + [f"- {e}" for e in inter]
     if s.flags:
         out += ["", "**Study checks**: " + "; ".join(sorted({f["kind"] for f in s.flags}))]
     return "\n".join(out) + "\n"

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .runs import BOUNDS, sort_levels, value_column
+from .runs import bounds, sort_levels, value_column
 
 
 def _frame(runs, factors, metric):
@@ -122,6 +122,7 @@ def marginal_means(runs, factors, metric, by, level: float = 0.95) -> pd.DataFra
     seeds = sort_levels(df["seed"])
     others = [f for f in factors if f not in by]
     t = float(stats.t.ppf((1 + level) / 2, ols.df_resid))
+    clip = bounds(runs, metric)
     rows = []
     for combo in itertools.product(*(levels[f] for f in by)):
         grid = pd.DataFrame(
@@ -138,8 +139,8 @@ def marginal_means(runs, factors, metric, by, level: float = 0.95) -> pd.DataFra
         for f, lv in zip(by, combo):
             mask &= (df[names[f]] == lv).to_numpy()
         lo, hi = mean - t * se, mean + t * se
-        if metric in BOUNDS:  # an accuracy's CI stays in [0, 1]
-            lo, hi = max(lo, BOUNDS[metric][0]), min(hi, BOUNDS[metric][1])
+        if clip is not None:  # a CI stays in the metric's range
+            lo, hi = max(lo, clip[0]), min(hi, clip[1])
         rows.append(dict(zip(by, combo)) | {"emm": mean, "se": se, "ci_low": lo,
                                             "ci_high": hi, "n": int(mask.sum())})
     return pd.DataFrame(rows, columns=cols)

@@ -59,3 +59,9 @@ def ci(lo, hi, open_high: str = "n/a") -> str:
 
 def mean_ci(mean, lo, hi) -> str:
     return f"{num(mean)} {ci(lo, hi)}"
+
+
+def p_is(p) -> str:
+    """'= 0.0123' or '< 1e-10', to follow a p in a sentence."""
+    s = pval(p)
+    return s if s.startswith("<") else f"= {s}"

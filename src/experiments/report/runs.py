@@ -38,6 +38,23 @@ BOUNDS = {"final_test_accuracy": (0.0, 1.0),  # a CI stays in the metric's range
 JOB_METRICS = ("jobs_total", "jobs_finished", "jobs_failed", "jobs_diverged", "jobs_skipped")
 
 
+def horizon(runs) -> float:
+    """The restriction tau of epochs to threshold: the fewest epochs a finished run with a
+    curve trained (NaN when there is none)."""
+    if "epochs_trained" not in runs:
+        return math.nan
+    ok = (runs["state"] == "finished") & (runs["ett_status"] != "no curve")
+    return float(runs.loc[ok, "epochs_trained"].min()) if ok.any() else math.nan
+
+
+def bounds(runs, metric):
+    """The range a CI of ``metric`` is clipped to (None: unbounded)."""
+    if metric == ETT:
+        tau = horizon(runs)
+        return None if math.isnan(tau) else (0.0, tau)
+    return BOUNDS.get(metric)
+
+
 def value_column(metric: str) -> str:
     """The run-table column a comparison of ``metric`` uses (ETT: the restricted value)."""
     return ETT_R if metric == ETT else metric
@@ -277,11 +294,10 @@ def add_curve_measures(runs: pd.DataFrame, curves: dict, loss_threshold=None,
     runs["epochs_trained"] = [math.nan if curves[r] is None else float(len(curves[r]))
                               for r in ids]
     ok = (runs["state"] == "finished") & (runs["ett_status"] != "no curve")
-    horizon = float(runs.loc[ok, "epochs_trained"].min()) if ok.any() else math.nan
-    runs[ETT_R] = [math.nan if not k or math.isnan(horizon) else
-                   (min(e, horizon) if s == "reached" else horizon)
+    tau = horizon(runs)
+    runs[ETT_R] = [math.nan if not k or math.isnan(tau) else
+                   (min(e, tau) if s == "reached" else tau)
                    for k, e, s in zip(ok, runs[ETT], runs["ett_status"])]
-    runs["ett_reached"] = [math.nan if math.isnan(v) else float(v < horizon)
-                           for v in runs[ETT_R]]
+    runs["ett_reached"] = [math.nan if math.isnan(v) else float(v < tau) for v in runs[ETT_R]]
     runs["lr_decays"] = [lr_decays(curves[r]) for r in ids]
-    return threshold, text, horizon
+    return threshold, text, tau

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .runs import (BOUNDS, ETT, ETT_R, SUMMARY_METRICS, level_key, sort_levels,
+from .runs import (BOUNDS, ETT, ETT_R, SUMMARY_METRICS, bounds, level_key, sort_levels,
                    value_column)
 
 ALPHA = 0.05
@@ -98,7 +98,7 @@ def ett_summary(sub: pd.DataFrame) -> dict:
     reached = curve["ett_status"] == "reached"
     times = np.where(reached, curve[ETT], curve["epochs_trained"] - 1)
     km = km_median(times, reached.astype(float))
-    r = describe(curve[ETT_R])
+    r = describe(curve[ETT_R], bounds(sub, ETT))
     return {
         f"{ETT}_n_reached": int(reached.sum()),
         f"{ETT}_n_not_reached": int((~reached).sum()),
