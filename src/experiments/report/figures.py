@@ -112,10 +112,21 @@ def _spread(runs) -> str:
             f"thin lines: each of the {n} seeds (too few for a CI band)")
 
 
-def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, legend=True):
+def _set_limits(ax, lo, hi, column):
+    if (column.endswith("loss") or column == "lr") and lo > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(lo / 1.25, hi * 1.25)
+    else:
+        pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1e-3)
+        ax.set_ylim(lo - pad, hi + pad)
+
+
+def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, legend=True,
+                 limits=True):
     """One line per level of ``factor``: the mean over seeds, with the 95% t band over seeds
     (MIN_BAND_SEEDS seeds or more) or each seed's own curve as a thin line (fewer). The axis
-    limits follow the lines, not the bands."""
+    limits follow the lines, not the bands (set here, or with limits=False returned as
+    (lo, hi) for the caller to share between panels)."""
     levels = sort_levels(runs[factor])
     drawn, lines = {}, []
     mask = pd.Series(True, index=runs.index) if mask is None else mask
@@ -143,21 +154,16 @@ def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, le
         ax.axhline(threshold, color="k", ls=(0, (2, 2)), lw=0.8,
                    label=f"threshold {num(threshold)}")
         lines.append(np.array([threshold]))
-    if not lines:
-        return
-    v = np.concatenate([np.ravel(a) for a in lines])
+    if legend and lines:
+        ax.legend(fontsize=7, loc="best")
+    v = np.concatenate([np.ravel(a) for a in lines]) if lines else np.array([])
     v = v[np.isfinite(v)]
     if not v.size:
-        return
+        return None
     lo, hi = float(v.min()), float(v.max())
-    if (column.endswith("loss") or column == "lr") and lo > 0:
-        ax.set_yscale("log")
-        ax.set_ylim(lo / 1.25, hi * 1.25)
-    else:
-        pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1e-3)
-        ax.set_ylim(lo - pad, hi + pad)
-    if legend:
-        ax.legend(fontsize=7, loc="best")
+    if limits:
+        _set_limits(ax, lo, hi, column)
+    return lo, hi
 
 
 def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool) -> Path:
@@ -194,16 +200,22 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
         for ax in axes.flat[len(settings):]:
             ax.set_visible(False)
+        ranges = []
         for ax, s in zip(axes.flat, settings):
             mask = pd.Series(True, index=runs.index)
             for o, v in zip(others, s):
                 mask &= runs[o] == v
-            _draw_levels(ax, runs, curves, factor, "train_loss", mask, threshold,
-                         legend=ax is axes.flat[0])
+            r = _draw_levels(ax, runs, curves, factor, "train_loss", mask, threshold,
+                             legend=ax is axes.flat[0], limits=False)
+            if r is not None:
+                ranges.append(r)
             ax.set_title(", ".join(f"{short_name(o)}={v}" for o, v in zip(others, s)),
                          fontsize=8)
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=7)
+        if ranges:  # one y axis for every panel
+            _set_limits(axes.flat[0], min(r[0] for r in ranges), max(r[1] for r in ranges),
+                        "train_loss")
         fig.suptitle(f"train loss by {factor} within each setting of the other factors: mean "
                      f"over seeds; {_spread(runs)}", fontsize=9)
         return _save(fig, path)
