@@ -175,9 +175,17 @@ def report1(store, tmp_path_factory):
     return build.build_report(search(store, "sweep-act"), out, store["client"])
 
 
+def png_dpi_chunk(path: Path) -> bytes:
+    """The PNG's pHYs chunk (pixels per metre): the same for figures saved at the same DPI."""
+    data = path.read_bytes()
+    i = data.index(b"pHYs")
+    return data[i + 4:i + 13]
+
+
 def check_png(path: Path, min_width=900):
     assert path.is_file()
     assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert png_dpi_chunk(path) == b"\x00\x00\x0f\x61\x00\x00\x0f\x61\x01"  # 100 dpi = 3937 px/m
     img = mpimg.imread(path)
     assert img.ndim == 3 and img.shape[0] > 150 and img.shape[1] >= min_width
     return img

@@ -249,9 +249,10 @@ def section_definitions(s) -> list:
         "`diverged_at_epoch` tag), failed (FAILED/KILLED otherwise), unfinished "
         "(RUNNING/SCHEDULED). Every run is counted and listed; statistics use finished runs.",
         "**Mean, sd, 95% CI**: mean, std (ddof=1) and the t interval of the mean, "
-        "`scipy.stats.t.interval(0.95, n-1, loc=mean, scale=sd/sqrt(n))`; accuracy CIs "
-        "clipped to [0, 1]. In the per-level tables of a single-factor study these are over "
-        "the level's runs.",
+        "`scipy.stats.t.interval(0.95, n-1, loc=mean, scale=sd/sqrt(n))`; every CI of a "
+        "level is clipped to the metric's range (accuracy [0, 1], losses >= 0, epochs to "
+        "threshold [0, tau]). In the per-level tables of a single-factor study these are "
+        "over the level's runs.",
         "**Marginal means** (studies with two factors or more): the mean of a level averaged "
         "over a balanced grid of every level of the other factors and every seed, predicted "
         "by the linear model below (`statsmodels` GLM Gaussian, "

@@ -25,6 +25,7 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 CURVE_PANELS = [("train_loss", "train loss"), ("test_loss", "test loss"),
                 ("test_accuracy", "test accuracy"), ("lr", "learning rate")]
 MAX_PAIRS = 6  # factor pairs drawn in heatmaps and interaction plots
+MAX_SETTINGS = 24  # panels of a per-setting figure
 
 
 @contextmanager
@@ -194,6 +195,8 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
     fin = runs[runs["state"] == "finished"]
     settings = sorted({tuple(r[o] for o in others) for _, r in fin.iterrows()},
                       key=lambda t: tuple(level_key(str(x)) for x in t))
+    n_all = len(settings)
+    settings = settings[:MAX_SETTINGS]
     ncols, nrows = _grid(len(settings), 3)
     with _style():
         fig = _figure(3.6 * ncols, 2.8 * nrows + 0.5)
@@ -216,8 +219,9 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
         if ranges:  # one y axis for every panel
             _set_limits(axes.flat[0], min(r[0] for r in ranges), max(r[1] for r in ranges),
                         "train_loss")
-        fig.suptitle(f"train loss by {factor} within each setting of the other factors: mean "
-                     f"over seeds; {_spread(runs)}", fontsize=9)
+        shown = "" if n_all == len(settings) else f" (the first {len(settings)} of {n_all})"
+        fig.suptitle(f"train loss by {factor} within each setting of the other factors{shown}: "
+                     f"mean over seeds; {_spread(runs)}", fontsize=9)
         return _save(fig, path)
 
 

@@ -10,7 +10,17 @@ Libraries, not formulas: t quantiles and tests from ``scipy.stats`` (``t``,
 ``evaluate_comparisons`` is the entry point for callers that decide when to stop adding
 seeds: give it the tidy run table of a study and named comparisons, it returns, for each, the
 mean paired difference, a multiplicity-adjusted (Bonferroni-level) CI, raw and Holm p,
-whether the comparison is decided, and the seeds needed for power 0.8.
+whether the comparison is decided, and the seeds needed for power 0.8::
+
+    from experiments.report import runs as rt, stats
+    table = rt.tidy_runs(children, factors)   # children: the study's child rows (runs frame)
+    rt.add_curve_measures(table, curves)      # needed for epochs_to_threshold only
+    res = stats.evaluate_comparisons(
+        table, [stats.Comparison("activation.name", "relu", "tanh", "final_test_accuracy",
+                                 name="relu vs tanh")],
+        factors, alpha=0.05, target_width=0.02)
+    res[["name", "mean_diff", "adj_ci_low", "adj_ci_high", "p_holm", "decided",
+         "seeds_needed"]]
 """
 
 from __future__ import annotations
