@@ -148,9 +148,11 @@ def judge(claims, result_of, alpha: float, identical_pairs) -> list:
         short = (f"{c.tutorial}: {c.text}. {where}: {v}; diff {num(r['mean_diff'])} "
                  f"{ci(r['ci_low'], r['ci_high'])}"
                  + ("" if is_missing(r["p_holm"]) else f", Holm p {p_is(r['p_holm'])}"))
+        tests = ("no test" if is_missing(r["p"]) else
+                 f"paired t p {p_is(r['p'])}, Wilcoxon p {p_is(r['wilcoxon_p'])}, d_z "
+                 f"{num(r['cohen_dz'])}")
         detail = (f"{cmp.factor}={cmp.a} vs {cmp.b}, {label}{c.context}: mean "
-                  f"{num(r['mean_a'])} vs {num(r['mean_b'])}, paired t p {p_is(r['p'])}, "
-                  f"Wilcoxon p {p_is(r['wilcoxon_p'])}, d_z {num(r['cohen_dz'])}, "
+                  f"{num(r['mean_a'])} vs {num(r['mean_b'])}, {tests}, "
                   f"n pairs = {r['n_pairs']}")
         if cmp.metric == ETT and r["n_pairs"]:
             detail += (f"; reached the threshold: {cmp.a} {num(r['n_reached_a'])}/"
