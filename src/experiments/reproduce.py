@@ -256,9 +256,7 @@ def reproduce_one(client, run_id, uri):
 
 def _sweep_children(client, sweep, experiment):
     """(sweep id, child run ids in start order), found as shallownet-report finds them."""
-    from .report import load_sweep_runs
-
-    sweep, runs = load_sweep_runs(client, experiment, sweep)
+    sweep, runs = tracking.load_sweep_runs(client, experiment, sweep)
     runs = runs[runs["tags." + tracking.TAG_ROLE] == "child"].sort_values("start_time", kind="mergesort")
     if runs.empty:
         raise LookupError(f"sweep {sweep!r} has no child runs")

@@ -31,6 +31,7 @@ import math
 import os
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -387,7 +388,7 @@ class Session:
 
         if not self.jobs_outlive_sweep:
             self._end_leftovers(parent, outcomes)
-        runs = tracking.deciding_runs(tracking.get_runs(self.client, self.exp_id,
+        runs = tracking.deciding_runs(tracking.get_runs(self.client, [self.exp_id],
                                                         self._members(parent, outcomes)))
         counts = _store_counts(runs, outcomes, self.total)
         counts["sweep_seconds"] = time.time() - self.t0
@@ -427,7 +428,8 @@ class Session:
         own = tracking.runs_tagged(self.client, self.exp_id, tracking.TAG_SWEEP, self.sweep_id)
         ids = {r.info.run_id for r in own if r.data.tags.get(tracking.TAG_ROLE) == "child"}
         ids |= {o["run_id"] for o in outcomes if o.get("run_id")}
-        ids |= set(tracking.members(self.client, parent))
+        with tempfile.TemporaryDirectory() as tmp:
+            ids |= set(tracking.sweep_members(self.client, parent, tmp) or [])
         return ids
 
     def _summary(self, outcomes, counts, parent, complete):

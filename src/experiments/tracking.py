@@ -216,15 +216,6 @@ def set_tags(client, run_id, tags):
     client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
-def get_runs(client, experiment_id, run_ids):
-    """The active runs of the experiment among ``run_ids`` (one search per 100 ids)."""
-    ids, out = sorted(run_ids), []
-    for i in range(0, len(ids), 100):
-        chunk = ", ".join(f"'{r}'" for r in ids[i:i + 100])
-        out += client.search_runs([experiment_id], f"attributes.run_id IN ({chunk})", max_results=1000)
-    return out
-
-
 def outcome_of(run):
     """FINISHED | DIVERGED | FAILED | KILLED | RUNNING, as a sweep counts its configs."""
     status = run.info.status
@@ -234,8 +225,9 @@ def outcome_of(run):
 
 
 def deciding_runs(runs):
-    """One run per configuration (config_hash): of its latest identity (run_key), a FINISHED
-    run if there is one, else the latest."""
+    """The run that stands for each configuration (config_hash): of the runs of its latest
+    identity (run_key), the first FINISHED one, else the latest. Runs without a config_hash
+    (parents) are all kept. The sweep counts these, and the report reports them."""
     by_config = {}
     for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
         by_config.setdefault(run.data.tags.get(TAG_CONFIG_HASH, run.info.run_id), []).append(run)
@@ -246,18 +238,6 @@ def deciding_runs(runs):
         finished = [r for r in same if r.info.status == "FINISHED"]
         chosen.append(finished[0] if finished else same[-1])
     return chosen
-
-
-def members(client, parent_id):
-    """The run ids a sweep's parent lists as its configurations (MEMBERS_ARTIFACT), or []."""
-    folder, _, name = MEMBERS_ARTIFACT.rpartition("/")
-    if not any(a.path == MEMBERS_ARTIFACT for a in client.list_artifacts(parent_id, folder)):
-        return []
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(parent_id, MEMBERS_ARTIFACT, tmp)
-        return list(json.loads(Path(local).read_text())["run_ids"])
 
 
 def log_members(client, parent_id, run_ids):
@@ -460,3 +440,213 @@ def log_model(run_id, experiment_id, net, X_example, workdir):
             None, name="model", flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
             artifacts={"weights": str(weights)}, code_paths=[str(MODEL_DIR)],
             signature=infer_signature(example, proba), pip_requirements=reqs)
+
+
+# ---- reading runs for reports
+# Every MLflow call that shallownet-report (and reproduce --sweep) makes: runs searched into a
+# DataFrame, the latest sweep, a sweep's members, artifacts, the report logged to the parent
+# and the parent's description. The report package itself never imports mlflow.
+
+SEARCH_PAGE = 1000
+
+
+class RunsNotFound(LookupError):
+    """No such experiment, sweep or runs in the store (one line for the user)."""
+
+
+def require_store(uri):
+    """Refuse a store that does not exist yet (reading must never create one): a missing
+    sqlite file or file-store directory raises TrackingError; servers are checked on use."""
+    if uri.startswith("sqlite:"):
+        if not uri.startswith("sqlite:///"):
+            raise TrackingError(f"unsupported sqlite tracking URI {uri!r}: use sqlite:///PATH")
+        path = uri[len("sqlite:///"):].split("?", 1)[0]
+        if not path or path == ":memory:":
+            raise TrackingError(f"tracking store {uri!r} has no file")
+        if not Path(path).is_file():
+            raise TrackingError(f"tracking store not found: no sqlite file at {path} "
+                                "(pass --tracking-uri or set MLFLOW_TRACKING_URI)")
+    elif uri.startswith("file:") or "://" not in uri:
+        path = uri[len("file://"):] if uri.startswith("file://") else uri
+        if not Path(path).exists():
+            raise TrackingError(f"tracking store not found: {path}")
+
+
+def open_store(uri, timeout=20, retries=0):
+    """An MlflowClient on an existing store (require_store, then connect)."""
+    require_store(uri)
+    return connect(uri, timeout, retries)
+
+
+def runs_frame(runs):
+    """Run objects -> a DataFrame shaped like ``mlflow.search_runs``'s: run_id, experiment_id,
+    status, artifact_uri, start_time, end_time (UTC datetimes), then metrics.*, params.*,
+    tags.* columns in sorted order (None where a run lacks the key)."""
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        row = {"run_id": r.info.run_id, "experiment_id": r.info.experiment_id,
+               "status": r.info.status, "artifact_uri": r.info.artifact_uri,
+               "start_time": r.info.start_time, "end_time": r.info.end_time}
+        row.update({f"metrics.{k}": v for k, v in r.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in r.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in r.data.tags.items()})
+        rows.append(row)
+    base = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+    keys = sorted({k for row in rows for k in row if k not in base},
+                  key=lambda k: (("metrics.", "params.", "tags.").index(k[:k.index(".") + 1]), k))
+    df = pd.DataFrame(rows, columns=base + keys)
+    for col in ("start_time", "end_time"):
+        df[col] = pd.to_datetime(df[col], unit="ms", utc=True)
+    for col in (k for k in keys if k.startswith("metrics.")):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def search_all(client, experiment_ids, filter_string=""):
+    """Every active run matching ``filter_string`` (all pages)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(list(experiment_ids), filter_string or "",
+                                  max_results=SEARCH_PAGE, page_token=token)
+        runs.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return runs
+
+
+def search_runs_frame(client, experiment_ids, filter_string=""):
+    """Every active run matching ``filter_string`` (all pages), as runs_frame()."""
+    return runs_frame(search_all(client, experiment_ids, filter_string))
+
+
+def require_experiment(client, name):
+    """The id of the named experiment (RunsNotFound when the store has none)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        raise RunsNotFound(f"experiment {name!r} not found in the tracking store")
+    return exp.experiment_id
+
+
+def _filter_quote(s):
+    return "'" + str(s).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def latest_sweep_id(client, experiment_name):
+    """The sweep_id of the most recently started parent run of the experiment."""
+    exp = require_experiment(client, experiment_name)
+    parents = search_runs_frame(client, [exp], f"tags.`{TAG_ROLE}` = 'parent'")
+    col = f"tags.{TAG_SWEEP}"
+    if col in parents:
+        parents = parents[parents[col].notna()]
+    if parents.empty or col not in parents:
+        raise RunsNotFound(f"no sweep (parent run) found in experiment {experiment_name!r}")
+    parents = parents.sort_values(["start_time", "run_id"], kind="mergesort")
+    return str(parents.iloc[-1][col])
+
+
+def download_artifact(client, run_id, path, dst):
+    """Local Path of a run's artifact file under ``dst``/run_id, or None when it does not exist
+    or cannot be read (a crashed run)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        d = Path(dst) / run_id
+        d.mkdir(parents=True, exist_ok=True)
+        local = Path(client.download_artifacts(run_id, path, str(d)))
+    except Exception:
+        return None
+    return local if local.is_file() else None
+
+
+def sweep_members(client, parent_run_id, dst):
+    """Run ids in the parent's MEMBERS_ARTIFACT ({"run_ids": [...]}: the run used for every
+    config of the sweep, other sweeps' included), or None when the parent has none."""
+    p = download_artifact(client, parent_run_id, MEMBERS_ARTIFACT, dst)
+    if p is None:
+        return None
+    try:
+        ids = json.loads(p.read_text())["run_ids"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(i) for i in ids]
+
+
+def get_runs(client, experiment_ids, run_ids, chunk=100):
+    """The active runs with these ids (searched in ``experiment_ids``, then looked up one by
+    one for any other experiment's); unknown or deleted ids are skipped."""
+    wanted = list(dict.fromkeys(run_ids))
+    found = {}
+    for i in range(0, len(wanted), chunk):
+        ids = ", ".join(_filter_quote(r) for r in wanted[i:i + chunk])
+        found.update({r.info.run_id: r for r in search_all(client, experiment_ids,
+                                                           f"attributes.run_id IN ({ids})")})
+    for rid in (r for r in wanted if r not in found):
+        try:
+            run = client.get_run(rid)
+        except Exception:
+            continue
+        if run.info.lifecycle_stage == "active":
+            found[rid] = run
+    return [found[r] for r in wanted if r in found]
+
+
+def load_sweep_runs(client, experiment_name, sweep, dst=None):
+    """(sweep_id, DataFrame of the sweep's parent and child runs). ``sweep`` is a sweep_id or
+    'latest'. The children are the runs tagged with the sweep_id plus the runs its parent's
+    MEMBERS_ARTIFACT lists (configs that another sweep had already finished), reduced to
+    the run that stands for each config (``deciding_runs``, as the sweep counts them)."""
+    import tempfile
+
+    exp = require_experiment(client, experiment_name)
+    if sweep == "latest":
+        sweep = latest_sweep_id(client, experiment_name)
+    runs = search_all(client, [exp], f"tags.{TAG_SWEEP} = {_filter_quote(sweep)}")
+    if not runs:
+        raise RunsNotFound(f"sweep {sweep!r} not found in experiment {experiment_name!r}")
+    members = []
+    with tempfile.TemporaryDirectory(prefix="shallownet-members-") as tmp:
+        for run in runs:
+            if run.data.tags.get(TAG_ROLE) == "parent":
+                members += sweep_members(client, run.info.run_id, dst or tmp) or []
+    have = {r.info.run_id for r in runs}
+    runs += get_runs(client, [exp], [r for r in dict.fromkeys(members) if r not in have])
+    return sweep, runs_frame(deciding_runs(runs))
+
+
+def load_experiment_runs(client, experiment_name, filter_string=""):
+    """Every active run of the experiment matching the filter (parents included)."""
+    exp = require_experiment(client, experiment_name)
+    runs = search_runs_frame(client, [exp], filter_string)
+    role = runs.get(f"tags.{TAG_ROLE}")
+    children = runs if role is None else runs[role != "parent"]
+    if children.empty:
+        raise RunsNotFound(f"no runs in experiment {experiment_name!r} match {filter_string!r}"
+                           if filter_string else f"no runs in experiment {experiment_name!r}")
+    return runs
+
+
+def log_report_files(client, run_id, paths, artifact_path="report"):
+    """Log the files to the run under ``artifact_path``; returns their artifact paths."""
+    out = []
+    for p in paths:
+        client.log_artifact(run_id, str(p), artifact_path=artifact_path)
+        out.append(f"{artifact_path}/{Path(p).name}")
+    return out
+
+
+def artifact_page(exp_id, run_id, path):
+    """The MLflow UI's page of one artifact of a run (a link relative to the UI's root)."""
+    return f"#/experiments/{exp_id}/runs/{run_id}/artifactPath/{path}"
+
+
+NOTE_MAX_CHARS = 8000  # MLflow's limit on a tag value
+
+
+def set_description(client, run_id, markdown):
+    """The run's description in the MLflow UI (the TAG_NOTE tag, rendered as markdown); cut
+    to MLflow's tag limit, with a last line saying so."""
+    if len(markdown) > NOTE_MAX_CHARS:
+        cut = "\n\n(description cut to MLflow's tag limit)"
+        markdown = markdown[:NOTE_MAX_CHARS - len(cut)] + cut
+    client.set_tag(run_id, TAG_NOTE, markdown)

@@ -1,0 +1,100 @@
+"""``shallownet-report``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from .. import tracking
+from .build import DEFAULT_LOSS_FRACTION, ReportError, build_report
+from .document import summary_text
+from .stats import ALPHA
+
+
+def resolve_tracking_uri(flag: str | None) -> str:
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
+
+
+def _one_line(e: Exception) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0] if msg else ''}"
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", s).strip("._") or "report"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="shallownet-report",
+        description="Report of a shallownet sweep (or any runs of an experiment) from MLflow: "
+                    "per-level statistics, paired comparisons with effects, CIs and "
+                    "Holm-adjusted p, censored epochs to threshold, factorial effects, "
+                    "figures and the tutorials' claims.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sweep", metavar="SWEEP_ID|latest",
+                     help="sweep id (tag sweep_id) or 'latest' (most recent parent run)")
+    src.add_argument("--experiment", metavar="NAME",
+                     help="report on all child runs of this experiment (no parent logging)")
+    p.add_argument("--filter", default="", metavar="FILTER",
+                   help="mlflow search filter for --experiment, e.g. "
+                        "\"params.dataset.name = 'quadrant'\"")
+    p.add_argument("--experiment-name", default=tracking.DEFAULT_EXPERIMENT,
+                   help="experiment holding the sweep (with --sweep; default %(default)s)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                        f"{tracking.DEFAULT_URI})")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default outputs/reports/<sweep id or experiment>)")
+    thr = p.add_mutually_exclusive_group()
+    thr.add_argument("--loss-threshold", type=float, default=None, metavar="LOSS",
+                     help="absolute train-loss threshold for epochs-to-threshold")
+    thr.add_argument("--loss-fraction", type=float, default=DEFAULT_LOSS_FRACTION, metavar="F",
+                     help="threshold = F x median initial train loss of the runs "
+                          "(default %(default)s)")
+    p.add_argument("--alpha", type=float, default=ALPHA,
+                   help="familywise significance level (Holm) for the verdicts "
+                        "(default %(default)s)")
+    p.add_argument("--ignore-param", action="append", default=[], metavar="KEY",
+                   help="param never treated as a factor (repeatable)")
+    p.add_argument("--no-log", action="store_true",
+                   help="do not log the report to the parent run (artifacts, description)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        try:
+            client = tracking.open_store(uri)
+            if args.sweep is not None:
+                name, runs = tracking.load_sweep_runs(client, args.experiment_name, args.sweep)
+            else:
+                name = args.experiment
+                runs = tracking.load_experiment_runs(client, args.experiment, args.filter)
+        except (tracking.TrackingError, tracking.RunsNotFound) as e:
+            raise ReportError(str(e)) from e
+        except Exception as e:  # connection errors, broken store, MLflow errors
+            raise ReportError(f"cannot read runs from {uri}: {_one_line(e)}") from e
+        out = Path(args.out) if args.out else Path("outputs") / "reports" / _safe_name(name)
+        report = build_report(runs, out, client, loss_threshold=args.loss_threshold,
+                              loss_fraction=args.loss_fraction, ignore_params=args.ignore_param,
+                              log_artifacts=args.sweep is not None and not args.no_log,
+                              alpha=args.alpha)
+    except ReportError as e:
+        print(f"shallownet-report: error: {e}", file=sys.stderr)
+        return 2
+    print(summary_text(report))
+    if report.logged_artifacts:
+        print(f"logged {len(report.logged_artifacts)} files to run {report.parent_run_id} "
+              "under report/ and set its description")
+    print(f"report: {report.files['report_md']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
