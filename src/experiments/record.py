@@ -48,8 +48,10 @@ def _auc(net, X, y):
     return float(roc_auc_score(y, p[:, 0] if p.shape[1] == 1 else p, multi_class="ovr"))
 
 
-def write_files(art, c, fitted, split, status, environment, log_plots=True):
-    """The run's files under ``art``: curves.parquet, config.yaml, environment.txt, plots/."""
+def write_files(art, c, fitted, split, status, environment, log_plots=True, mark=None):
+    """The run's files under ``art``: curves.parquet, config.yaml, environment.txt, plots/;
+    ``mark(phase)`` is told when the data files and when the plots are written."""
+    mark = mark or (lambda phase: None)
     import pandas as pd
     from omegaconf import OmegaConf
 
@@ -62,6 +64,7 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True):
         art / "curves.parquet", index=False)
     (art / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(c)))
     (art / "environment.txt").write_text(environment)
+    mark("curves_config_env")
     if log_plots and fitted.curves.n:
         name = config.run_name(c)
         plots.loss_curve(cur, art / "plots" / "loss_curve.png", name)
@@ -69,3 +72,4 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True):
             plots.decision_boundary(fitted.net, split.X_train, split.y_train, split.X_test,
                                     split.y_test, art / "plots" / "decision_boundary.png", name,
                                     same_points=split.test_is_train)
+        mark("plots")

@@ -210,6 +210,15 @@ def reproduction_tags(original_id):
     return {TAG_REPRODUCES: original_id, TAG_ROLE: "reproduction", TAG_PARENT: original_id}
 
 
+def log_metrics(client, run_id, metrics):
+    client.log_batch(run_id, metrics=metrics)
+
+
+def log_files(client, run_id, folder):
+    """Every file under ``folder`` as the run's artifacts (relative paths kept)."""
+    client.log_artifacts(run_id, str(folder))
+
+
 def set_tags(client, run_id, tags):
     from mlflow.entities import RunTag
 

@@ -184,7 +184,7 @@ def _progress_line(t0):
     return line
 
 
-def send(client, exp_id, run_id, spec, fitted, status, live_points):
+def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
     """The final record but its status: model (FINISHED only), metrics, files."""
     tr = spec.c["tracking"]
     summary = record.summary(fitted, spec.split, status)
@@ -196,28 +196,32 @@ def send(client, exp_id, run_id, spec, fitted, status, live_points):
                 # (it would copy every point at step 0, reading each key's history back).
                 model_id = tracking.log_model(run_id, exp_id, fitted.net, spec.split.X_train,
                                               tmp).model_id
+                phases.mark("model")
         finally:  # the metrics land even when logging the model failed
-            client.log_batch(run_id, metrics=tracking.metric_batch(
+            tracking.log_metrics(client, run_id, tracking.metric_batch(
                 fitted.curves.done(), summary, tr["max_points"], model_id,
                 planned=fitted.curves.planned, already=live_points))
+            phases.mark("metrics")
         art = Path(tmp) / "artifacts"
         record.write_files(art, spec.c, fitted, spec.split, status, tracking.pip_freeze(),
-                           tr["log_plots"])
-        client.log_artifacts(run_id, str(art))
+                           tr["log_plots"], phases.mark)
+        tracking.log_files(client, run_id, art)
+        phases.mark("artifacts")
 
 
-def record_run(client, exp_id, run_id, spec, fitted, live_points):
+def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
     """Send the record with signals deferred, then end the run: KILLED if a stop came at any
     point; returns (status, reason). A store that fails midway leaves the run FAILED with the
     reason, or (store gone) to the next run that meets it: RunError(3)."""
     with STOP.deferred():
         try:
             send(client, exp_id, run_id, spec, fitted, record.store_status(fitted, STOP.requested),
-                 live_points)
+                 live_points, phases)
             status, reason = record.store_status(fitted, STOP.requested), fitted.reason
             if status == "KILLED" and not reason:
                 reason = f"interrupted ({STOP.name}) while recording"
             tracking.end_run(client, run_id, status, record.end_tags(fitted, reason))
+            phases.mark("end_run")
         except Exception as err:
             why = _recording_error(err)
             try:
@@ -244,7 +248,7 @@ def run(cfg, job, phases=None):
     spec = prepare(cfg, job)
     phases.mark("config_and_data")
     client, exp_id = open_store(spec, job)
-    phases.mark("open_store")
+    phases.mark("import_mlflow")  # and open the store
     got = claim(client, exp_id, spec, job)
     phases.mark("store_run_params")
     if got.run_id is None:
@@ -253,8 +257,7 @@ def run(cfg, job, phases=None):
         say(f"{job.shown or spec.name}: training again: {got.retrain}")
     fitted, live_points = train_live(client, got.run_id, spec, job)
     phases.mark("train")
-    status, reason = record_run(client, exp_id, got.run_id, spec, fitted, live_points)
-    phases.mark("record")
+    status, reason = record_run(client, exp_id, got.run_id, spec, fitted, live_points, phases)
     shown = "DIVERGED" if fitted.status == "DIVERGED" else status
     acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
     return Outcome(shown, reason or "", got.run_id, acc, phases.elapsed(), spec.name)
@@ -297,6 +300,8 @@ def run_job(cfg):
         outcome = Outcome("FAILED", f"crashed: {type(err).__name__}: {err}", seconds=phases.elapsed())
     finally:
         job.tidy()
+    if job.in_sweep:
+        _gc_between_jobs(phases)
     _profile(phases)
     if job.in_sweep:
         return _end_sweep_job(job, outcome)
@@ -313,12 +318,16 @@ def _end_sweep_job(job, outcome):
     job.report(outcome)
     if STOP.requested and job.sweep and job.sweep.pool_workers and os.getpid() != job.sweep.launcher_pid:
         os._exit(STOP.exit_code)  # a pool worker must not take the next job of a stopping sweep
-    # A sweep's worker runs job after job: collect this job's garbage, then freeze what
-    # survives (modules imported on first use, caches), so that the collector's passes during
-    # the next jobs, and loky's between them, walk only that job's own objects.
+    return outcome.test_accuracy if outcome.status == "FINISHED" else 0.0
+
+
+def _gc_between_jobs(phases):
+    """A sweep's worker runs job after job: collect this job's garbage, then freeze what
+    survives (modules imported on first use, caches), so that the collector's passes during the
+    next jobs, and loky's between them, walk only that job's own objects."""
     gc.collect()
     gc.freeze()
-    return outcome.test_accuracy if outcome.status == "FINISHED" else 0.0
+    phases.mark("gc")
 
 
 def _end_single(outcome):
