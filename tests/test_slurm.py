@@ -8,6 +8,7 @@ be installed or started fails these tests: that is a broken setup, not a reason 
 """
 
 import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -80,6 +81,7 @@ def cluster(tmp_path_factory):
         yield box
     finally:
         slurm_local("stop", box)  # already done by the last test, unless it did not run
+        shutil.rmtree(workdir / "mariadb", ignore_errors=True)  # 110 MB; pytest keeps 3 basetemps
 
 
 def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, tmp_path):
