@@ -7,8 +7,13 @@ STORE  ?= sqlite:///outputs/mlflow.db
 PORT   ?= 5000
 BACKEND ?= postgres
 PYTEST_ARGS ?=
+# Every dependency's exact version and hashes, for Python 3.11 on Linux x86_64 (make lock);
+# pyproject.toml keeps the ranges for installing shallownet into an environment of one's own.
+LOCK   := requirements.lock
+PIP_VERSION ?= 26.3
+PIP_TOOLS   ?= pip-tools==7.6.2
 
-.PHONY: help venv browser demo test test-fast ui bench server clean
+.PHONY: help venv lock browser demo test test-fast ui bench server clean
 
 help:
 	@echo "make demo    set up .venv, run the tutorial 000 ablation sweep, report it, reproduce a run"
@@ -16,14 +21,37 @@ help:
 	@echo "make ui      MLflow UI on http://127.0.0.1:$(PORT) for $(STORE)"
 	@echo "make bench   model and harness benchmarks"
 	@echo "make server  MLflow tracking server (BACKEND=postgres|sqlite) on 127.0.0.1:$(PORT)"
+	@echo "make lock    re-resolve $(LOCK) after pyproject.toml changed (UPGRADE=1: newest of all; minutes)"
 
-$(STAMP): pyproject.toml
+# The locked versions (pip checks every file against the lock's hashes), then shallownet
+# itself without resolving anything: built with the locked setuptools, not the newest one.
+# pip check fails when the lock no longer satisfies pyproject.toml (run make lock then).
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet 'pip==$(PIP_VERSION)'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# pip-tools (pip-compile) rather than uv: a pure-Python tool from the same project family as
+# pip, run by the same interpreter as the venv, so the lock is resolved for exactly that
+# Python and platform. It lives in a throwaway venv: nothing of it enters .venv or the lock.
+# The machine's pip config is ignored here (local wheel dirs and extra indexes): the lock
+# names PyPI's files only, whose hashes hold on every machine. Without UPGRADE=1, pins that
+# still satisfy pyproject.toml are kept.
+lock:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "make lock: needs Python 3.11")'; \
+	$(PYTHON) -m venv "$$tmp"; \
+	"$$tmp/bin/python" -m pip install --quiet '$(PIP_TOOLS)'; \
+	env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT \
+		PIP_CONFIG_FILE=/dev/null "$$tmp/bin/pip-compile" --quiet $(if $(UPGRADE),--upgrade) --generate-hashes \
+		--extra test --all-build-deps --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file $(LOCK) pyproject.toml
+	@echo "make lock: wrote $(LOCK); make venv installs it"
 
 demo: $(STAMP)
 	$(BIN)/python -m experiments.demo
