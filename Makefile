@@ -60,6 +60,7 @@ browser: $(STAMP)
 	bash scripts/install-browser.sh
 
 test: $(STAMP) browser
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -254,7 +254,7 @@ def warm_sweep_overrides(n_jobs):
 
 
 def bench_a(tmp, n_jobs):
-    emit(f"### (a) Recording one run, warm, sqlite store")
+    emit("### (a) Recording one run, warm, sqlite store")
     emit()
     emit(f"`shallownet-train -m experiment=tutorial000_activations seed=range({n_jobs}) "
          f"activation=tanh hydra.launcher.n_jobs=1` (one process: joblib runs the jobs in "
@@ -420,12 +420,12 @@ def bench_c(tmp, n_seeds, repeats, n_parallel=2):
     rows = [["sweep wall (process launch to exit), median", s(wall, 2), ""],
             [f"pure compute, {n_jobs} x model.train", s(pure, 2),
              f"{pure / n_jobs:.3f} s per run"],
-            [f"pure compute with per-epoch eval", s(pure_eval, 2),
+            ["pure compute with per-epoch eval", s(pure_eval, 2),
              f"{pure_eval / n_jobs:.3f} s per run"],
             ["sweep wall / pure compute", f"**{ratio:.2f}x**", f"target <= {TARGET_SWEEP_X:g}x"],
             [f"overhead per job = (wall - pure) / {n_jobs}", f"**{s(ovh)}**",
              f"target <= {TARGET_JOB_OVH:g} s"],
-            [f"same, against pure compute with eval", s(ovh_eval), ""],
+            ["same, against pure compute with eval", s(ovh_eval), ""],
             [f"core-seconds overhead per job = (wall x {n_parallel} - pure) / {n_jobs}", s(ovh_cores),
              "both cores charged for the whole wall"],
             ["creating the empty store + experiment (separate process, not in wall)", s(t_store, 2), ""]]
@@ -442,7 +442,7 @@ def bench_c(tmp, n_seeds, repeats, n_parallel=2):
                      "cold jobs",
                      s(med([start - t_cb for start, _, _ in cold]), 2)])
     rows.append([f"jobs running (first start -> last end), {n_parallel} workers", s(span, 2)])
-    rows.append([f"sum of job times (busy worker-seconds)", s(busy, 2)])
+    rows.append(["sum of job times (busy worker-seconds)", s(busy, 2)])
     rows.append([f"idle worker-seconds in that span ({n_parallel} x span - busy)",
                  s(n_parallel * span - busy, 2)])
     rows.append(["last job end -> exit (parent run closed, summary, shutdown)",

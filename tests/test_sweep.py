@@ -1,11 +1,9 @@
 """Sweeps end to end: parent/child runs, parallel joblib without losses, resume, divergence."""
 
-import json
 import os
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 from conftest import BIN, cli_env, client_for, run_cli, runs_of
@@ -242,3 +240,32 @@ def test_submitit_local_launcher(store):
     (parent,), children = parents_children(uri)
     assert len(children) == 2 and parent.data.metrics["jobs_finished"] == 2
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+
+
+def test_adaptive_seeds_decide_tutorial000s_claim_and_stop(store):
+    """hparams_search=adaptive adds seeds in rounds until ReLU-vs-tanh (epochs to the loss
+    threshold) is decided, records each round and why it stopped in the parent, and a resume
+    reaches the same decision from the same runs, training nothing."""
+    cwd, uri = store
+    args = ["shallownet-train", "-m", "experiment=tutorial000_activations", "hparams_search=adaptive",
+            "hydra.sweeper.min_seeds=3", "hydra.sweeper.step=3", "hydra.sweeper.max_seeds=12",
+            "tracking.log_model=false", f"tracking.uri={uri}"]
+    res = run_cli(args, cwd)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "adaptive seeds: decided after round 2 (6 seeds)" in res.stdout, res.stdout
+    (parent,), children = parents_children(uri)
+    assert len(children) == 3 * 6 and {c.info.status for c in children} == {"FINISHED"}
+    client = client_for(uri)
+    rounds = client.get_metric_history(parent.info.run_id, "adaptive.seeds")
+    assert sorted((m.step, m.value) for m in rounds) == [(1, 3.0), (2, 6.0)]
+    key = "adaptive.activation.name.relu.tanh.epochs_to_threshold"
+    decided = sorted((m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"{key}.decided"))
+    assert decided == [(1, 0.0), (2, 1.0)]
+    assert parent.data.params["adaptive.compare"] == "activation.name:relu:tanh:epochs_to_threshold"
+    assert parent.data.tags["adaptive.stop_reason"].startswith("decided after round 2 (6 seeds)")
+    res = run_cli(args, cwd)  # resumed: the same rounds, all skipped, the same stop
+    assert "decided after round 2 (6 seeds)" in res.stdout and "skipped 18 this session" in res.stdout
+    res = run_cli(["shallownet-report", "--sweep", "latest", "--tracking-uri", uri,
+                   "--out", str(cwd / "rep")], cwd)
+    assert res.returncode == 0, res.stderr
+    assert "Adaptive seeds" in (cwd / "rep" / "report.md").read_text()

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, OUTPUT_ACTIVATIONS, SCHEDULES
+from model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULES
 
 from . import datasets
 

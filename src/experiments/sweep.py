@@ -69,6 +69,11 @@ def close_open_sweep(code):
     return code
 
 
+def current_session():
+    """The sweep this (launching) process has open: for a sweeper that runs in rounds."""
+    return _OPEN
+
+
 def sweep_overrides(config):
     """The sweep's overrides: the sweeper's params, then the command line (which wins)."""
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
@@ -84,10 +89,11 @@ def count_jobs(config):
     n_trials = OmegaConf.select(config, "hydra.sweeper.n_trials")
     if n_trials is not None:
         return int(n_trials)
+    adaptive = OmegaConf.select(config, "hydra.sweeper.min_seeds") is not None
     parser = OverridesParser.create()
-    total = 1
+    total = int(OmegaConf.select(config, "hydra.sweeper.min_seeds")) if adaptive else 1
     for key, value in sweep_overrides(config).items():
-        if key.startswith("hydra."):
+        if key.startswith("hydra.") or adaptive and key == "seed":
             continue
         o = parser.parse_override(f"{key}={value}")
         if o.is_sweep_override():
@@ -332,6 +338,19 @@ class Session:
                  [(f"sweep.{k}", str(v)[:6000]) for k, v in sorted(overrides.items())]
         name = f"{self.study}-{time.strftime('%Y%m%d-%H%M%S')}"
         return tracking.create_run(self.client, self.exp_id, name, tags, params).info.run_id
+
+    @property
+    def experiment(self):
+        return self.tracking.experiment
+
+    def expect(self, total):
+        """A sweeper that launches in rounds: the number of jobs launched so far."""
+        self.total = self.progress.total = total
+
+    def record_rule(self, params):
+        from . import tracking
+
+        tracking.log_params(self.client, self.parent, params)
 
     # ------------------------------------------------------------------ stop
 

@@ -219,6 +219,22 @@ def log_files(client, run_id, folder):
     client.log_artifacts(run_id, str(folder))
 
 
+def log_params(client, run_id, params):
+    """Params not yet on the run (a resumed sweep logs its rule again: same values)."""
+    from mlflow.entities import Param
+
+    have = client.get_run(run_id).data.params
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items() if k not in have])
+
+
+def log_round(client, run_id, metrics, step):
+    """One round of an adaptive sweep: its metrics at step = round."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
 def set_tags(client, run_id, tags):
     from mlflow.entities import RunTag
 

@@ -129,6 +129,10 @@ def section_header(s) -> list:
                     s.parent.get("metrics." + m))]
         if jobs:
             info.append("Parent job counters: " + ", ".join(jobs))
+        stop = s.parent.get("tags.adaptive.stop_reason")
+        if not is_missing(stop):
+            info.append(f"Adaptive seeds (rounds until the named comparisons are decided, "
+                        f"`hparams_search=adaptive`): {stop}")
     return [("h", 1, s.title), ("ul", info)]
 
 

@@ -28,3 +28,39 @@ def covering(batch):
 class ShallownetSweeper(BasicSweeper):
     def validate_batch_is_legal(self, batch):
         """Already done by experiments.preflight, before anything was recorded."""
+
+
+class AdaptiveSweeper(BasicSweeper):
+    """The study's grid in rounds of seeds until its named comparisons are decided
+    (experiments.adaptive): seeds 0..min_seeds-1 first, then ``step`` more per round, up to
+    ``max_seeds``. Selected by hparams_search=adaptive."""
+
+    def __init__(self, max_batch_size=None, params=None, compare=(), min_seeds=5, step=3,
+                 max_seeds=30, target_width=None, alpha=0.05):
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        from experiments.adaptive import Rule
+
+        self.rule = Rule(list(compare), int(min_seeds), int(step), int(max_seeds),
+                         None if target_width is None else float(target_width), float(alpha))
+
+    def sweep(self, arguments):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from experiments import adaptive, sweep
+
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        grid = [o for o in parser.parse_overrides(self._parse_config() + list(arguments))
+                if o.key_or_group != "seed"]  # the seeds are this sweeper's to choose
+        session = sweep.current_session()
+        session.record_rule(self.rule.params())
+        done, seeds, job, returns = 0, min(self.rule.min_seeds, self.rule.max_seeds), 0, []
+        for round_no in range(1, self.rule.max_seeds + 1):
+            seed = parser.parse_override(f"seed=range({done},{seeds})")
+            batch = [j for b in self.split_arguments(grid + [seed], None) for j in b]
+            session.expect(job + len(batch))
+            returns.append(self.launcher.launch(batch, initial_job_idx=job))
+            job += len(batch)
+            if adaptive.after_round(session, self.rule, round_no, seeds):
+                break
+            done, seeds = seeds, min(seeds + self.rule.step, self.rule.max_seeds)
+        return returns
