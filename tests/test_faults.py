@@ -223,7 +223,8 @@ def test_sigterm_to_a_sweep_ends_its_runs_killed_with_their_metrics(store):
     assert len(killed) == 2
     for c in killed:
         n = c.data.metrics["epochs_completed"]
-        assert 0 < n < 300000 and c.data.tags["failure_reason"] == f"interrupted at epoch {int(n)}"
+        assert 0 < n < 300000
+        assert c.data.tags["failure_reason"] == f"interrupted at epoch {int(n)} (SIGTERM)"
         assert len(client_for(uri).get_metric_history(c.info.run_id, "train_loss")) > 1
 
 

@@ -8,13 +8,15 @@ be installed or started fails these tests: that is a broken setup, not a reason 
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import client_for, run_cli
+from conftest import BIN, cli_env, client_for, run_cli
 
 from experiments import server
 
@@ -22,6 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local.sh"
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged")
+QUICK = ["dataset=quadrant", "model.hidden_sizes=[8]", "initializer=he_normal", "activation=relu",
+         "lr_schedule.lr=0.5", "tracking.log_model=false"]
 
 
 def free_ports(n=4):
@@ -91,7 +95,8 @@ def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, t
                       env={"SLURM_CONF": cluster["conf"]})
         out = res.stdout + res.stderr
         assert res.returncode == 0, out
-        assert "sweep summary (3/3 jobs" in res.stdout and "finished 3, failed 0" in res.stdout, out
+        assert "sweep summary (3/3 jobs" in res.stdout and "3/3 configs finished, failed 0" in res.stdout, out
+        assert len(re.findall(r"^\[\d/3\] seed=\d: FINISHED", res.stdout, re.M)) == 3, out  # as with joblib
         assert "Traceback" not in out, out
         # Without accounting submitit polls a failing sacct and warns on every poll; the
         # cluster runs slurmdbd, so a clean output is the harness's to keep.
@@ -110,6 +115,10 @@ def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, t
         assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
         assert sorted(c.data.params["seed"] for c in children) == ["0", "1", "2"]
 
+        # a run trained by a SLURM job re-executes here, bit for bit
+        res = run_cli(["shallownet-reproduce", children[0].info.run_id, "--tracking-uri", uri], tmp_path)
+        assert res.returncode == 0 and res.stdout.strip().endswith("identical"), res.stdout + res.stderr
+
     # They really ran as SLURM jobs: one array of three tasks, all COMPLETED in accounting.
     acct = subprocess.run(["sacct", "-n", "-X", "-P", "--name=train", "--starttime=2000-01-01",
                            "-o", "JobID,State"],
@@ -119,6 +128,49 @@ def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, t
     tasks = [line.split("|") for line in acct.stdout.split()]
     assert len(tasks) == 3 and {state for _, state in tasks} == {"COMPLETED"}, acct.stdout
     assert (tmp_path / "sweep" / ".submitit").is_dir()
+
+
+def test_a_job_slurm_cancels_records_its_run_killed_with_what_it_measured(cluster, tmp_path):
+    """scancel sends SIGTERM (SIGKILL after KillWait): the job ends its run KILLED with its
+    metrics, the sweep says so and exits 1, and nothing stays RUNNING."""
+    env = {"SLURM_CONF": cluster["conf"]}
+    slurm_env = {**cluster["env"], **env}
+    with server.running_server(tmp_path / "srv", backend="sqlite") as uri:
+        proc = subprocess.Popen([str(BIN / "shallownet-train"), "-m", *QUICK, "seed=0,1",
+                                 "train.epochs=50000000", "hydra/launcher=slurm", f"tracking.uri={uri}",
+                                 f"hydra.sweep.dir={tmp_path}/sweep"], cwd=tmp_path, env=cli_env(env),
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            client = client_for(uri)
+
+            def training():
+                exp = client.get_experiment_by_name("shallownet")
+                runs = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'") if exp else []
+                kids = [r for r in runs if r.data.tags.get("shallownet.role") == "child"]
+                return len(kids) == 2 and all("train_loss" in r.data.metrics for r in kids)
+
+            deadline = time.time() + 240  # both jobs train and have sent live metrics
+            while not training():
+                assert time.time() < deadline and proc.poll() is None, "the jobs never trained"
+                time.sleep(0.5)
+            jobs = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm_env, capture_output=True,
+                                  text=True, timeout=60).stdout.split()
+            assert len(jobs) == 2, jobs
+            subprocess.run(["scancel", *jobs], env=slurm_env, check=True, timeout=60)
+            out = proc.communicate(timeout=300)[0]
+        finally:
+            proc.kill()
+        assert proc.returncode == 1, out
+        assert "Traceback" not in out and len(re.findall(r"^\[\d/2\] seed=\d: KILLED", out, re.M)) == 2, out
+        exp = client.get_experiment_by_name("shallownet")
+        runs = client.search_runs([exp.experiment_id], "", max_results=100)
+        children = [r for r in runs if r.data.tags.get("shallownet.role") == "child"]
+        (parent,) = [r for r in runs if r.data.tags.get("shallownet.role") == "parent"]
+        assert parent.info.status == "KILLED" and len(children) == 2
+        for c in children:
+            assert c.info.status == "KILLED", c.data.tags
+            n = int(c.data.metrics["epochs_completed"])
+            assert n > 0 and c.data.tags["failure_reason"].startswith(f"interrupted at epoch {n} (SIGTERM, SLURM job")
 
 
 def test_stop_leaves_no_daemon_it_started(cluster):

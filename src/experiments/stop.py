@@ -19,6 +19,10 @@ import signal
 import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SLURM warns a job of its time limit with SIGUSR2 (submitit asks for it with --signal), then
+# sends SIGTERM, and SIGKILL after KillWait: all three are a stop here, recorded KILLED.
+SLURM_SIGNALS = (signal.SIGUSR2,)
+WHY = {signal.SIGINT: "Ctrl-C", signal.SIGUSR2: "SLURM's time-limit warning"}
 
 
 class Stop:
@@ -44,11 +48,19 @@ class Stop:
         return signal.Signals(self.signum or signal.SIGINT).name
 
     def install(self):
-        """Take SIGINT and SIGTERM in this process (only possible in its main thread)."""
+        """Take SIGINT and SIGTERM (and, in a SLURM job, SIGUSR2) in this process, in place of
+        any handler of submitit's (only possible in the main thread)."""
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in SIGNALS:
+        slurm = os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+        for sig in SIGNALS + (SLURM_SIGNALS if slurm else ()):
             signal.signal(sig, self._handle)
+
+    def describe(self):
+        """What stopped the run, for its failure_reason: 'SIGTERM', 'SIGINT (Ctrl-C)', ..."""
+        text = self.name + (f" ({WHY[self.signum]})" if self.signum in WHY else "")
+        job = os.environ.get("SLURM_JOB_ID")
+        return text + (f", SLURM job {job}" if job and os.environ.get("SUBMITIT_EXECUTOR") == "slurm" else "")
 
     def hold(self):
         """Defer signals until ``release()``: while a process imports its heavy modules a

@@ -405,8 +405,7 @@ class Session:
         from . import tracking
         from .train import say
 
-        if not self.jobs_outlive_sweep:
-            self._end_leftovers(parent, outcomes)
+        self._end_leftovers(parent, outcomes)
         runs = tracking.deciding_runs(tracking.get_runs(self.client, [self.exp_id],
                                                         self._members(parent, outcomes)))
         counts = _store_counts(runs, outcomes, self.total)
@@ -428,8 +427,14 @@ class Session:
         from .tracking import TAG_FAILURE, TAG_SESSION
 
         reasons = {o.get("run_id"): o for o in outcomes if o.get("run_id")}
+        lost = {o["overrides"]: o for o in outcomes if o["status"] == "KILLED" and not o.get("run_id")}
         for run in tracking.runs_tagged(self.client, self.exp_id, TAG_SESSION, self.session):
             if run.info.status != "RUNNING" or run.info.run_id == parent:
+                continue
+            if self.jobs_outlive_sweep:  # cluster jobs end their runs, but for those SLURM lost
+                o = lost.get(run.data.tags.get("overrides"))
+                if o:
+                    tracking.end_run(self.client, run.info.run_id, "KILLED", {TAG_FAILURE: o["message"]})
                 continue
             o = reasons.get(run.info.run_id)
             if o and o["status"] == "TRACKING_ERROR":

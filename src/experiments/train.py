@@ -218,8 +218,9 @@ def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
             send(client, exp_id, run_id, spec, fitted, record.store_status(fitted, STOP.requested),
                  live_points, phases)
             status, reason = record.store_status(fitted, STOP.requested), fitted.reason
-            if status == "KILLED" and not reason:
-                reason = f"interrupted ({STOP.name}) while recording"
+            if status == "KILLED":
+                reason = (f"{reason} ({STOP.describe()})" if reason else
+                          f"interrupted ({STOP.describe()}) while recording")
             tracking.end_run(client, run_id, status, record.end_tags(fitted, reason))
             phases.mark("end_run")
         except Exception as err:

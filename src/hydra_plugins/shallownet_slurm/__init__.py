@@ -1,0 +1,49 @@
+"""hydra-submitit's SLURM launcher, but a job that SLURM ends before it could report (cancelled
+while pending, killed after KillWait, its node lost) becomes a KILLED outcome of the sweep
+instead of an exception that aborts the launching process with its other jobs' runs RUNNING.
+
+A job that SLURM stops with a signal (scancel, the time limit's SIGUSR2 or SIGTERM) records
+its own run KILLED with what it measured, within KillWait (experiments.stop); this launcher
+only speaks for the jobs that could not. Selected by conf/hydra/launcher/slurm.yaml.
+"""
+
+import json
+from pathlib import Path
+from unittest import mock
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SlurmLauncher
+
+
+class SlurmLauncher(_SlurmLauncher):
+    def launch(self, job_overrides, initial_job_idx):
+        import submitit
+        from submitit.core.utils import UncompletedJobError
+
+        collect, launcher = submitit.core.core.Job.results, self
+
+        def results(job):
+            try:
+                return collect(job)
+            except UncompletedJobError:
+                return [launcher.lost(job)]
+
+        # The parent's launch() collects every job with job.results(); the first job that
+        # left no result would raise there and lose the others.
+        with mock.patch.object(submitit.core.core.Job, "results", results):
+            return super().launch(job_overrides, initial_job_idx)
+
+    def lost(self, job):
+        """Report a job that never reported: KILLED, with SLURM's word for how it ended."""
+        from experiments import job as jobs
+        from experiments.sweep import current_session
+
+        overrides, _, num, *_ = job.submission().args
+        session = current_session()
+        sweep = jobs.Sweep(**json.loads(session.job_env[jobs.ENV])) if session else None
+        out_dir = Path(str(self.config.hydra.sweep.dir)) / str(num)
+        jobs.Job(overrides=list(overrides), sweep=sweep, num=num, out_dir=out_dir, in_sweep=True).report(
+            jobs.Outcome("KILLED", f"SLURM ended job {job.job_id} before it reported ({job.state})"))
+        ret = JobReturn()
+        ret.status, ret.return_value = JobStatus.COMPLETED, 0.0
+        return ret
