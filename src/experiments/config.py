@@ -8,6 +8,7 @@ before any MLflow run exists.
 import hashlib
 import json
 import math
+from pathlib import PurePath
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
@@ -17,6 +18,7 @@ from omegaconf import OmegaConf
 from model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULES
 
 from . import datasets
+from .tracking import DEFAULT_EXPERIMENT, DEFAULT_URI
 
 
 class ConfigError(ValueError):
@@ -63,8 +65,8 @@ class TrainConf:
 
 @dataclass
 class TrackingConf:
-    uri: str = "sqlite:///outputs/mlflow.db"
-    experiment: str = "shallownet"
+    uri: str = DEFAULT_URI
+    experiment: str = DEFAULT_EXPERIMENT
     max_points: int = 200
     log_model: bool = True
     log_plots: bool = True
@@ -278,8 +280,31 @@ def config_hash(c):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def run_name(c):
-    """A readable run name from the run's choices, e.g. quadrant-relu-he_normal-h16-s0."""
+# How a swept key's value reads in a run name: "lr0.5", "h16", "s3"; group choices bare.
+SHORT = {"seed": "s", "lr_schedule.lr": "lr", "model.hidden_sizes": "h", "train.epochs": "e",
+         "activation": "", "initializer": "", "lr_schedule": "", "dataset": ""}
+
+
+def _dataset_label(d):
+    """The dataset's name; a CSV's file name, since every CSV is dataset=csv."""
+    return f"csv:{PurePath(str(d['path'])).stem}" if d["name"] == "csv" else d["name"]
+
+
+def run_name(c, swept=None):
+    """A readable run name. For a sweep's job the values of the swept keys, the distinguishing
+    part first (``swept``: [(key, value)], e.g. "tanh-s3", "h16-relu-lr0.5-s0"); else the run's
+    choices, e.g. quadrant-relu-he_normal-h16-lr0.5-s0."""
+    if swept:
+        order = sorted(swept, key=lambda kv: kv[0] == "seed")  # the seed last
+        return "-".join(_short(k, v) for k, v in order)
     hidden = "x".join(map(str, c["model"]["hidden_sizes"]))
-    return (f"{c['dataset']['name']}-{c['activation']['name']}-{c['initializer']['name']}"
+    return (f"{_dataset_label(c['dataset'])}-{c['activation']['name']}-{c['initializer']['name']}"
             f"-h{hidden}-lr{c['lr_schedule']['lr']:g}-s{c['seed']}")
+
+
+def _short(key, value):
+    value = str(value)
+    if key == "model.hidden_sizes":
+        value = "x".join(v.strip() for v in value.strip("[]").split(","))
+    prefix = SHORT.get(key, key.rsplit(".", 1)[-1] + "=")
+    return f"{prefix}{value}"

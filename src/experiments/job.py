@@ -74,6 +74,7 @@ class Outcome:
     test_accuracy: float | None = None
     seconds: float = 0.0
     name: str = ""  # the run's name
+    link: str = ""  # the run's page in the MLflow UI
 
 
 @dataclass
@@ -107,6 +108,13 @@ class Job:
         while d != here and here in d.parents and d.is_dir() and not any(d.iterdir()):
             d.rmdir()
             d = d.parent
+
+    def swept_values(self):
+        """[(key, value)] of this job's swept keys, in the sweep's order (None for a single run)."""
+        if not (self.sweep and self.sweep.swept):
+            return None
+        given = dict(o.split("=", 1) for o in self.overrides if "=" in o)
+        return [(k, given[k]) for k in self.sweep.swept if k in given]
 
     @property
     def shown(self):

@@ -30,7 +30,7 @@ class Stop:
         self.signum = None  # the first signal received, if any
         self._deferring = 0
         self._hooks = []  # called once, on the first signal (a sweep forwards it to its jobs)
-        self.exit_when_idle = False  # a sweep's pool worker between jobs: just exit
+        self.idle_worker = False  # a sweep's pool worker: between jobs a signal only marks it
         self._busy = 0
         self._held = False
 
@@ -78,8 +78,12 @@ class Stop:
         self._hooks.append(hook)
 
     def _handle(self, signum, frame):
-        if self.exit_when_idle and not self._busy:
-            os._exit(128 + signum)  # no job, no run: nothing to record
+        if self.idle_worker and not self._busy:
+            # A pool worker between jobs: no run to record, and exiting would make loky tear
+            # down the pool, the other workers' records half written. Remember it (the next
+            # job will not start) and let the launcher end the pool.
+            self.signum = self.signum or signum
+            return
         first = self.signum is None
         if first:
             self.signum = signum
@@ -99,7 +103,7 @@ class Stop:
 
     @contextlib.contextmanager
     def busy(self):
-        """A job in progress (for ``exit_when_idle``)."""
+        """A job in progress (for ``idle_worker``)."""
         self._busy += 1
         try:
             yield

@@ -216,7 +216,7 @@ class SweepCallback(Callback):
         the BLAS thread limit that loky sets in workers it starts itself (not in forked ones)."""
         os.environ.update(self.job_env)
         STOP.install()
-        STOP.exit_when_idle = self.pool_workers and os.getpid() != _launcher_pid(self.job_env)
+        STOP.idle_worker = self.pool_workers and os.getpid() != _launcher_pid(self.job_env)
         if self.blas_threads is not None:
             from threadpoolctl import threadpool_limits
 
@@ -358,18 +358,24 @@ class Session:
         """First Ctrl-C/SIGTERM of the sweep: pass it on to the jobs in flight on this machine
         and give them time to record their runs KILLED, before the launcher tears its workers
         down (loky SIGKILLs them)."""
+        from .procs import alive
+        from .train import say
+
         pids = [p for p in jobs.in_flight(self.sweep_dir, self.session) if p != os.getpid()]
         for pid in pids:
             try:
                 os.kill(pid, signum)
             except OSError:
                 pass
-        from .procs import alive
-
+        if pids:
+            say(f"stopping: {len(pids)} job(s) in flight record their runs")
         deadline = time.time() + FORWARD_WAIT_SECONDS
         while time.time() < deadline and any(alive(p) for p in
                                              jobs.in_flight(self.sweep_dir, self.session)):
             time.sleep(0.05)
+        left = [p for p in jobs.in_flight(self.sweep_dir, self.session) if alive(p)]
+        if left:
+            say(f"{len(left)} job(s) did not end within {FORWARD_WAIT_SECONDS:.0f}s: their runs end KILLED")
 
     # ------------------------------------------------------------------ close
 
@@ -457,27 +463,54 @@ class Session:
         return ids
 
     def _summary(self, outcomes, counts, parent, complete):
+        """One table (test accuracy per level of each swept key), the best job, the jobs that
+        went wrong and the counts: the progress lines above already listed every job."""
         from .train import emit
 
-        width = max([len(o.get("shown") or "") for o in outcomes] + [9])
         lines = ["", f"sweep summary ({len(outcomes)}/{self.total} jobs this session"
-                 f"{'' if complete else ', INCOMPLETE'}; {time.time() - self.t0:.1f}s):",
-                 f"  {'job':>4}  {'overrides':<{width}}  {'status':<14} {'test_acc':>8}  note"]
-        for o in outcomes:
-            note = o.get("message") if o["status"] not in ("FINISHED",) else ""
-            lines.append(f"  {o.get('num', '?'):>4}  {o.get('shown') or '(defaults)':<{width}}  "
-                         f"{o['status']:<14} {_acc(o):>8}  {note or ''}")
+                 f"{'' if complete else ', INCOMPLETE'}; {time.time() - self.t0:.1f}s):"]
+        lines += _level_table(outcomes, [k for k in self.swept if k != "seed"])
         done = [o for o in outcomes if o["status"] in ("FINISHED", "SKIPPED")
                 and o.get("test_accuracy") is not None]
         if done:
             best = max(done, key=lambda o: o["test_accuracy"])
             lines.append(f"best: {best.get('shown') or '(defaults)'} (test_acc {best['test_accuracy']:.3f})")
+        for o in outcomes:
+            if o["status"] not in ("FINISHED", "SKIPPED"):
+                lines.append(f"{o['status']}: {o.get('shown') or '(defaults)'}: {o.get('message') or ''}")
         lines.append(f"sweep {self.sweep_id}: {counts['jobs_finished']}/{self.total} configs finished, "
                      f"failed {counts['jobs_failed']} (diverged {counts['jobs_diverged']}, killed {counts['jobs_killed']}), "
                      f"skipped {counts['jobs_skipped']} this session")
         lines.append(f"MLflow UI: make ui  (mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1),"
-                     f" then http://127.0.0.1:5000/#/experiments/{self.exp_id}/runs/{parent}")
+                     f" then {tracking_link(self.exp_id, parent)}")
         emit("\n".join(lines))
+
+
+def tracking_link(exp_id, run_id):
+    from . import tracking
+
+    return tracking.ui_link(exp_id, run_id)
+
+
+def _level_table(outcomes, keys):
+    """Rows 'key  level  jobs  finished  test_acc mean  min  max' over this session's jobs."""
+    rows = []
+    for key in keys or [None]:
+        groups = {}
+        for o in outcomes:
+            given = dict(t.split("=", 1) for t in (o.get("shown") or "").split() if "=" in t)
+            groups.setdefault(given.get(key, "all") if key else "all", []).append(o)
+        for level, group in groups.items():
+            accs = [o["test_accuracy"] for o in group if o["status"] in ("FINISHED", "SKIPPED")
+                    and isinstance(o.get("test_accuracy"), (int, float))]
+            stats = (f"{sum(accs) / len(accs):>13.3f}  {min(accs):.3f}  {max(accs):.3f}" if accs
+                     else f"{'-':>13}  {'-':>5}  {'-':>5}")
+            rows.append((key or "", level, len(group), len(accs), stats))
+    kw = max([len(r[0]) for r in rows] + [3])
+    lw = max([len(str(r[1])) for r in rows] + [5])
+    out = [f"  {'key':<{kw}}  {'level':<{lw}}  jobs  done  test_acc mean    min    max"]
+    out += [f"  {k:<{kw}}  {str(lv):<{lw}}  {n:>4}  {d:>4}  {st}" for k, lv, n, d, st in rows]
+    return out
 
 
 def _launcher_pid(env):

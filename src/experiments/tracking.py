@@ -114,6 +114,7 @@ def connect(uri, timeout=10, retries=2):
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    uri = _patient(uri)
     mlflow.set_tracking_uri(uri)
     try:
         with _schema_lock(uri):
@@ -121,6 +122,17 @@ def connect(uri, timeout=10, retries=2):
     except Exception as err:
         raise TrackingError(_first_line(err)) from None
     return client
+
+
+SQLITE_BUSY_SECONDS = 60
+
+
+def _patient(uri):
+    """A sqlite URI whose connections wait up to a minute for a lock (sqlite's default, 5 s,
+    made jobs of a busy machine fail with 'database is locked'), unless it sets its own."""
+    if uri.startswith("sqlite:///") and "timeout=" not in uri:
+        return f"{uri}{'&' if '?' in uri else '?'}timeout={SQLITE_BUSY_SECONDS}"
+    return uri
 
 
 def _first_line(err):
@@ -176,15 +188,24 @@ def run_owner(run):
     return who, int(beat) if beat and beat.isdigit() else (run.info.start_time or None)
 
 
-def create_run(client, experiment_id, name, tags, params=(), parent_run_id=None):
-    """A RUNNING run with its tags and params; returns it (an MLflow Run, as created)."""
-    from mlflow.entities import Param
+def create_run(client, experiment_id, name, tags, params=(), parent_run_id=None, dataset=None):
+    """A RUNNING run with its tags, params and (``dataset``: the fields of an MLflow Dataset)
+    its training data as a dataset input; returns it (an MLflow Run, as created)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Param
 
     if parent_run_id:
         tags = {**tags, TAG_PARENT: parent_run_id}
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params])
+    if dataset:
+        client.log_inputs(run.info.run_id, datasets=[DatasetInput(
+            Dataset(**dataset), tags=[InputTag("mlflow.data.context", "training")])])
     return run
+
+
+def ui_link(experiment_id, run_id, base="http://127.0.0.1:5000"):
+    """The run's page in the MLflow UI (``make ui``)."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def end_run(client, run_id, status, tags=None):

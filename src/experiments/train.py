@@ -93,7 +93,7 @@ def prepare(cfg, job):
         raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
     force = bool(c.pop("force", False))
     chash = config.config_hash(c)
-    return Spec(c, split, force, config.run_name(c), chash,
+    return Spec(c, split, force, config.run_name(c, job.swept_values()), chash,
                 identity.run_key(chash, split.fingerprint))
 
 
@@ -138,13 +138,28 @@ def run_tags(spec, job):
     return tags
 
 
+def dataset_input(spec):
+    """What MLflow's Datasets column and lineage show of the run's data."""
+    d, split = spec.c["dataset"], spec.split
+    source = {"path": str(d["path"])} if d["name"] == "csv" else {
+        "generator": f"experiments.datasets.{d['name']}", "params": d}
+    profile = {"n_train": len(split.y_train), "n_test": len(split.y_test),
+               "n_features": int(split.X_train.shape[1]),
+               "test_is_train": split.test_is_train}
+    return {"name": config._dataset_label(d), "digest": split.fingerprint[:16],
+            "source_type": "local" if d["name"] == "csv" else "code",
+            "source": json.dumps(source, sort_keys=True, default=str),
+            "profile": json.dumps(profile, sort_keys=True)}
+
+
 def claim(client, exp_id, spec, job):
     """Our RUNNING run, or the run that makes it redundant (claims.py). RunError(3)."""
     params = sorted(config.flatten(spec.c).items())
     parent = job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES")
 
     def create():
-        return tracking.create_run(client, exp_id, spec.name, run_tags(spec, job), params, parent)
+        return tracking.create_run(client, exp_id, spec.name, run_tags(spec, job), params, parent,
+                                   dataset=dataset_input(spec))
 
     with STOP.deferred():
         try:
@@ -261,7 +276,8 @@ def run(cfg, job, phases=None):
     status, reason = record_run(client, exp_id, got.run_id, spec, fitted, live_points, phases)
     shown = "DIVERGED" if fitted.status == "DIVERGED" else status
     acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
-    return Outcome(shown, reason or "", got.run_id, acc, phases.elapsed(), spec.name)
+    return Outcome(shown, reason or "", got.run_id, acc, phases.elapsed(), spec.name,
+                   tracking.ui_link(exp_id, got.run_id))
 
 
 def _skipped(other, spec, phases):
@@ -281,6 +297,8 @@ def run_job(cfg):
     STOP.install()  # a submitit job's process did not come through main()
     STOP.release()
     job, phases = Job.current(), Phases()
+    if job.in_sweep and STOP.requested:
+        return 0.0  # a pool worker of a stopping sweep: the next job does not start at all
     job.started()
     try:
         with STOP.busy():
@@ -316,9 +334,9 @@ def _profile(phases):
 
 
 def _end_sweep_job(job, outcome):
+    # A stopped pool worker returns normally (loky tears the whole pool down when one of its
+    # workers exits, the other jobs' records half written) and starts no further job.
     job.report(outcome)
-    if STOP.requested and job.sweep and job.sweep.pool_workers and os.getpid() != job.sweep.launcher_pid:
-        os._exit(STOP.exit_code)  # a pool worker must not take the next job of a stopping sweep
     return outcome.test_accuracy if outcome.status == "FINISHED" else 0.0
 
 
@@ -335,6 +353,7 @@ def _end_single(outcome):
     if outcome.status == "FINISHED":
         emit(f"shallownet: run {outcome.name} ({outcome.run_id}) finished in {outcome.seconds:.1f}s:"
              f" test_acc={outcome.test_accuracy:.3f}")
+        emit(f"MLflow UI: make ui, then {outcome.link}")
         return outcome.test_accuracy
     say(f"run {outcome.name} ({outcome.run_id}) {outcome.status}: {outcome.message}")
     raise SystemExit(STOP.exit_code if outcome.status == "KILLED" else EXIT_CODES[outcome.status])
