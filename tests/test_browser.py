@@ -9,6 +9,13 @@ reported; then Playwright drives Debian's /usr/bin/chromium over it:
   child's Artifacts tab shows plots/loss_curve.png.
 
 Screenshots go to outputs/screenshots/ (report.png, mlflow_ui_runs.png, mlflow_ui_artifacts.png).
+
+A second sweep, the whole tutorial000_activations study (3 activations x 5 seeds), feeds the
+README's "compare in the UI" clicks: the runs page opened by the README's link (children of
+the study, chart view), then "Group by" -> activation.name and "train_loss" in the chart
+search; the test checks 3 groups of 5 runs (all 15 charted, none hidden by the 10-run default)
+and saves docs/mlflow_ui_grouped_train_loss.png, docs/mlflow_ui_parent_description.png and
+docs/mlflow_ui_child_datasets.png (a child's Overview with its Datasets box) for the README.
 A machine without Chromium or the playwright package FAILS here (it does not skip):
 run scripts/install-browser.sh.
 """
@@ -19,6 +26,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +43,12 @@ STUDY = "tutorial003_toy"
 SEEDS = 3
 UI_START_TIMEOUT = 90.0  # s until GET /health answers (about 15 s here with one worker)
 UI_TIMEOUT_MS = 30_000  # per UI step (page load, expanding a row, listing artifacts)
+DOCS = ROOT / "docs"
+COMPARE_STUDY = "tutorial000_activations"
+COMPARE_GROUPS = {"tanh": 5, "relu": 5, "leaky_relu": 5}
+# The README's link: the study's child runs, chart view (both are URL state in MLflow 3.17;
+# "Group by" is not: it lives in the browser's localStorage, hence the clicks).
+COMPARE_FILTER = f"tags.`shallownet.role` = 'child' and tags.overrides LIKE '%{COMPARE_STUDY}%'"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -75,9 +89,9 @@ def watch(page):
     return seen
 
 
-def screenshot(page, name, full_page=False):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
+def screenshot(page, name, full_page=False, folder=SCREENSHOTS):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 0
     return path
@@ -199,6 +213,35 @@ def sweep(tmp_path_factory):
             "parent": (parent.info.run_id, parent.info.run_name),
             "children": sorted((c.info.run_name, c.info.run_id) for c in children),
             "report": report / "report.html"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The whole tutorial000_activations sweep (15 children) in a fresh store: ids."""
+    work = tmp_path_factory.mktemp("browser-study")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    res = run_cli(["shallownet-train", "-m", f"experiment={COMPARE_STUDY}", f"tracking.uri={uri}",
+                   f"hydra.sweep.dir={work / 'multirun'}", "tracking.log_model=false"],
+                  work, timeout=600)
+    assert res.returncode == 0, f"sweep failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    client = client_for(uri)
+    exp = client.get_experiment_by_name("shallownet")
+    parents = client.search_runs([exp.experiment_id], "tags.`shallownet.role` = 'parent'")
+    assert len(parents) == 1, [p.info.run_name for p in parents]
+    parent = parents[0]
+    children = client.search_runs([exp.experiment_id], COMPARE_FILTER)
+    assert len(children) == sum(COMPARE_GROUPS.values()), [c.info.run_name for c in children]
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    child = sorted(children, key=lambda c: c.info.run_name)[0]
+    return {"work": work, "uri": uri, "exp_id": exp.experiment_id,
+            "parent": parent, "child": child,
+            "child_datasets": [d.dataset.name for d in child.inputs.dataset_inputs]}
+
+
+def compare_url(base, exp_id):
+    """The README's link: the study's children in the runs page's chart view."""
+    query = urllib.parse.urlencode({"searchFilter": COMPARE_FILTER, "compareRunsMode": "CHART"})
+    return f"{base}/#/experiments/{exp_id}/runs?{query}"
 
 
 # ----------------------------------------------------------------------------- the tests
@@ -328,3 +371,95 @@ def close_assistant(page):
     with contextlib.suppress(Exception):
         if button.is_visible():
             button.click(timeout=5_000)
+
+
+@pytest.mark.slow
+def test_mlflow_ui_grouped_comparison(study):
+    """The README's three clicks: link -> Group by activation.name -> chart search train_loss."""
+    require_browser()
+    from playwright.sync_api import expect
+
+    exp_id = study["exp_id"]
+    parent, child = study["parent"], study["child"]
+    log_path = study["work"] / "mlflow-ui.log"
+    proc, base = start_mlflow_ui(study["uri"], study["work"], log_path)
+    try:
+        wait_healthy(proc, base, log_path)
+        with chromium() as browser:
+            context = browser.new_context(viewport={"width": 1600, "height": 1000})
+            # MLflow 3.17 opens its Assistant panel once per browser: say it already did.
+            context.add_init_script(
+                "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true')")
+            outside = []
+
+            def loopback_only(route):
+                url = route.request.url
+                if url.startswith((base + "/", "data:", "blob:")):
+                    route.continue_()
+                else:
+                    outside.append(url)
+                    route.abort()
+
+            context.route("**/*", loopback_only)
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+
+            # The link: filter and chart view come from the URL.
+            page.goto(compare_url(base, exp_id))
+            search = page.get_by_placeholder("Search metric charts")
+            expect(search).to_be_visible()
+            close_assistant(page)
+            # Click 1-2: "Group by" -> the param activation.name (aggregate: average, the
+            # default, drawn with a min-max band).
+            page.get_by_role("button", name="Group by").click()
+            page.get_by_placeholder("Search").last.fill("activation.name")
+            page.get_by_text("activation.name", exact=True).last.click()
+            page.keyboard.press("Escape")
+            expect(page.get_by_role("button", name="Group by: activation.name")).to_be_visible()
+            for value, size in COMPARE_GROUPS.items():
+                group = page.get_by_text(f"Group: {value}", exact=True)
+                expect(group).to_be_visible()
+                row = page.locator(".ag-row", has=group)
+                expect(row).to_contain_text(str(size))
+            # Click 3: only the train_loss charts.
+            search.fill("train_loss")
+            chart = page.locator(".react-grid-item, [data-testid^='experiment-view-compare-runs-card']",
+                                 has=page.get_by_text("train_loss", exact=True)).first
+            expect(chart).to_be_visible()
+            for value in COMPARE_GROUPS:
+                expect(chart.get_by_text(f"{value} (train_loss)", exact=True)).to_be_visible()
+            page.wait_for_timeout(1500)  # let plotly finish drawing the bands
+            screenshot(page, "mlflow_ui_grouped_train_loss.png", folder=DOCS)
+            state = page.evaluate(
+                f"() => JSON.parse(localStorage.getItem("
+                f"'MLflowLocalStorage-1.1-ExperimentPage-[\"{exp_id}\"]-ReactComponentState'))")
+            assert state["groupBy"]["groupByKeys"] == [
+                {"mode": "param", "groupByData": "activation.name"}], state["groupBy"]
+            assert state["groupBy"]["aggregateFunction"] == "average", state["groupBy"]
+
+            # The parent's description: the summary table (Show more unfolds it).
+            page.goto(f"{base}/#/experiments/{exp_id}/runs/{parent.info.run_id}")
+            expect(page.get_by_text("Description", exact=True).first).to_be_visible()
+            sweep_id = parent.data.tags["sweep_id"]
+            expect(page.get_by_text(sweep_id).first).to_be_visible()
+            more = page.get_by_text("Show more", exact=True)
+            if more.count() and more.first.is_visible():
+                more.first.click()
+            close_assistant(page)
+            screenshot(page, "mlflow_ui_parent_description.png", folder=DOCS)
+
+            # A child's Overview: its Datasets box (the dataset inputs, or "None").
+            page.goto(f"{base}/#/experiments/{exp_id}/runs/{child.info.run_id}")
+            expect(page.get_by_text(child.info.run_name).first).to_be_visible()
+            datasets = page.get_by_text("Datasets", exact=True).last
+            expect(datasets).to_be_visible()
+            for name in study["child_datasets"] or ["None"]:
+                expect(page.get_by_text(name, exact=True).last).to_be_visible()
+            close_assistant(page)
+            page.wait_for_timeout(2000)  # let "Child runs" / "Registered prompts" stop loading
+            screenshot(page, "mlflow_ui_child_datasets.png", folder=DOCS)
+            context.close()
+        assert not outside, f"the MLflow UI tried to reach beyond its server: {outside}"
+    finally:
+        leftovers = stop_group(proc)
+    assert not leftovers, f"mlflow ui processes still running after stop: {leftovers}"
