@@ -210,3 +210,37 @@ def test_unreachable_tracking_server_fails_fast_and_clearly(tmp_path):
     assert time.perf_counter() - t0 < 60
     assert res.returncode == 3
     assert "unreachable" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_long_run_shows_its_loss_in_the_store_while_it_trains(store):
+    """The run's pulse sends the points measured so far every few seconds: the UI (which
+    reads the store) shows the curve of a run that is still RUNNING."""
+    cwd, uri = store
+    ensure_experiment(uri, "shallownet")
+    proc = subprocess.Popen([str(BIN / "shallownet-train"), *QUICK, "train.epochs=2000000",
+                             "tracking.log_model=false", f"tracking.uri={uri}"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client, deadline, live = client_for(uri), time.time() + 120, []
+        while not live and time.time() < deadline:
+            time.sleep(0.5)
+            running = runs_of(uri, filter_string="attributes.status = 'RUNNING'")
+            if running:
+                live = client.get_metric_history(running[0].info.run_id, "train_loss")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert live and all(m.step < 2000000 for m in live), err
+    assert "shallownet: epoch " in err and " ETA " in err  # its progress line on the console
+    (run,) = runs_of(uri)
+    assert run.info.status == "KILLED" and proc.returncode == 130
+
+
+def test_help_is_written_for_this_project(tmp_path):
+    res = run_cli(["shallownet-train", "--help"], tmp_path)
+    assert res.returncode == 0
+    assert "Exit codes: 0 finished" in res.stdout and "hparams_search=adaptive" in res.stdout
+    assert "activation: identity, leaky_relu, relu, sigmoid, tanh" in res.stdout
+    res = run_cli(["shallownet-reproduce", "--help"], tmp_path)
+    assert res.returncode == 0 and "exit codes: 0 identical" in res.stdout and "``" not in res.stdout

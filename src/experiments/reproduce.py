@@ -279,9 +279,16 @@ def _announce_versions(client, run_id):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="shallownet-reproduce", description=__doc__.split("\n\n")[0],
-                                 epilog="Exit codes: 0 identical, 1 a difference (or a run that "
-                                        "did not re-run), 2 usage error or unusable store/run.")
+    ap = argparse.ArgumentParser(
+        prog="shallownet-reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Re-run a recorded run (or every child of a sweep) from the store and compare "
+                    "it bit for bit:\nevery metric history and curves.parquet, exactly.",
+        epilog="examples:\n  shallownet-reproduce 3f2a9c...        prints 'identical' or the first "
+               "difference\n  shallownet-reproduce --sweep latest   every child of the latest sweep\n\n"
+               "The stored config is data: a hydra node, _target_ keys or ${...} interpolations are\n"
+               "refused. Packages that differ from the run's environment are named first.\n\n"
+               "exit codes: 0 identical, 1 a difference (or a run that did not re-run),\n"
+               "2 usage error or unusable store or run")
     ap.add_argument("run_id", nargs="?", help="the MLflow run id to reproduce")
     ap.add_argument("--sweep", help="reproduce every child run of a sweep (its id, or 'latest')")
     ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", tracking.DEFAULT_URI),
