@@ -184,8 +184,9 @@ def test_kill_9_of_a_sweep_leaves_no_process_and_the_resume_trains_each_config_o
     cwd, uri = ready(store)
     args = sweep_args(uri, "activation=tanh", "seed=range(6)", "train.epochs=40000")
     proc = start(cwd, *args)
-    read_until(proc, r"^\[1/6\] ")  # one job done, two in flight
-    os.kill(proc.pid, signal.SIGKILL)
+    read_until(proc, r"^\[1/6\] ")  # one job done...
+    wait_for(lambda: [r for r in running(uri) if r.data.tags["shallownet.role"] == "child"])
+    os.kill(proc.pid, signal.SIGKILL)  # ...and another one training
     proc.wait(timeout=30)
     assert gone(proc.pid), f"left alive: {group(proc.pid)}"  # fork server, workers, trackers
     left = [r for r in running(uri) if r.data.tags["shallownet.role"] == "child"]

@@ -1,7 +1,7 @@
 """``make demo``: two tutorial studies on the embedded store, their reports, one reproduction.
 
 1. tutorial 000's activation ablation (tanh / ReLU / leaky ReLU x 5 seeds, joblib, 2 at once)
-2. tutorial 001's blobs: plateau decay vs a constant rate (x 3 seeds)
+2. tutorial 001's blobs: plateau decay vs a constant rate (x 5 seeds, overlapping blobs)
 3. a report for each sweep (outputs/reports/<sweep>/report.html)
 4. one run re-executed from the store and compared bit for bit ("identical")
 """
@@ -46,11 +46,10 @@ def main():
     step("reproduce one run of the first sweep: shallownet-reproduce RUN_ID")
     from . import tracking
 
-    client = tracking.connect("sqlite:///outputs/mlflow.db")
-    exp = client.get_experiment_by_name("shallownet")
-    child = client.search_runs([exp.experiment_id], "tags.`shallownet.role` = 'child' and "
-                               "attributes.status = 'FINISHED' and params.`dataset.name` = 'classification'",
-                               order_by=["attributes.start_time DESC"], max_results=1)[0]
+    client = tracking.connect(tracking.DEFAULT_URI)
+    child = tracking.latest_run(client, tracking.DEFAULT_EXPERIMENT,
+                                f"tags.`{tracking.TAG_ROLE}` = 'child' and attributes.status = 'FINISHED'"
+                                " and params.`dataset.name` = 'classification'")
     out = run("shallownet-reproduce", child.info.run_id)
     print(out.strip())
 

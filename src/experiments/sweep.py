@@ -293,16 +293,13 @@ class Session:
                 raise SweepAbort(2, self._already_running(running[0]))
             if found:
                 parent = found[-1].info.run_id
-                self.client.update_run(parent, status="RUNNING")
-                tracking.set_tags(self.client, parent, self._parent_tags())
-                if tracking.TAG_FAILURE in found[-1].data.tags:  # why an earlier session ended
-                    self.client.delete_tag(parent, tracking.TAG_FAILURE)
+                tracking.reopen_run(self.client, found[-1], self._parent_tags())
                 return parent, True
-            parent = self._create_parent()
+            mine = self._create_parent()
+            parent = mine.info.run_id
             rivals = [r for r in parents() if r.info.run_id != parent and r.info.status == "RUNNING"]
-            mine = self.client.get_run(parent)
             if any((r.info.start_time, r.info.run_id) < (mine.info.start_time, parent) for r in rivals):
-                self.client.delete_run(parent)  # a twin started at the same moment came first
+                tracking.delete_run(self.client, parent)  # a twin started at the same moment came first
                 raise SweepAbort(2, self._already_running(min(rivals, key=lambda r: r.info.start_time)))
             return parent, False
         except SweepAbort:
@@ -337,7 +334,7 @@ class Session:
         params = [("sweep.study", self.study), ("sweep.jobs", str(self.total))] + \
                  [(f"sweep.{k}", str(v)[:6000]) for k, v in sorted(overrides.items())]
         name = f"{self.study}-{time.strftime('%Y%m%d-%H%M%S')}"
-        return tracking.create_run(self.client, self.exp_id, name, tags, params).info.run_id
+        return tracking.create_run(self.client, self.exp_id, name, tags, params)
 
     @property
     def experiment(self):

@@ -163,6 +163,14 @@ def runs_tagged(client, experiment_id, tag, value):
     return client.search_runs([experiment_id], f"tags.`{tag}` = '{value}'", max_results=10000)
 
 
+def latest_run(client, experiment_name, filter_string):
+    """The most recently started run of the named experiment matching the filter."""
+    exp = client.get_experiment_by_name(experiment_name)
+    runs = client.search_runs([exp.experiment_id], filter_string,
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0]
+
+
 def running_runs(client, experiment_id):
     return client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=10000)
 
@@ -198,9 +206,23 @@ def create_run(client, experiment_id, name, tags, params=(), parent_run_id=None,
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params])
     if dataset:
-        client.log_inputs(run.info.run_id, datasets=[DatasetInput(
-            Dataset(**dataset), tags=[InputTag("mlflow.data.context", "training")])])
+        _log_dataset(client, run.info.run_id, DatasetInput(
+            Dataset(**dataset), tags=[InputTag("mlflow.data.context", "training")]))
     return run
+
+
+def _log_dataset(client, run_id, dataset_input, attempts=3):
+    """log_inputs, again when two runs logging the same new dataset at once collide on
+    MLflow's unique (experiment, name, digest) row: the second attempt finds the row. The
+    dataset input is a label for the UI, so a store that keeps refusing it costs the run
+    nothing else."""
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=[dataset_input])
+            return True
+        except Exception:
+            time.sleep(0.05 * (attempt + 1))
+    return False
 
 
 def ui_link(experiment_id, run_id, base="http://127.0.0.1:5000"):
@@ -222,6 +244,19 @@ def step_aside(client, run_id, winner_id):
     the store, restorable, but out of every search and of the UI's lists)."""
     end_run(client, run_id, "KILLED", {TAG_SKIPPED_FOR: winner_id,
                                        TAG_FAILURE: f"stepped aside: run {winner_id} trains this config"})
+    client.delete_run(run_id)
+
+
+def reopen_run(client, run, tags):
+    """A run RUNNING again (a resumed sweep's parent) with new tags, and without the reason
+    its earlier session ended."""
+    client.update_run(run.info.run_id, status="RUNNING")
+    set_tags(client, run.info.run_id, tags)
+    if TAG_FAILURE in run.data.tags:
+        client.delete_tag(run.info.run_id, TAG_FAILURE)
+
+
+def delete_run(client, run_id):
     client.delete_run(run_id)
 
 
