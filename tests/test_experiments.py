@@ -257,3 +257,37 @@ def test_study_runs_the_documented_settings(name):
     assert cfg["train"]["batch_size"] is None and cfg["train"]["l2"] == 0.0
     assert cfg["train"]["dtype"] == "float64" and cfg["activation"]["alpha"] == 0.01
     experiments.config.validate(OmegaConf.create({k: v for k, v in cfg.items() if k != "hydra"}))
+
+
+def logged(value):
+    """A config value as MLflow stores it as a param (str of the Python value)."""
+    return str(value)
+
+
+@pytest.mark.slow
+def test_each_experiments_values_are_the_params_its_run_records(tmp_path):
+    """Drive the run itself in-process (train.run with a Job, no Hydra runtime, no
+    subprocess) for every experiment file and check that each value the file sets, or its
+    group files give, is the param the run recorded. Only tracking.* is overridden."""
+    from experiments import tracking, train
+    from experiments.job import Job
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for name in EXPERIMENTS:
+        overrides = [f"experiment={name}", f"tracking.uri={uri}", "tracking.log_model=false",
+                     "tracking.log_plots=false"]
+        with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = hydra.compose("train", overrides=overrides)
+        outcome = train.run(cfg, Job(overrides=overrides))
+        assert outcome.status == "FINISHED", (name, outcome)
+        run = tracking.connect(uri).get_run(outcome.run_id)
+        spec = yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text())
+        own = {k: v for k, v in leaves({k: v for k, v in spec.items() if k not in ("defaults", "hydra")}).items()}
+        for group, option in picked_groups(spec.get("defaults", [])).items():
+            if not group.startswith("hydra/"):
+                values = yaml.safe_load((CONF / group / f"{option}.yaml").read_text()) or {}
+                own = {**{f"{group}.{k}": v for k, v in leaves(values).items()}, **own}
+        assert own, name
+        wrong = {k: (logged(v), run.data.params.get(k)) for k, v in own.items()
+                 if run.data.params.get(k) != logged(v)}
+        assert not wrong, (name, wrong)

@@ -43,3 +43,25 @@ def test_reproduce_unknown_run_is_a_clear_error(store):
     res = run_cli(["shallownet-reproduce", "0" * 32, "--tracking-uri", uri], cwd)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.startswith("shallownet-reproduce:")
+
+
+def test_reproduce_names_the_packages_that_differ_from_the_runs_environment(store):
+    """A run recorded elsewhere (here: its stored environment.txt says another numpy and a
+    package this venv lacks): reproduce names the differences before it compares."""
+    from pathlib import Path
+
+    cwd, uri = store
+    res = run_cli(["shallownet-train", "dataset=xor", "train.loss=mse", "activation=sigmoid",
+                   "train.epochs=200", "tracking.log_model=false", "tracking.log_plots=false",
+                   f"tracking.uri={uri}"], cwd)
+    assert res.returncode == 0, res.stderr
+    (run,) = runs_of(uri)
+    env = Path(run.info.artifact_uri.removeprefix("file://")) / "environment.txt"
+    lines = [line for line in env.read_text().splitlines() if not line.startswith("numpy==")]
+    env.write_text("\n".join(lines + ["numpy==1.0.0", "somepackage==9.9"]) + "\n")
+    res = run_cli(["shallownet-reproduce", run.info.run_id, "--tracking-uri", uri], cwd)
+    assert res.returncode == 0, res.stdout + res.stderr
+    first = res.stdout.splitlines()[0]
+    assert first.startswith("packages that differ from the run's environment: ")
+    assert "numpy 1.0.0 -> " in first and "somepackage 9.9 -> absent" in first
+    assert res.stdout.strip().endswith("identical")
