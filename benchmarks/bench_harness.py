@@ -339,15 +339,12 @@ def pure_compute(seeds, with_eval):
     """Seconds of the sweep's trainings in this process with one BLAS thread, without MLflow;
     optionally with the per-epoch test evaluation and train accuracy that experiments.train
     does."""
-    import numpy as np
     from threadpoolctl import threadpool_limits
 
     from experiments import datasets
+    from experiments.fit import Curves, _recorder  # the per-epoch evaluation runs do
     from model import MLP, train
 
-    Evaluator = None
-    if with_eval:
-        from experiments.train import Evaluator
     split = datasets.load(dict(DATA))
     total = 0.0
     for act in ACTIVATIONS:
@@ -355,18 +352,9 @@ def pure_compute(seeds, with_eval):
             net = MLP([3, 4, 1], act, "sigmoid", "small_random", seed=seed)
             cb = None
             if with_eval:
-                ev_train = Evaluator(net, split.X_train, split.y_train, "bce")
-                ev_test = Evaluator(net, split.X_test, split.y_test, "bce")
-                curves = {k: np.full(EPOCHS, np.nan) for k in
-                          ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr")}
-
-                def cb(e, loss, lr, net=net, ev_train=ev_train, ev_test=ev_test, curves=curves):
-                    curves["train_loss"][e] = loss
-                    curves["lr"][e] = lr
-                    curves["test_loss"][e], curves["test_accuracy"][e] = ev_test()
-                    z = net.train_logits
-                    curves["train_accuracy"][e] = ev_train.accuracy(
-                        net.logits(ev_train.X) if z is None else z)
+                curves = Curves(EPOCHS)
+                curves.allocate()
+                cb = _recorder(net, split, "bce", curves)
             with threadpool_limits(1):
                 t0 = time.perf_counter()
                 train(net, split.X_train, split.y_train, epochs=EPOCHS, lr=LR, callback=cb)
