@@ -1,17 +1,84 @@
-"""The two per-run figures, drawn with matplotlib's object API on the Agg canvas (no window)."""
+"""The two per-run figures, drawn with matplotlib's object API on the Agg canvas (no window).
+
+A sweep draws both figures for every run in the same worker processes, and most of a plot's
+time went into building figures, axes, ticks and text objects that are the same for every run.
+So each process keeps ONE figure per plot kind (``_FIGURES``), built on first use, and a call
+only puts this run's data into it: line data, contour sets, scatter points, titles, limits and
+legend markers. Everything a call sets is set on every call, so nothing of one run can show in
+the next: the bytes of a plot depend only on its inputs (tests/test_plots.py checks this).
+"""
 
 import numpy as np
+import PIL.Image
+import PIL.PngImagePlugin
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-PNG_META = {"Software": None}  # no version string: identical inputs give identical bytes
+DPI = 80
 PLAIN = FuncFormatter(lambda v, _: f"{v:g}")  # 0.2, 0.5, 1: no mathtext to lay out per tick
+LEVELS = np.linspace(0, 1, 11)  # P(class 1) bands of the decision boundary
+CMAP = "RdBu_r"
+GRID = 150  # points per side of the decision-boundary grid
+
+_FIGURES = {}  # plot kind -> its figure's artists, one per process (see the module docstring)
 
 
-def _save(fig, path):
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=80, metadata=PNG_META)
+def _cached(kind, build):
+    if kind not in _FIGURES:
+        _FIGURES[kind] = build()
+    return _FIGURES[kind]
+
+
+def _sprite(canvas, artist):
+    """(box, pixels): the rectangle of the figure that drawing ``artist`` alone touches and its
+    pixels there, drawn once so that later renders paste them (``_render``); hides ``artist``.
+    Touched: changed over a white or over a black figure (a white-on-white pixel counts too)."""
+    fig = canvas.figure
+    others = [a for a in fig.axes if a is not artist]
+    background = fig.patch.get_facecolor()
+    images = []
+    for color in (background, "black"):
+        for a in others:
+            a.set_visible(False)
+        fig.patch.set_facecolor(color)
+        canvas.draw()
+        images.append(np.asarray(canvas.buffer_rgba()).copy())  # (H, W, 4)
+    fig.patch.set_facecolor(background)
+    for a in others:
+        a.set_visible(True)
+    over_white, over_black = images
+    touched = (over_white != 255).any(2) | (over_black != (0, 0, 0, 255)).any(2)
+    rows, cols = np.nonzero(touched)
+    box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+    artist.set_visible(False)
+    return box, over_white[box]
+
+
+def _render(canvas, artist=None, sprite=None):
+    """Draw the figure; a hidden ``artist`` with its ``sprite`` is pasted, which gives the pixels
+    drawing it would (it is drawn last, over a still blank rectangle), or drawn for real when
+    something of this run reaches into its rectangle."""
+    canvas.draw()
+    if artist is None:
+        return
+    box, pixels = sprite
+    image = np.asarray(canvas.buffer_rgba())  # (H, W, 4) view of the canvas
+    if (image[box] == 255).all():
+        image[box] = pixels
+    else:
+        artist.set_visible(True)
+        canvas.draw()
+        artist.set_visible(False)
+
+
+def _save(canvas, path):
+    """Write the rendered canvas as ``savefig(dpi=80, metadata={"Software": None})`` did (same
+    bytes), without savefig's per-call setup (dpi/facecolor swaps, layout and bbox checks)."""
+    image = PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(),
+                                 "raw", "RGBA", 0, 1)
+    # an empty PngInfo: no "Software" version string, so identical inputs give identical bytes
+    image.save(path, format="png", dpi=(DPI, DPI), pnginfo=PIL.PngImagePlugin.PngInfo())
 
 
 def _log_subs(*arrays):
@@ -23,57 +90,115 @@ def _log_subs(*arrays):
     return (1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 4 else (1.0,)
 
 
-def loss_curve(curves, path, title=""):
-    """Train/test loss (log scale) and accuracy per epoch. ``curves`` maps name -> (E,) array."""
-    fig = Figure(figsize=(8, 3.2))
+# ------------------------------------------------------------------------------ loss curve
+LOSS_KEYS = (("train_loss", "-"), ("test_loss", "--"))
+ACCURACY_KEYS = (("train_accuracy", "-"), ("test_accuracy", "--"))
+
+
+def _build_loss_figure():
+    fig = Figure(figsize=(8, 3.2), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.12, right=0.98, bottom=0.15, top=0.88, wspace=0.3)
     ax1, ax2 = fig.subplots(1, 2)
-    epochs = curves["epoch"]
-    for key, style in (("train_loss", "-"), ("test_loss", "--")):
-        ax1.plot(epochs, curves[key], style, label=key)
+    lines = {}
+    for ax, keys in ((ax1, LOSS_KEYS), (ax2, ACCURACY_KEYS)):
+        for key, style in keys:
+            lines[key], = ax.plot([], [], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
     ax1.set_yscale("log")
-    ax1.yaxis.set_major_locator(LogLocator(subs=_log_subs(curves["train_loss"], curves["test_loss"])))
     ax1.yaxis.set_major_formatter(PLAIN)
     ax1.yaxis.set_minor_locator(NullLocator())
-    ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend(loc="upper right")  # a fixed place: "best" searches every point of every line
-    ax1.grid(True, alpha=0.3)
-    for key, style in (("train_accuracy", "-"), ("test_accuracy", "--")):
-        ax2.plot(epochs, curves[key], style, label=key)
-    ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")
-    ax2.set_ylim(0, 1.02)
+    ax2.set_ylim(0, 1.02)  # fixed: only x autoscales
     ax2.legend(loc="lower right")
-    ax2.grid(True, alpha=0.3)
-    fig.suptitle(title, fontsize=9)
-    _save(fig, path)
+    return {"canvas": canvas, "axes": (ax1, ax2), "lines": lines,
+            "title": fig.suptitle("", fontsize=9)}
+
+
+def loss_curve(curves, path, title=""):
+    """Train/test loss (log scale) and accuracy per epoch. ``curves`` maps name -> (E,) array."""
+    f = _cached("loss_curve", _build_loss_figure)
+    ax1, ax2 = f["axes"]
+    for key, line in f["lines"].items():
+        line.set_data(curves["epoch"], curves[key])
+    ax1.yaxis.set_major_locator(LogLocator(subs=_log_subs(curves["train_loss"], curves["test_loss"])))
+    for ax in (ax1, ax2):
+        ax.relim()  # data limits of this run's lines only
+        ax.autoscale_view()
+    f["title"].set_text(title)
+    _render(f["canvas"])
+    _save(f["canvas"], path)
+
+
+# ------------------------------------------------------------------------ decision boundary
+def _scatter(ax, marker, label):
+    return ax.scatter(np.zeros(1), np.zeros(1), c=np.zeros(1), cmap=CMAP, edgecolors="k", s=18,
+                      marker=marker, vmin=0, vmax=1, label=label)
+
+
+def _build_boundary_figure():
+    fig = Figure(figsize=(4.8, 4), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.87)
+    ax = fig.subplots()
+    # The colorbar shows only the fixed levels, colormap and alpha: it is drawn from a template
+    # contour set made here and is then the same for every run (no new colorbar axes per run).
+    template = ax.contourf(*np.meshgrid([0, 1], [0, 1]), np.eye(2), levels=LEVELS, cmap=CMAP,
+                           alpha=0.6)
+    colorbar = fig.colorbar(template, ax=ax, label="P(class 1)")
+    template.remove()
+    train, test = _scatter(ax, "o", "train"), _scatter(ax, "s", "test")
+    ax.set_xlabel("feature 1")
+    ax.set_ylabel("feature 2")
+    # two legends, as ax.legend() would make with and without test points; the one in use is
+    # set per run
+    legends = {False: ax.legend(loc="upper right", fontsize=7),
+               True: ax.legend(handles=[train], loc="upper right", fontsize=7)}
+    return {"canvas": canvas, "ax": ax, "train": train, "test": test, "contours": [],
+            "legends": legends, "title": ax.set_title("", fontsize=8),
+            "colorbar": colorbar.ax, "colorbar_sprite": _sprite(canvas, colorbar.ax)}
+
+
+def _probability_grid(net, X_all):
+    """(xx, yy, p): a GRID x GRID plane over the first two features (0.5 beyond the data),
+    the others at their median, and the net's P(class 1) there (softmax: argmax / (K - 1))."""
+    lo, hi = X_all[:, :2].min(0) - 0.5, X_all[:, :2].max(0) + 0.5
+    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID))
+    grid = np.tile(np.median(X_all, axis=0), (xx.size, 1))  # (GRID*GRID, F)
+    grid[:, 0], grid[:, 1] = xx.ravel(), yy.ravel()
+    p = net.forward(grid)
+    p = (p[:, 0] if p.shape[1] == 1 else p.argmax(1) / (p.shape[1] - 1)).reshape(xx.shape)
+    return xx, yy, p
 
 
 def decision_boundary(net, X_train, y_train, X_test, y_test, path, title="", same_points=False):
     """P(class 1) over the plane of the first two features, others fixed at their median
     (tutorial 000 fixes its third feature at the median); points: train o, test s."""
     X_all = np.vstack([X_train, X_test])  # (N, F)
-    lo, hi = X_all[:, :2].min(0) - 0.5, X_all[:, :2].max(0) + 0.5
-    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
-    grid = np.tile(np.median(X_all, axis=0), (xx.size, 1))  # (150*150, F)
-    grid[:, 0], grid[:, 1] = xx.ravel(), yy.ravel()
-    p = net.forward(grid)
-    p = (p[:, 0] if p.shape[1] == 1 else p.argmax(1) / (p.shape[1] - 1)).reshape(xx.shape)
-    fig = Figure(figsize=(4.8, 4))
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.87)
-    ax = fig.subplots()
-    cs = ax.contourf(xx, yy, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
-    ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5)
-    ax.scatter(X_train[:, 0], X_train[:, 1], c=y_train, cmap="RdBu_r", edgecolors="k", s=18,
-               vmin=0, vmax=1, label="train")
-    if not same_points:
-        ax.scatter(X_test[:, 0], X_test[:, 1], c=y_test, cmap="RdBu_r", edgecolors="k", s=18,
-                   marker="s", vmin=0, vmax=1, label="test")
-    fig.colorbar(cs, ax=ax, label="P(class 1)")
-    ax.set_xlabel("feature 1")
-    ax.set_ylabel("feature 2")
+    xx, yy, p = _probability_grid(net, X_all)
+    f = _cached("decision_boundary", _build_boundary_figure)
+    ax = f["ax"]
+    while f["contours"]:  # the last run's, popped first: a failed call leaves none behind
+        f["contours"].pop().remove()
+    ax.ignore_existing_data_limits = True  # the limits are this run's contours and points
+    # zorder 0.99: under the points (zorder 1) although added after them
+    f["contours"].append(ax.contourf(xx, yy, p, levels=LEVELS, cmap=CMAP, alpha=0.6, zorder=0.99))
+    f["contours"].append(ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5))
+    points = [(f["train"], X_train, y_train)] + ([] if same_points else [(f["test"], X_test, y_test)])
+    f["test"].set_visible(not same_points)
+    for sc, X, y in points:
+        sc.set_offsets(X[:, :2])
+        sc.set_array(np.asarray(y, dtype=float))
+        ax.update_datalim(sc.get_datalim(ax.transData))
+    ax.autoscale_view()
+    # A legend marker takes the colour of its scatter's first point, as when it was made.
+    ax.legend_ = legend = f["legends"][same_points]
+    for handle, (sc, _, _) in zip(legend.legend_handles, points):
+        handle.set_array(sc.get_array())
     extra = "\n(other features at their median)" if X_all.shape[1] > 2 else ""
-    ax.set_title(title + extra, fontsize=8)
-    ax.legend(loc="upper right", fontsize=7)
-    _save(fig, path)
+    f["title"].set_text(title + extra)
+    _render(f["canvas"], f["colorbar"], f["colorbar_sprite"])
+    _save(f["canvas"], path)
