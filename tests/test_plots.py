@@ -185,15 +185,17 @@ def test_reused_figures_draw_what_new_figures_draw(runs, tmp_path):
                                        split.y_test, tmp_path / "ref_boundary.png", f"run {name}",
                                        split.test_is_train)
         for kind in ("loss", "boundary"):
-            expected = pixels((tmp_path / f"ref_{kind}.png").read_bytes())
-            np.testing.assert_array_equal(pixels(pngs[kind]), expected, err_msg=f"{name} {kind}")
+            expected = pixels((tmp_path / f"ref_{kind}.png").read_bytes())  # RGBA, opaque
+            assert (expected[..., 3] == 255).all()
+            np.testing.assert_array_equal(pixels(pngs[kind]), expected[..., :3],
+                                          err_msg=f"{name} {kind}")
 
 
 def test_figure_content(runs, tmp_path):
     pngs = draw("A", tmp_path, runs["A"])
     loss, boundary = pixels(pngs["loss"]), pixels(pngs["boundary"])
-    assert loss.shape == (256, 640, 4)  # 8 x 3.2 in at 80 dpi
-    assert boundary.shape == (320, 384, 4)  # 4.8 x 4 in
+    assert loss.shape == (256, 640, 3)  # 8 x 3.2 in at 80 dpi, RGB
+    assert boundary.shape == (320, 384, 3)  # 4.8 x 4 in
     for png in pngs.values():
         assert png.startswith(b"\x89PNG") and b"Software" not in png  # no version string
     # content: not blank, and the data shows (other curves, another title: other bytes)
@@ -218,7 +220,7 @@ def test_pasted_colorbar_equals_a_drawn_one(runs, tmp_path):
         drawn = np.asarray(f["canvas"].buffer_rgba()).copy()
     finally:
         f["colorbar"].set_visible(False)
-    np.testing.assert_array_equal(pixels(pngs["boundary"]), drawn)
+    np.testing.assert_array_equal(pixels(pngs["boundary"]), drawn[..., :3])
 
 
 @pytest.mark.parametrize("overlap", [False, True])
