@@ -6,8 +6,11 @@ those of the same run drawn first thing in a fresh process, and the pixels with 
 figure made for the run alone (the way the plots were drawn before figures were reused).
 """
 
+import copy
+import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import pickle
 import subprocess
@@ -24,7 +27,7 @@ from model import MLP, train
 
 # name -> (dataset config, epochs, hidden activation): 3 features (the title's extra line; the
 # first train point is class 1), the 4 XOR points that are both train and test set (no test
-# markers), and 2 features with a single epoch
+# markers), and 2 features with a single epoch; D is C with feature 2 moved by 1e6
 RUNS = {
     "A": ({"name": "classification", "n_samples": 200}, 300, "tanh"),
     "B": ({"name": "xor", "test_size": None}, 400, "relu"),
@@ -34,6 +37,8 @@ RUNS = {
 
 def make_run(name):
     """(curves, net, split) of a short training, curves as the harness records them."""
+    if name == "D":
+        return shifted(make_run("C"), np.array([0.0, 1e6]))
     ds, epochs, activation = RUNS[name]
     split = datasets.load(ds)
     net = MLP([split.X_train.shape[1], 6, 1], activation, "sigmoid", seed=3)
@@ -44,14 +49,30 @@ def make_run(name):
     return curves.done(), net, split
 
 
+def shifted(run, offset):
+    """``run`` with its features moved by ``offset`` and its net with them: the same plot but for
+    the tick labels (a large offset shows as an offset text such as "+1e6" by the axis)."""
+    curves, net, split = run
+    net = copy.deepcopy(net)
+    net.biases[0] = net.biases[0] - offset @ net.weights[0]
+    split = dataclasses.replace(split, X_train=split.X_train + offset,
+                                X_test=split.X_test + offset)
+    return curves, net, split
+
+
+def title(name):
+    """D's title is long enough to overlap the offset text, which matplotlib then moves it off."""
+    return f"run {name}" + (" with a title as wide as the whole plot" if name == "D" else "")
+
+
 def draw(name, out, run):
     """Both plots of ``run`` (named ``name``) into ``out``; returns {plot: PNG bytes}."""
     curves, net, split = run
     out = Path(out)
     loss, boundary = out / f"{name}_loss.png", out / f"{name}_boundary.png"
-    plots.loss_curve(curves, loss, f"run {name}")
+    plots.loss_curve(curves, loss, title(name))
     plots.decision_boundary(net, split.X_train, split.y_train, split.X_test, split.y_test,
-                            boundary, f"run {name}", same_points=split.test_is_train)
+                            boundary, title(name), same_points=split.test_is_train)
     return {"loss": loss.read_bytes(), "boundary": boundary.read_bytes()}
 
 
@@ -125,7 +146,7 @@ def from_scratch_decision_boundary(net, X_train, y_train, X_test, y_test, path, 
 
 @pytest.fixture(scope="module")
 def runs():
-    return {name: make_run(name) for name in RUNS}
+    return {name: make_run(name) for name in [*RUNS, "D"]}
 
 
 def test_identical_input_identical_bytes(runs, tmp_path):
@@ -133,12 +154,12 @@ def test_identical_input_identical_bytes(runs, tmp_path):
 
 
 def test_no_run_leaks_into_the_next(runs, tmp_path):
-    """A, B, C, A, C, B in one process: every repeat gives the first drawing's bytes."""
+    """A, B, C, D, A, C, B, D in one process: every repeat gives the first drawing's bytes."""
     seen = {}
-    for name in "ABCACB":
+    for name in "ABCDACBD":
         pngs = draw(name, tmp_path, runs[name])
         assert seen.setdefault(name, pngs) == pngs, name
-    for x, y in (("A", "B"), ("A", "C"), ("B", "C")):
+    for x, y in itertools.combinations("ABCD", 2):
         for kind in ("loss", "boundary"):
             assert seen[x][kind] != seen[y][kind], (x, y, kind)
 
@@ -175,14 +196,14 @@ def test_a_run_drawn_after_others_equals_it_drawn_in_a_fresh_process(runs, tmp_p
 
 
 def test_reused_figures_draw_what_new_figures_draw(runs, tmp_path):
-    """Pixel for pixel, each run in a row (A, B, C, A) as a new figure of its own draws it: its
-    limits, ticks, legend marker colours (the first point's), title and test markers."""
-    for name in "ABCA":
+    """Pixel for pixel, each run in a row (A, B, C, D, A) as a new figure of its own draws it:
+    its limits, ticks, legend marker colours (the first point's), title and test markers."""
+    for name in "ABCDA":
         curves, net, split = runs[name]
         pngs = draw(name, tmp_path, runs[name])
-        from_scratch_loss_curve(curves, tmp_path / "ref_loss.png", f"run {name}")
+        from_scratch_loss_curve(curves, tmp_path / "ref_loss.png", title(name))
         from_scratch_decision_boundary(net, split.X_train, split.y_train, split.X_test,
-                                       split.y_test, tmp_path / "ref_boundary.png", f"run {name}",
+                                       split.y_test, tmp_path / "ref_boundary.png", title(name),
                                        split.test_is_train)
         for kind in ("loss", "boundary"):
             expected = pixels((tmp_path / f"ref_{kind}.png").read_bytes())  # RGBA, opaque
@@ -210,23 +231,29 @@ def test_figure_content(runs, tmp_path):
     assert (tmp_path / "same.png").read_bytes() == pngs["loss"]
 
 
-def test_pasted_colorbar_equals_a_drawn_one(runs, tmp_path):
-    """The colorbar is pasted from pixels drawn once; drawing it for real gives the same image."""
-    pngs = draw("B", tmp_path, runs["B"])
-    f = plots._FIGURES["decision_boundary"]
-    f["colorbar"].set_visible(True)
-    try:
-        f["canvas"].draw()
-        drawn = np.asarray(f["canvas"].buffer_rgba()).copy()
-    finally:
-        f["colorbar"].set_visible(False)
-    np.testing.assert_array_equal(pixels(pngs["boundary"]), drawn[..., :3])
+def test_shortcuts_give_the_pixels_of_the_plain_way(runs, tmp_path):
+    """Pasted sprites (colorbar, accuracy tick labels) and the title kept in place: drawing the
+    figure the plain way afterwards gives the same image (D: a y offset text, drawn plainly)."""
+    for name in "CABD":  # C: the process has drawn at least one figure of each kind before
+        pngs = draw(name, tmp_path, runs[name])
+        for kind, key in (("loss", "loss_curve"), ("boundary", "decision_boundary")):
+            f = plots._FIGURES[key]
+            assert f["shortcuts"] or name == "C"
+            for s in f["shortcuts"] or []:
+                s.off()
+            try:
+                f["canvas"].draw()
+                plain = np.asarray(f["canvas"].buffer_rgba())[..., :3].copy()
+            finally:
+                for s in f["shortcuts"] or []:
+                    s.on()
+            np.testing.assert_array_equal(pixels(pngs[kind]), plain, err_msg=f"{name} {kind}")
 
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_sprite_is_drawn_for_real_where_something_else_reaches_it(overlap):
     """_render pastes a sprite only over a still blank rectangle: the result equals drawing the
-    sprited artist last in both cases."""
+    artist in both cases."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -236,8 +263,9 @@ def test_sprite_is_drawn_for_real_where_something_else_reaches_it(overlap):
     fixed = fig.text(0.6, 0.5, "fixed", fontsize=12)  # drawn after `other`
     canvas.draw()
     expected = np.asarray(canvas.buffer_rgba()).copy()
-    sprite = plots._sprite(canvas, fixed)
+    sprite = plots._Sprite(canvas, fixed.draw, fixed.set_visible)
+    assert not fixed.get_visible()
     other.set_text("other text")  # a new run's data
-    plots._render(canvas, fixed, sprite)
+    plots._render({"canvas": canvas, "shortcuts": [sprite]})
     np.testing.assert_array_equal(np.asarray(canvas.buffer_rgba()), expected)
     assert not fixed.get_visible()

@@ -1,11 +1,20 @@
 """The two per-run figures, drawn with matplotlib's object API on the Agg canvas (no window).
 
 A sweep draws both figures for every run in the same worker processes, and most of a plot's
-time went into building figures, axes, ticks and text objects that are the same for every run.
-So each process keeps ONE figure per plot kind (``_FIGURES``), built on first use, and a call
-only puts this run's data into it: line data, contour sets, scatter points, titles, limits and
-legend markers. Everything a call sets is set on every call, so nothing of one run can show in
-the next: the bytes of a plot depend only on its inputs (tests/test_plots.py checks this).
+time went into making figures, axes, ticks and texts that are the same for every run, and
+into laying out and rendering the parts that look the same in every run. So:
+
+* each process keeps ONE figure per plot kind (``_FIGURES``), made on first use, and a call
+  only puts this run's data into it: line data, contour sets, scatter points, titles, limits
+  and legend marker colours. Everything a call sets is set on every call, so nothing of one
+  run can show in the next: the bytes of a plot depend only on its inputs;
+* from the second figure of a kind a process draws on, *shortcuts* skip work whose result
+  is the same in every run: parts drawn once and pasted (`_Sprite`), labels and a title kept
+  where matplotlib puts them. Each one is checked for the run at hand, and a run it does not
+  fit is drawn the plain way (`_render`).
+
+The pixels are those of a new figure made for the run alone (tests/test_plots.py checks this,
+and that a run's bytes do not depend on what the process drew before).
 """
 
 import numpy as np
@@ -22,64 +31,154 @@ LEVELS = np.linspace(0, 1, 11)  # P(class 1) bands of the decision boundary
 CMAP = "RdBu_r"
 GRID = 150  # points per side of the decision-boundary grid
 
-_FIGURES = {}  # plot kind -> its figure's artists, one per process (see the module docstring)
+_FIGURES = {}  # plot kind -> its figure's parts, one per process (see the module docstring)
 
 
-def _cached(kind, build):
-    if kind not in _FIGURES:
-        _FIGURES[kind] = build()
-    return _FIGURES[kind]
+def _figure(kind, build, shortcuts):
+    """The process's figure of ``kind``: ``build()`` on first use. Its ``shortcuts(f)`` are made
+    for its second draw: they cost a few partial draws, which pays off in a sweep's workers, not
+    in a process that records a single run."""
+    f = _FIGURES.get(kind)
+    if f is None:
+        f = _FIGURES[kind] = build()
+        f["shortcuts"] = None
+    elif f["shortcuts"] is None:
+        f["shortcuts"] = shortcuts(f)
+    return f
 
 
-def _sprite(canvas, artist):
-    """(box, pixels): the rectangle of the figure that drawing ``artist`` alone touches and its
-    pixels there, drawn once so that later renders paste them (``_render``); hides ``artist``.
-    Touched: changed over a white or over a black figure (a white-on-white pixel counts too)."""
-    renderer, patch = canvas.get_renderer(), canvas.figure.patch
-    background = patch.get_facecolor()
-    images = []
-    for color in (background, "black"):
-        renderer.clear()
-        patch.set_facecolor(color)
-        patch.draw(renderer)
-        artist.draw(renderer)
-        images.append(np.asarray(renderer.buffer_rgba()).copy())  # (H, W, 4)
-    patch.set_facecolor(background)
-    over_white, over_black = images
-    touched = (over_white != 255).any(2) | (over_black != (0, 0, 0, 255)).any(2)
-    rows, cols = np.nonzero(touched)
-    box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
-    artist.set_visible(False)
-    return box, over_white[box]
-
-
-def _render(canvas, artist=None, sprite=None):
-    """Draw the figure; a hidden ``artist`` with its ``sprite`` is pasted, which gives the pixels
-    drawing it would (it is drawn last, over a still blank rectangle), or drawn for real when
-    something of this run reaches into its rectangle."""
+def _render(f):
+    """Draw figure ``f`` with its shortcuts and apply them; if one does not hold for this run,
+    draw it again the plain way."""
+    canvas, shortcuts = f["canvas"], f["shortcuts"] or []
     canvas.draw()
-    if artist is None:
-        return
-    box, pixels = sprite
     image = np.asarray(canvas.buffer_rgba())  # (H, W, 4) view of the canvas
-    if (image[box] == 255).all():
-        image[box] = pixels
-    else:
-        artist.set_visible(True)
-        canvas.draw()
-        artist.set_visible(False)
+    if all(s.holds(image) for s in shortcuts):
+        for s in shortcuts:
+            s.apply(image)
+        return
+    for s in shortcuts:
+        s.off()
+    canvas.draw()
+    for s in shortcuts:
+        s.on()
+
+
+def _save(canvas, path):
+    """Write the rendered canvas as a PNG: RGB, the figure being opaque (its alpha channel is
+    all 255), at zlib level 1, which is as small as RGBA at the default level 6 and twice as
+    fast; with no text chunk (no "Software" version string), so identical inputs give identical
+    bytes."""
+    rgba = PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw",
+                                "RGBA", 0, 1)
+    rgba.convert("RGB").save(path, format="png", dpi=(DPI, DPI), compress_level=1)
+
+
+# ------------------------------------------------------------------------------- shortcuts
+class _Sprite:
+    """Shortcut: artists that look the same in every run, drawn once, their pixels pasted instead
+    of drawing them. ``draw(renderer)`` draws them alone; ``show(bool)`` shows or hides them in
+    the figure (hidden but for plain draws).
+
+    Their box is the rectangle they touch (change over a white or over a black figure). Pasted
+    over a box that nothing else of a run touched, they give the pixels that drawing them would,
+    wherever they come in the drawing order. ``holds`` checks that the box is still white, which
+    is enough because nothing drawn after them here paints white over white (no white fill
+    reaches their box)."""
+
+    def __init__(self, canvas, draw, show):
+        renderer, patch = canvas.get_renderer(), canvas.figure.patch
+        background = patch.get_facecolor()
+        images = []
+        for color in (background, "black"):
+            renderer.clear()
+            patch.set_facecolor(color)
+            patch.draw(renderer)
+            draw(renderer)
+            images.append(np.asarray(renderer.buffer_rgba()).copy())  # (H, W, 4)
+        patch.set_facecolor(background)
+        over_white, over_black = images
+        touched = (over_white != 255).any(2) | (over_black != (0, 0, 0, 255)).any(2)
+        rows, cols = np.nonzero(touched)
+        self.box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+        self.pixels = over_white[self.box]
+        self.show = show
+        self.on()
+
+    def holds(self, image):
+        return (image[self.box] == 255).all()
+
+    def apply(self, image):
+        image[self.box] = self.pixels
+
+    def off(self):
+        self.show(True)
+
+    def on(self):
+        self.show(False)
+
+
+class _FixedTitle:
+    """Shortcut: an axes title kept at its default place (y = 1) instead of placed anew at each
+    draw, which measures the whole y axis again. Matplotlib moves it only off a y offset text
+    (such as "+1e6") that it would overlap, so a run with one is drawn the plain way."""
+
+    def __init__(self, ax):
+        self.ax = ax
+        self.on()
+
+    def holds(self, image):
+        return not self.ax.yaxis.offsetText.get_text()
+
+    def apply(self, image):
+        pass
+
+    def off(self):
+        self.ax._autotitlepos = True  # no public way back: set_title(y=...) only turns it off
+
+    def on(self):
+        self.ax._autotitlepos = False
+        self.ax.title.set_y(1.0)  # where the plain way starts from at every draw
+
+
+def _pin_label(canvas, axis):
+    """Pin an axis label where matplotlib's own placement puts it, off the tick labels, so that
+    a draw skips measuring every tick label once more for it. Right when the tick labels'
+    extent off the axes is the same in every run (see the callers)."""
+    axis.get_tightbbox(canvas.get_renderer())  # places the label, as a draw would
+    label = axis.label
+    axis.set_label_coords(*label.get_position(), transform=label.get_transform())
+
+
+def _fixed_tick_labels(canvas, axis):
+    """The tick labels and label of a y axis whose limits are fixed, hence its ticks too, as a
+    `_Sprite` (its tick marks and grid lines are still drawn, under the curves)."""
+    _pin_label(canvas, axis)
+
+    def draw(renderer):
+        axis.set_tick_params(left=False, gridOn=False)
+        axis.draw(renderer)
+        axis.set_tick_params(left=True, gridOn=True)
+
+    def show(visible):
+        axis.set_tick_params(labelleft=visible)
+        axis.label.set_visible(visible)
+
+    return _Sprite(canvas, draw, show)
 
 
 class _FixedLegend(Legend):
     """A legend that lays itself out once. Its place, texts and marker sizes are the same in every
-    run (only a marker's colour may change), so after the first draw it draws its frame and its
+    run (only a marker's colour may change), so after its first draw it draws its frame and its
     leaf boxes (handles, texts) where they already are, instead of measuring and packing them
-    again: the same pixels for about a third of the time."""
+    again: the same pixels in a third of the time."""
 
     _leaves = None  # the leaf boxes in drawing order, after the first draw
 
     def draw(self, renderer):
-        if self._leaves is None or not self.get_visible():
+        if not self.get_visible():
+            return
+        if self._leaves is None:
             super().draw(renderer)
             self._leaves = _leaf_boxes(self.get_children()[0])
             return
@@ -100,27 +199,9 @@ def _legend(ax, handles, **kwargs):
     return ax.legend_
 
 
-def _pin_xlabels(canvas, axes):
-    """Pin each x label where matplotlib's own placement puts it, below the tick labels. Their
-    height does not depend on their text (one line of digits, measured with the font's fixed
-    ascent and descent), so the place found once holds for every run, and each render skips
-    measuring every tick label once more for it. (A y label's place does depend on the tick
-    labels' widths, so it stays automatic.)"""
-    renderer = canvas.get_renderer()
-    for ax in axes:
-        ax.xaxis.get_tightbbox(renderer)  # places the label, as a draw would
-        label = ax.xaxis.label
-        ax.xaxis.set_label_coords(*label.get_position(), transform=label.get_transform())
-
-
-def _save(canvas, path):
-    """Write the rendered canvas as a PNG: RGB, the figure being opaque (its alpha channel is
-    all 255), at zlib level 1, which is as small as RGBA at the default level 6 and twice as
-    fast; with no text chunk (no "Software" version string), so identical inputs give identical
-    bytes."""
-    rgba = PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw",
-                                "RGBA", 0, 1)
-    rgba.convert("RGB").save(path, format="png", dpi=(DPI, DPI), compress_level=1)
+# ------------------------------------------------------------------------------ loss curve
+LOSS_KEYS = (("train_loss", "-"), ("test_loss", "--"))
+ACCURACY_KEYS = (("train_accuracy", "-"), ("test_accuracy", "--"))
 
 
 def _log_subs(*arrays):
@@ -130,11 +211,6 @@ def _log_subs(*arrays):
     v = v[np.isfinite(v) & (v > 0)]
     decades = np.log10(v.max() / v.min()) if v.size else 0.0
     return (1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 4 else (1.0,)
-
-
-# ------------------------------------------------------------------------------ loss curve
-LOSS_KEYS = (("train_loss", "-"), ("test_loss", "--"))
-ACCURACY_KEYS = (("train_accuracy", "-"), ("test_accuracy", "--"))
 
 
 def _build_loss_figure():
@@ -157,14 +233,21 @@ def _build_loss_figure():
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)  # fixed: only x autoscales
     _legend(ax2, [lines[k] for k, _ in ACCURACY_KEYS], loc="lower right")
-    _pin_xlabels(canvas, (ax1, ax2))
     return {"canvas": canvas, "axes": (ax1, ax2), "lines": lines,
             "title": fig.suptitle("", fontsize=9)}
 
 
+def _loss_shortcuts(f):
+    ax1, ax2 = f["axes"]
+    # the x tick labels: one line of digits, as high as the font's fixed ascent and descent
+    for ax in (ax1, ax2):
+        _pin_label(f["canvas"], ax.xaxis)
+    return [_fixed_tick_labels(f["canvas"], ax2.yaxis)]  # accuracy: 0.0 to 1.0 in every run
+
+
 def loss_curve(curves, path, title=""):
     """Train/test loss (log scale) and accuracy per epoch. ``curves`` maps name -> (E,) array."""
-    f = _cached("loss_curve", _build_loss_figure)
+    f = _figure("loss_curve", _build_loss_figure, _loss_shortcuts)
     ax1, ax2 = f["axes"]
     for key, line in f["lines"].items():
         line.set_data(curves["epoch"], curves[key])
@@ -173,7 +256,7 @@ def loss_curve(curves, path, title=""):
         ax.relim()  # data limits of this run's lines only
         ax.autoscale_view()
     f["title"].set_text(title)
-    _render(f["canvas"])
+    _render(f)
     _save(f["canvas"], path)
 
 
@@ -188,8 +271,8 @@ def _build_boundary_figure():
     canvas = FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.87)
     ax = fig.subplots()
-    # The colorbar shows only the fixed levels, colormap and alpha: it is drawn from a template
-    # contour set made here and is then the same for every run (no new colorbar axes per run).
+    # The colorbar shows only the fixed levels, colormap and alpha: it is made from a template
+    # contour set here and is then the same for every run (no new colorbar axes per run).
     template = ax.contourf(*np.meshgrid([0, 1], [0, 1]), np.eye(2), levels=LEVELS, cmap=CMAP,
                            alpha=0.6)
     colorbar = fig.colorbar(template, ax=ax, label="P(class 1)")
@@ -197,14 +280,18 @@ def _build_boundary_figure():
     train, test = _scatter(ax, "o", "train"), _scatter(ax, "s", "test")
     ax.set_xlabel("feature 1")
     ax.set_ylabel("feature 2")
-    # two legends, as ax.legend() would make with and without test points; the one in use is
-    # set per run
+    # the legends ax.legend() makes with and without test points; each run sets the one it shows
     legends = {False: _legend(ax, [train, test], loc="upper right", fontsize=7),
                True: _legend(ax, [train], loc="upper right", fontsize=7)}
-    _pin_xlabels(canvas, [ax])
-    return {"canvas": canvas, "ax": ax, "train": train, "test": test, "contours": [],
-            "legends": legends, "title": ax.set_title("", fontsize=8),
-            "colorbar": colorbar.ax, "colorbar_sprite": _sprite(canvas, colorbar.ax)}
+    return {"canvas": canvas, "ax": ax, "colorbar": colorbar.ax, "train": train, "test": test,
+            "contours": [], "legends": legends, "title": ax.set_title("", fontsize=8)}
+
+
+def _boundary_shortcuts(f):
+    _pin_label(f["canvas"], f["ax"].xaxis)  # as in the loss curve
+    # the colorbar is drawn last and the same in every run
+    cax = f["colorbar"]
+    return [_FixedTitle(f["ax"]), _Sprite(f["canvas"], cax.draw, cax.set_visible)]
 
 
 def _probability_grid(net, X_all):
@@ -224,7 +311,7 @@ def decision_boundary(net, X_train, y_train, X_test, y_test, path, title="", sam
     (tutorial 000 fixes its third feature at the median); points: train o, test s."""
     X_all = np.vstack([X_train, X_test])  # (N, F)
     xx, yy, p = _probability_grid(net, X_all)
-    f = _cached("decision_boundary", _build_boundary_figure)
+    f = _figure("decision_boundary", _build_boundary_figure, _boundary_shortcuts)
     ax = f["ax"]
     while f["contours"]:  # the last run's, popped first: a failed call leaves none behind
         f["contours"].pop().remove()
@@ -245,5 +332,5 @@ def decision_boundary(net, X_train, y_train, X_test, y_test, path, title="", sam
         handle.set_array(sc.get_array())
     extra = "\n(other features at their median)" if X_all.shape[1] > 2 else ""
     f["title"].set_text(title + extra)
-    _render(f["canvas"], f["colorbar"], f["colorbar_sprite"])
+    _render(f)
     _save(f["canvas"], path)
