@@ -319,7 +319,9 @@ def decision_boundary(net, X_train, y_train, X_test, y_test, path, title="", sam
     # zorder 0.99: under the points (zorder 1) although added after them
     f["contours"].append(ax.contourf(xx, yy, p, levels=LEVELS, cmap=CMAP, alpha=0.6, zorder=0.99))
     f["contours"].append(ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5))
-    points = [(f["train"], X_train, y_train)] + ([] if same_points else [(f["test"], X_test, y_test)])
+    points = [(f["train"], X_train, y_train)]
+    if not same_points:
+        points.append((f["test"], X_test, y_test))
     f["test"].set_visible(not same_points)
     for sc, X, y in points:
         sc.set_offsets(X[:, :2])
