@@ -57,21 +57,26 @@ N_RUNS = 15
 TARGETS = {"wandb": 2.0, "mlflow": 3.0}  # shallownet at least this many times faster
 TOLERANCE = 1e-12  # final losses: largest relative difference allowed (same arithmetic)
 
+# What each variant records per run: (short, for the table; in full, listed under it)
 RECORDS = {
-    "shallownet": "parent run + 15 child runs: full config as params, identity/environment "
-                  "tags, 5 curves x 200 points + final values, AUC and timings, "
-                  "curves.parquet (all 2000 epochs), config.yaml, environment.txt, 2 PNG "
-                  "plots, pyfunc model (from code, explicit signature and requirements); "
-                  "skips configs already finished",
-    "wandb": "15 offline runs: Hydra config, 5 curves + epoch at 200 steps (run.log during "
-             "training), 2 wandb.Image, the weights as a model artifact (run.log_model); W&B's "
-             "own system metrics, requirements.txt, metadata, console log; Hydra's .hydra/ "
-             "and job log per job",
-    "wandb-every-epoch": "as wandb, with run.log at all 2000 epochs",
-    "mlflow": "15 runs: flattened config as params, 5 curves x 200 points in one log_batch, "
-              "2 log_figure PNGs, pyfunc model (cloudpickled PythonModel, explicit signature "
-              "and requirements); Hydra's .hydra/ and job log per job",
-    "mlflow-infer-reqs": "as mlflow, with log_model inferring the pip requirements",
+    "shallownet": ("params, tags, 5 curves, summaries, parquet, config, env, 2 PNGs, pyfunc model",
+                   "a parent run and 15 child runs: the full config as params, identity and "
+                   "environment tags, 5 curves x 200 points plus final values, test AUC and "
+                   "timings, curves.parquet (all 2000 epochs), config.yaml, environment.txt, "
+                   "2 PNG plots, a pyfunc model (from code, explicit signature and "
+                   "requirements); a config already finished is skipped"),
+    "wandb": ("config, 5 curves, 2 images, model artifact",
+              "15 offline runs: the Hydra config, 5 curves + epoch at 200 steps (run.log during "
+              "training), 2 wandb.Image, the weights as a model artifact (run.log_model); W&B's "
+              "own system metrics, requirements.txt, metadata and console log; Hydra's .hydra/ "
+              "and job log per job"),
+    "wandb-every-epoch": ("as wandb, 2000 steps", "as wandb, with run.log at all 2000 epochs"),
+    "mlflow": ("params, 5 curves, 2 PNGs, pyfunc model",
+               "15 runs: the flattened config as params, 5 curves x 200 points in one "
+               "log_batch, 2 log_figure PNGs, a pyfunc model (cloudpickled PythonModel, "
+               "explicit signature and requirements); Hydra's .hydra/ and job log per job"),
+    "mlflow-infer-reqs": ("as mlflow, requirements inferred",
+                          "as mlflow, with log_model inferring the pip requirements"),
 }
 DEFAULT_VARIANTS = ("shallownet", "wandb", "mlflow")
 
@@ -454,12 +459,17 @@ def main(argv=None):
         last = results[name][-1]
         rows.append([name, f"{med:.2f} s ({min(ws):.2f}-{max(ws):.2f})", ratio, paired,
                      f"{(med - pure) / N_RUNS:.3f} s", str(last["points"]),
-                     f"{last['files']} files, {last['bytes'] / 1e6:.1f} MB", RECORDS[name]])
+                     f"{last['files']} files, {last['bytes'] / 1e6:.1f} MB", RECORDS[name][0]])
     emit("| variant | sweep wall, median (min-max) | speed-up of shallownet | paired | "
          "(wall - pure compute) / run | points per curve | on disk after the sweep | records |")
     emit("|---|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         emit("| " + " | ".join(row) + " |")
+    emit()
+    emit("What each variant records:")
+    emit()
+    for name in variants:
+        emit(f"- {name}: {RECORDS[name][1]}")
     emit()
     emit(f"Pure compute: the {N_RUNS} trainings with their per-epoch evaluation, one after the "
          f"other in one process, one BLAS thread, no tracker: {pure:.2f} s (median of "
