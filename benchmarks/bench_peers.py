@@ -484,6 +484,8 @@ def main(argv=None):
     emit()
     emit("Targets (shallownet's sweep at least this many times faster):")
     emit()
+    if not any(name in results for name in TARGETS):
+        emit(f"- none for these variants (targets: {', '.join(TARGETS)})")
     for name, target in TARGETS.items():
         if name in results:
             x = statistics.median(walls(name)) / sn_med
