@@ -39,6 +39,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import sqlite3
@@ -155,8 +156,10 @@ def end_group(pgid, grace=5.0):
 
 def run(args, cwd, timeout, log, env):
     """Run ``args`` in its own session, output to ``log``; (exit code or 'timeout', wall s,
-    processes left behind)."""
+    processes left behind, CPU s). CPU = user + system time of the process and of the
+    descendants it waited for (loky's workers; not the few that outlive it)."""
     with open(log, "w") as out:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         p = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                              stderr=subprocess.STDOUT, start_new_session=True)
@@ -169,11 +172,13 @@ def run(args, cwd, timeout, log, env):
             p.wait()
             raise
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if rc == "timeout":
         end_group(p.pid, grace=0)
         p.wait()
-        return rc, wall, 0
-    return rc, wall, end_group(p.pid)
+        return rc, wall, 0, cpu
+    return rc, wall, end_group(p.pid), cpu
 
 
 def tail(log, n=25):
@@ -185,10 +190,10 @@ def tail(log, n=25):
 
 
 def checked(args, cwd, timeout, log, env, what):
-    rc, wall, left = run(args, cwd, timeout, log, env)
+    rc, wall, left, cpu = run(args, cwd, timeout, log, env)
     if rc != 0:
         fail(f"{what} failed (exit {rc} after {wall:.0f} s)\n  {' '.join(map(str, args))}\n{tail(log)}")
-    return wall, left
+    return wall, left, cpu
 
 
 # ----------------------------------------------------------------------------- results
@@ -248,7 +253,7 @@ def run_variant(name, tmp, timeout):
                 work / "store.log", clean_env(), "creating shallownet's store")
         args = [str(PROJECT_BIN / "shallownet-train"), "-m", "experiment=tutorial000_activations",
                 f"tracking.uri={uri}", f"hydra.sweep.dir={sweep_dir}"]
-        wall, left = checked(args, work, timeout, log, clean_env(), "shallownet's sweep")
+        wall, left, cpu = checked(args, work, timeout, log, clean_env(), "shallownet's sweep")
         if f"{N_RUNS}/{N_RUNS} configs finished" not in Path(log).read_text(errors="replace"):
             fail(f"shallownet's sweep did not finish its {N_RUNS} configs\n{tail(log)}")
         finals, points = mlflow_finals(work / "mlflow.db", "activation.name", "seed",
@@ -260,7 +265,7 @@ def run_variant(name, tmp, timeout):
         args = [str(PEERS_PY), str(PEERS / "wandb_sweep.py"), "-m", f"hydra.sweep.dir={sweep_dir}"]
         if name == "wandb-every-epoch":
             args.append("wandb.log_every_epoch=true")
-        wall, left = checked(args, work, timeout, log, env, f"the {name} sweep")
+        wall, left, cpu = checked(args, work, timeout, log, env, f"the {name} sweep")
         read = work / "read.log"
         checked([str(PEERS_PY), str(PEERS / "read_wandb.py"), str(work)], work, 300, read,
                 clean_env(), "reading the W&B runs")
@@ -274,7 +279,7 @@ def run_variant(name, tmp, timeout):
                 f"mlflow.tracking_uri={uri}", f"hydra.sweep.dir={sweep_dir}"]
         if name == "mlflow-infer-reqs":
             args.append("mlflow.infer_requirements=true")
-        wall, left = checked(args, work, timeout, log, clean_env(), f"the {name} sweep")
+        wall, left, cpu = checked(args, work, timeout, log, clean_env(), f"the {name} sweep")
         finals, points = mlflow_finals(work / "mlflow.db", "activation", "seed", "train_loss",
                                        "test_loss")
     else:
@@ -283,8 +288,8 @@ def run_variant(name, tmp, timeout):
         fail(f"{name}: {len(finals)} finished runs found, expected {N_RUNS}\n{tail(log)}")
     files, size = disk(work)
     shutil.rmtree(work, ignore_errors=True)
-    return {"wall": wall, "finals": finals, "points": points, "files": files, "bytes": size,
-            "left": left}
+    return {"wall": wall, "cpu": cpu, "finals": finals, "points": points, "files": files,
+            "bytes": size, "left": left}
 
 
 def pure_compute(tmp, timeout):
@@ -381,6 +386,12 @@ def main(argv=None):
                     help="wait at most this long for the 1-minute load average to drop below 1")
     ap.add_argument("--out", help="also write the markdown to this file")
     args = ap.parse_args(argv)
+
+    def interrupted(signum, frame):  # SIGTERM (and SIGINT, even when inherited as ignored,
+        raise KeyboardInterrupt     # e.g. under nohup): end the running sweep, clean up, exit
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     repeats = args.repeats or (1 if args.quick else 3)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in RECORDS]
@@ -419,7 +430,8 @@ def main(argv=None):
             for name in order:
                 res = run_variant(name, tmp, args.timeout)
                 results[name].append(res)
-                print(f"  repeat {r + 1}/{repeats}: {name:18s} {res['wall']:6.2f} s  (load "
+                print(f"  repeat {r + 1}/{repeats}: {name:18s} {res['wall']:6.2f} s wall, "
+                      f"{res['cpu']:6.2f} s CPU  (load "
                       f"{fmt_load()})", flush=True)
                 if res["left"]:
                     print(f"  note: {res['left']} process(es) of {name} outlived its sweep by "
@@ -438,31 +450,40 @@ def main(argv=None):
     def walls(name):
         return [x["wall"] for x in results[name]]
 
+    def cpus(name):
+        return [x["cpu"] for x in results[name]]
+
     sn_med = statistics.median(walls("shallownet"))
+    sn_cpu = statistics.median(cpus("shallownet"))
     emit(f"### tutorial000_activations sweep, {N_RUNS} runs, 2 jobs at once: shallownet vs its peers")
     emit()
     emit(f"Sweep wall time = process launch to exit (stores created beforehand, not counted); "
          f"median of {repeats} (min-max), the variants alternating. Speed-up = peer's median "
          f"wall / shallownet's median wall; \"paired\" gives the range of that ratio over the "
-         f"repeats, each peer sweep divided by the shallownet sweep of the same repeat.")
+         f"repeats, each peer sweep divided by the shallownet sweep of the same repeat. CPU = user + "
+         f"system seconds of the sweep process and the workers it waited for (less sensitive "
+         f"to other load than wall time, which is what the targets are about).")
     emit()
     rows = []
     for name in variants:
         ws = walls(name)
         med = statistics.median(ws)
+        cpu = statistics.median(cpus(name))
         if name == "shallownet":
-            ratio, paired = "1.00x", ""
+            ratio, paired, cpu_ratio = "1.00x", "", "1.00x"
         else:
+            cpu_ratio = f"{cpu / sn_cpu:.2f}x"
             ratio = f"**{med / sn_med:.2f}x**"
             pr = [w / s for w, s in zip(ws, walls("shallownet"))]
             paired = f"{min(pr):.2f}-{max(pr):.2f}x" if len(pr) > 1 else ""
         last = results[name][-1]
         rows.append([name, f"{med:.2f} s ({min(ws):.2f}-{max(ws):.2f})", ratio, paired,
-                     f"{(med - pure) / N_RUNS:.3f} s", str(last["points"]),
+                     f"{cpu:.1f} s", cpu_ratio, f"{(med - pure) / N_RUNS:.3f} s", str(last["points"]),
                      f"{last['files']} files, {last['bytes'] / 1e6:.1f} MB", RECORDS[name][0]])
     emit("| variant | sweep wall, median (min-max) | speed-up of shallownet | paired | "
-         "(wall - pure compute) / run | points per curve | on disk after the sweep | records |")
-    emit("|---|---:|---:|---:|---:|---:|---:|---|")
+         "CPU, median | CPU ratio | (wall - pure compute) / run | points per curve | "
+         "on disk after the sweep | records |")
+    emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         emit("| " + " | ".join(row) + " |")
     emit()
@@ -500,4 +521,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("bench_peers: interrupted")
