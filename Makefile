@@ -73,6 +73,8 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_harness.py
+	bash benchmarks/peers/make_venv.sh $(PYTHON)
+	$(BIN)/python benchmarks/bench_peers.py
 
 server: $(STAMP)
 	$(BIN)/python -m experiments.server start --backend $(BACKEND) --port $(PORT)
