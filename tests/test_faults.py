@@ -182,7 +182,7 @@ def test_twin_sweeps_started_together_train_everything_once(store):
 
 def test_kill_9_of_a_sweep_leaves_no_process_and_the_resume_trains_each_config_once(store):
     cwd, uri = ready(store)
-    args = sweep_args(uri, "activation=tanh", "seed=range(6)", "train.epochs=40000")
+    args = sweep_args(uri, "activation=tanh", "seed=range(6)", "train.epochs=100000")
     proc = start(cwd, *args)
     read_until(proc, r"^\[1/6\] ")  # one job done...
     wait_for(lambda: [r for r in running(uri) if r.data.tags["shallownet.role"] == "child"])
