@@ -142,7 +142,7 @@ def rerun(client, run_id, uri):
         env = dict(os.environ, SHALLOWNET_REPRODUCES=run_id)
         if code is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(code / "src"), env.get("PYTHONPATH", "")])
-        cmd = [sys.executable, "-m", "experiments.train", *overrides, f"tracking.uri={uri}"]
+        cmd = [sys.executable, "-m", "experiments.train", *overrides, f"tracking.uri={_value(uri)}"]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     found = re.findall(r"\(([0-9a-f]{32})\)", proc.stdout + proc.stderr)
     if not found:

@@ -114,8 +114,11 @@ def connect(uri, timeout=10, retries=2):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    uri = _patient(uri)
+    given, uri = uri, _patient(uri)
     mlflow.set_tracking_uri(uri)
+    # MLflow also exports the URI to MLFLOW_TRACKING_URI: child processes (demo -> reproduce,
+    # report) get the user's URI, not this process's lock-timeout variant
+    os.environ["MLFLOW_TRACKING_URI"] = given
     try:
         with _schema_lock(uri):
             client = MlflowClient(uri)  # creates (and migrates) a sqlite store's schema
