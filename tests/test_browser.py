@@ -33,6 +33,8 @@ from pathlib import Path
 import pytest
 from conftest import BIN, client_for, run_cli
 
+from experiments.server import group_members
+
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "outputs" / "screenshots"
 CHROMIUM = os.environ.get("SHALLOWNET_CHROMIUM", "/usr/bin/chromium")
@@ -101,20 +103,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def group_members(pgid):
-    """Live (non-zombie) processes in process group ``pgid``, from /proc."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
 
 
 def stop_group(proc, grace=15.0):

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import BIN, cli_env, client_for, run_cli, runs_of
 
+from experiments.server import group_members as group  # live pids of a process group
+
 pytestmark = pytest.mark.slow
 
 QUICK = ["dataset=quadrant", "model.hidden_sizes=[8]", "initializer=he_normal",
@@ -37,20 +39,6 @@ def start(cwd, *args, env=None, **kw):
     return subprocess.Popen([str(BIN / args[0]), *args[1:]], cwd=cwd, env=cli_env(env), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, **kw)
-
-
-def group(pgid):
-    """Live pids of a process group (from /proc: psutil would change loky's behaviour)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                pids.append(int(entry.name))
-    return pids
 
 
 def gone(pgid, timeout=15.0):

@@ -81,7 +81,7 @@ def children_of(pid):
 
 def server_pids(state):
     """Every live process of a running server: mlflow (+ its group) and the postmaster (+ kids)."""
-    pids = {state["mlflow_pid"], *server._group_members(state["mlflow_pid"])}
+    pids = {state["mlflow_pid"], *server.group_members(state["mlflow_pid"])}
     if state.get("postgres"):
         postmaster = state["postgres"]["pid"]
         pids |= {postmaster, *children_of(postmaster)}

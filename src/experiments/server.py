@@ -142,7 +142,7 @@ def pid_alive(pid: int | None) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
     """Live processes whose process group is ``pgid``."""
     members = []
     for entry in Path("/proc").iterdir():
@@ -643,7 +643,7 @@ def stop_mlflow_server(server: subprocess.Popen | int | None, timeout: float = 1
         pgid = None
     if pgid != pid:  # not a group leader (started elsewhere): signal only the process
         pgid = None
-    members = _group_members(pgid) if pgid else ([pid] if pid_alive(pid) else [])
+    members = group_members(pgid) if pgid else ([pid] if pid_alive(pid) else [])
 
     def signal_all(sig: int) -> None:
         try:
