@@ -23,8 +23,9 @@ final losses must agree exactly; the script checks that they do. Each sweep runs
 (3, --quick 1), the variants alternating in a rotating order; the table gives the median
 wall time (process launch to exit) with min-max, the speed-up of shallownet over each
 peer, and the CPU seconds of each sweep and all its descendants (the bench is their child
-subreaper, so nothing is left running and wandb-core's time counts too). Everything is written under a temporary directory, removed at the end (W&B's data,
-cache, config and artifact folders included).
+subreaper, so nothing is left running and wandb-core's time counts too). Everything is
+written under a temporary directory, removed at the end (W&B's data, cache, config and
+artifact folders included).
 
     python benchmarks/bench_peers.py                  # 3 repeats, about 4 min on 2 cores
     python benchmarks/bench_peers.py --quick          # 1 repeat, about 1.5 min
