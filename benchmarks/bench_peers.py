@@ -21,12 +21,14 @@ and a model; Hydra multirun with the joblib launcher, 2 jobs at once. Variants:
 Every variant trains with shallownet's src/model (the peers load that package only), so the
 final losses must agree exactly; the script checks that they do. Each sweep runs N times
 (3, --quick 1), the variants alternating in a rotating order; the table gives the median
-wall time (process launch to exit) with min-max, and the speed-up of shallownet over each
-peer. Everything is written under a temporary directory, removed at the end (W&B's data,
-cache, config and artifact folders included).
+wall time (process launch to exit) with min-max, the speed-up of shallownet over each
+peer, and the CPU seconds of each sweep and all its descendants (the bench is their child
+subreaper, so nothing is left running and wandb-core's time counts too). Everything is
+written under a temporary directory, removed at the end (W&B's data, cache, config and
+artifact folders included).
 
-    python benchmarks/bench_peers.py                  # 3 repeats, about 4-6 min on 2 cores
-    python benchmarks/bench_peers.py --quick          # 1 repeat
+    python benchmarks/bench_peers.py                  # 3 repeats, about 4 min on 2 cores
+    python benchmarks/bench_peers.py --quick          # 1 repeat, about 1.5 min
     python benchmarks/bench_peers.py --out peers.md   # also write the markdown
     python benchmarks/bench_peers.py --variants shallownet,wandb,wandb-every-epoch
 
@@ -116,48 +118,81 @@ def clean_env(**extra):
     return env
 
 
-def group_members(pgid):
-    """PIDs of live processes in process group ``pgid`` (from /proc)."""
-    pids = []
+def become_subreaper():
+    """Make this process the child subreaper of everything it starts (Linux prctl): orphaned
+    descendants of a sweep (wandb-core, resource trackers) are then reparented to us, so we
+    reap them, their CPU time is counted and none is left running. False elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+SUBREAPER = False
+
+
+def _stat(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def descendants(pgid):
+    """Live processes that are ours to end: our children (with a subreaper, every orphaned
+    descendant of a sweep is one) and the members of process group ``pgid``."""
+    me, out = os.getpid(), []
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
+        if d.name.isdigit() and (f := _stat(d.name)) and f[0] != "Z" and (
+                int(f[1]) == me or int(f[2]) == pgid):
+            out.append(int(d.name))
+    return out
+
+
+def reap():
+    """Collect our exited children (their CPU time goes into RUSAGE_CHILDREN)."""
+    while True:
         try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(d.name))
-    return pids
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
-def end_group(pgid, grace=5.0):
-    """Give what is left of our child's own process group ``grace`` seconds to exit (joblib's
-    and multiprocessing's resource trackers outlive a sweep's main process by a moment), then
-    SIGTERM, then SIGKILL it; returns how many processes had to be ended."""
+def end_rest(pgid, grace=5.0):
+    """Give what outlives a sweep's main process ``grace`` seconds to exit (joblib's and
+    multiprocessing's resource trackers, wandb-core outlive it by a moment), then SIGTERM,
+    then SIGKILL each of them; reaps them all. Returns how many had to be ended."""
     deadline = time.time() + grace
-    while time.time() < deadline and group_members(pgid):
-        time.sleep(0.1)
-    left = group_members(pgid)
-    if not left:
-        return 0
+    while (left := descendants(pgid)) and time.time() < deadline:
+        reap()
+        time.sleep(0.05)
+    ended = len(left)
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return len(left)
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
         deadline = time.time() + 10
-        while time.time() < deadline and group_members(pgid):
-            time.sleep(0.1)
-        if not group_members(pgid):
+        while (left := descendants(pgid)) and time.time() < deadline:
+            reap()
+            time.sleep(0.05)
+        if not left:
             break
-    return len(left)
+    reap()
+    return ended
 
 
 def run(args, cwd, timeout, log, env):
     """Run ``args`` in its own session, output to ``log``; (exit code or 'timeout', wall s,
-    processes left behind, CPU s). CPU = user + system time of the process and of the
-    descendants it waited for (loky's workers; not the few that outlive it)."""
+    processes ended after it, CPU s). Wall: launch to the main process's exit. CPU: user +
+    system time of the process and all its descendants (with the subreaper; without it, of
+    those their parents waited for)."""
     with open(log, "w") as out:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
@@ -167,18 +202,26 @@ def run(args, cwd, timeout, log, env):
             rc = p.wait(timeout)
         except subprocess.TimeoutExpired:
             rc = "timeout"
-        except BaseException:  # Ctrl-C: the sweep runs in its own session, end it too
-            end_group(p.pid, grace=0)
+        except BaseException:  # Ctrl-C, SIGTERM: the sweep runs in its own session, end it too
+            _kill_group(p.pid)
             p.wait()
+            end_rest(p.pid, grace=0)
             raise
         wall = time.perf_counter() - t0
+        if rc == "timeout":
+            _kill_group(p.pid)
+            p.wait()
+        left = end_rest(p.pid, grace=0 if rc == "timeout" else 5.0)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if rc == "timeout":
-        end_group(p.pid, grace=0)
-        p.wait()
-        return rc, wall, 0, cpu
-    return rc, wall, end_group(p.pid), cpu
+    return rc, wall, (0 if rc == "timeout" else left), cpu
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 
 
 def tail(log, n=25):
@@ -392,6 +435,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
+    global SUBREAPER
+    SUBREAPER = become_subreaper()
     repeats = args.repeats or (1 if args.quick else 3)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in RECORDS]
@@ -461,8 +506,9 @@ def main(argv=None):
          f"median of {repeats} (min-max), the variants alternating. Speed-up = peer's median "
          f"wall / shallownet's median wall; \"paired\" gives the range of that ratio over the "
          f"repeats, each peer sweep divided by the shallownet sweep of the same repeat. CPU = user + "
-         f"system seconds of the sweep process and the workers it waited for (less sensitive "
-         f"to other load than wall time, which is what the targets are about).")
+         f"system seconds of the sweep process and all its descendants"
+         + ("" if SUBREAPER else " that their parents waited for (no subreaper: incomplete)")
+         + " (less sensitive to other load than wall time; the targets are about wall time).")
     emit()
     rows = []
     for name in variants:
