@@ -245,7 +245,7 @@ def test_ctrl_c_while_a_sweep_closes_never_leaves_its_parent_running(store):
 # ------------------------------------------------------------------------------ single runs
 
 
-@pytest.mark.parametrize("delay", [0.5, 2.0, 3.5, 5.0, 7.0])
+@pytest.mark.parametrize("delay", [0.5, 1.0, 2.0, 3.5, 5.0, 7.0])
 def test_ctrl_c_at_any_moment_of_a_single_run_ends_it_killed(store, delay):
     """Start-up, store, claim, training: wherever Ctrl-C lands, the run never ends FINISHED,
     and nothing stays RUNNING."""

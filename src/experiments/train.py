@@ -372,9 +372,12 @@ def main():
     # force is a schema key now; `+force=true` (what earlier versions asked for) means it too
     sys.argv[1:] = [a[1:] if a.startswith("+force=") else a for a in sys.argv[1:]]
     try:
-        STOP.release()
-        STOP.check()  # a Ctrl-C while this module's imports loaded
+        # Still held since this module's imports: a Ctrl-C inside Hydra's compose leaves
+        # OmegaConf half-updated and surfaces as an unrelated AttributeError. Preflight records
+        # nothing, so the stop can wait the second it takes.
         preflight.check(sys.argv[1:])
+        STOP.release()
+        STOP.check()  # a Ctrl-C during the imports or the preflight
         hydra_main()
         code = sweep.exit_code()
     except RunError as err:
