@@ -13,11 +13,12 @@ LOCK   := requirements.lock
 PIP_VERSION ?= 26.3
 PIP_TOOLS   ?= pip-tools==7.6.2
 
-.PHONY: help venv lock browser demo test test-fast ui bench server clean
+.PHONY: help venv lock browser demo test test-fast format ui bench server clean
 
 help:
 	@echo "make demo    set up .venv, run the tutorial 000 ablation sweep, report it, reproduce a run"
 	@echo "make test    set up .venv and run the whole test suite (slow end-to-end tests included)"
+	@echo "make format  ruff format (make test checks that the code is formatted)"
 	@echo "make ui      MLflow UI on http://127.0.0.1:$(PORT) for $(STORE)"
 	@echo "make bench   model and harness benchmarks"
 	@echo "make server  MLflow tracking server (BACKEND=postgres|sqlite) on 127.0.0.1:$(PORT)"
@@ -60,8 +61,12 @@ browser: $(STAMP)
 	bash scripts/install-browser.sh
 
 test: $(STAMP) browser
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

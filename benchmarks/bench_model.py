@@ -63,9 +63,16 @@ def quadrant(n):
 
 
 def classification():
-    X, y = make_classification(n_samples=500, n_features=3, n_redundant=0, n_informative=3,
-                               n_clusters_per_class=1, flip_y=0.1, class_sep=1.5,
-                               random_state=42)
+    X, y = make_classification(
+        n_samples=500,
+        n_features=3,
+        n_redundant=0,
+        n_informative=3,
+        n_clusters_per_class=1,
+        flip_y=0.1,
+        class_sep=1.5,
+        random_state=42,
+    )
     X_train, _, y_train, _ = train_test_split(X, y, test_size=0.2, random_state=42)
     return np.ascontiguousarray(X_train, dtype=np.float64), y_train.astype(np.int64)
 
@@ -77,8 +84,14 @@ def classification():
 
 def run_ours(dtype):
     def run(wl, epochs):
-        net = MLP(wl["sizes"], hidden_activation=wl["act"], output_activation="sigmoid",
-                  initializer="small_random", seed=0, dtype=dtype)
+        net = MLP(
+            wl["sizes"],
+            hidden_activation=wl["act"],
+            output_activation="sigmoid",
+            initializer="small_random",
+            seed=0,
+            dtype=dtype,
+        )
         net.weights = [W.astype(dtype) for W in wl["W"]]
         net.biases = [b.astype(dtype) for b in wl["b"]]
         X, y, lr = wl["X"], wl["y"], wl["lr"]
@@ -86,6 +99,7 @@ def run_ours(dtype):
         train(net, X, y, epochs=epochs, lr=lr, loss="bce")
         elapsed = time.perf_counter() - t0
         return elapsed, [net.weights[0], net.biases[0], net.weights[1], net.biases[1]]
+
     return run
 
 
@@ -106,7 +120,7 @@ def bare_loop(X, y, W1, b1, W2, b2, lr, epochs, act):
         dW2 = a1.T @ dz2 / N
         db2 = dz2.sum(0, keepdims=True) / N
         da1 = dz2 @ W2.T
-        dz1 = da1 * (1 - a1 ** 2) if act == "tanh" else da1 * (z1 > 0)
+        dz1 = da1 * (1 - a1**2) if act == "tanh" else da1 * (z1 > 0)
         dW1 = X.T @ dz1 / N
         db1 = dz1.sum(0, keepdims=True) / N
         # update
@@ -130,12 +144,24 @@ def run_bare(wl, epochs):
 
 def run_sklearn(wl, epochs):
     X, y = wl["X"], wl["y"]
-    clf = MLPClassifier(hidden_layer_sizes=(wl["sizes"][1],), activation=wl["act"],
-                        solver="sgd", batch_size=X.shape[0], momentum=0,
-                        nesterovs_momentum=False, alpha=0, learning_rate_init=wl["lr"],
-                        learning_rate="constant", shuffle=False, max_iter=epochs, tol=0,
-                        n_iter_no_change=10 ** 9, early_stopping=False, warm_start=True,
-                        random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(wl["sizes"][1],),
+        activation=wl["act"],
+        solver="sgd",
+        batch_size=X.shape[0],
+        momentum=0,
+        nesterovs_momentum=False,
+        alpha=0,
+        learning_rate_init=wl["lr"],
+        learning_rate="constant",
+        shuffle=False,
+        max_iter=epochs,
+        tol=0,
+        n_iter_no_change=10**9,
+        early_stopping=False,
+        warm_start=True,
+        random_state=0,
+    )
     clf.partial_fit(X, y, classes=[0, 1])  # untimed: creates coefs_, label binarizer, ...
     clf.coefs_ = [W.copy() for W in wl["W"]]
     clf.intercepts_ = [b.copy() for b in wl["b"]]
@@ -154,21 +180,54 @@ def workloads(quick):
     X3, y3 = quadrant(100_000)
     small = dict(epochs=200, repeats=3) if quick else dict(epochs=1000, repeats=7)
     large = dict(epochs=5, repeats=3) if quick else dict(epochs=20, repeats=5)
-    base = [("ours float64", run_ours("float64")), ("bare numpy", run_bare),
-            ("sklearn float64", run_sklearn)]
+    base = [("ours float64", run_ours("float64")), ("bare numpy", run_bare), ("sklearn float64", run_sklearn)]
     wls = [
-        dict(name="W1", desc="make_classification 400x3, 3-4-1 tanh, lr 0.1", X=X1, y=y1,
-             sizes=[3, 4, 1], act="tanh", lr=0.1, unit="us", contenders=base, **small),
-        dict(name="W2", desc="quadrant 200x2, 2-16-1 relu, lr 0.5", X=X2, y=y2,
-             sizes=[2, 16, 1], act="relu", lr=0.5, unit="us", contenders=base, **small),
-        dict(name="W3", desc="quadrant 100000x2, 2-64-1 relu, lr 0.5", X=X3, y=y3,
-             sizes=[2, 64, 1], act="relu", lr=0.5, unit="ms",
-             contenders=base[:1] + [("ours float32", run_ours("float32"))] + base[1:],
-             **large),
+        dict(
+            name="W1",
+            desc="make_classification 400x3, 3-4-1 tanh, lr 0.1",
+            X=X1,
+            y=y1,
+            sizes=[3, 4, 1],
+            act="tanh",
+            lr=0.1,
+            unit="us",
+            contenders=base,
+            **small,
+        ),
+        dict(
+            name="W2",
+            desc="quadrant 200x2, 2-16-1 relu, lr 0.5",
+            X=X2,
+            y=y2,
+            sizes=[2, 16, 1],
+            act="relu",
+            lr=0.5,
+            unit="us",
+            contenders=base,
+            **small,
+        ),
+        dict(
+            name="W3",
+            desc="quadrant 100000x2, 2-64-1 relu, lr 0.5",
+            X=X3,
+            y=y3,
+            sizes=[2, 64, 1],
+            act="relu",
+            lr=0.5,
+            unit="ms",
+            contenders=base[:1] + [("ours float32", run_ours("float32"))] + base[1:],
+            **large,
+        ),
     ]
     for wl in wls:
-        init = MLP(wl["sizes"], hidden_activation=wl["act"], output_activation="sigmoid",
-                   initializer="small_random", seed=0, dtype="float64")
+        init = MLP(
+            wl["sizes"],
+            hidden_activation=wl["act"],
+            output_activation="sigmoid",
+            initializer="small_random",
+            seed=0,
+            dtype="float64",
+        )
         wl["W"], wl["b"] = [W.copy() for W in init.weights], [b.copy() for b in init.biases]
     return wls
 
@@ -193,15 +252,14 @@ def bench(wl):
     diffs = {name: 0.0 for name in names}
     epochs = wl["epochs"]
     for r in range(wl["repeats"]):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         params = {}
         for name in order:
             seconds, params[name] = timed(runs[name], wl, epochs)
             times[name].append(seconds / epochs)
         ref = params["bare numpy"]
         for name in names:
-            d = max(float(np.max(np.abs(np.asarray(p, np.float64) - q)))
-                    for p, q in zip(params[name], ref))
+            d = max(float(np.max(np.abs(np.asarray(p, np.float64) - q))) for p, q in zip(params[name], ref))
             diffs[name] = max(diffs[name], d)
     return times, diffs
 
@@ -212,10 +270,12 @@ def environment():
     for lib in info:
         if lib.get("user_api") != "blas":
             continue
-        owner = "numpy" if "numpy" in lib["filepath"] else (
-            "scipy" if "scipy" in lib["filepath"] else os.path.basename(lib["filepath"]))
-        blas.append(f"{lib['internal_api']} {lib['version']} ({lib.get('architecture')}) "
-                    f"[{owner}]")
+        owner = (
+            "numpy"
+            if "numpy" in lib["filepath"]
+            else ("scipy" if "scipy" in lib["filepath"] else os.path.basename(lib["filepath"]))
+        )
+        blas.append(f"{lib['internal_api']} {lib['version']} ({lib.get('architecture')}) [{owner}]")
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as fh:
@@ -226,10 +286,12 @@ def environment():
     except OSError:
         cpu = platform.processor() or "unknown"
     blas.sort(key=lambda s: not s.endswith("[numpy]"))  # numpy's own BLAS first
-    return (f"numpy {np.__version__} | BLAS: {'; '.join(blas) or 'none found'} | "
-            f"CPU: {cpu} ({os.cpu_count()} logical) | "
-            f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} | "
-            f"python {platform.python_version()}, scikit-learn {sklearn_version}")
+    return (
+        f"numpy {np.__version__} | BLAS: {'; '.join(blas) or 'none found'} | "
+        f"CPU: {cpu} ({os.cpu_count()} logical) | "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} | "
+        f"python {platform.python_version()}, scikit-learn {sklearn_version}"
+    )
 
 
 def fmt(x):
@@ -252,14 +314,20 @@ def main(argv=None):
         for wl in workloads(args.quick):
             t0 = time.perf_counter()
             times, diffs = bench(wl)
-            print(f"{wl['name']} ({wl['desc']}): {wl['epochs']} epochs x {wl['repeats']} "
-                  f"repeats in {time.perf_counter() - t0:.1f} s", flush=True)
+            print(
+                f"{wl['name']} ({wl['desc']}): {wl['epochs']} epochs x {wl['repeats']} "
+                f"repeats in {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
             results.append((wl, times, diffs))
 
-    med = {(wl["name"], name): statistics.median(ts)
-           for wl, times, _ in results for name, ts in times.items()}
-    rows = ["| workload | contender | median per epoch | ratio vs bare "
-            "| ratio vs sklearn float64 |", "|---|---|---:|---:|---:|"]
+    med = {
+        (wl["name"], name): statistics.median(ts) for wl, times, _ in results for name, ts in times.items()
+    }
+    rows = [
+        "| workload | contender | median per epoch | ratio vs bare | ratio vs sklearn float64 |",
+        "|---|---|---:|---:|---:|",
+    ]
     spread, checks = [], []
     ok = True
     for wl, times, diffs in results:
@@ -267,37 +335,51 @@ def main(argv=None):
         w = wl["name"]
         for name, ts in times.items():
             m = med[(w, name)]
-            rows.append(f"| {w} | {name} | {fmt(m * scale)} {wl['unit']} "
-                        f"| {m / med[(w, 'bare numpy')]:.2f}x "
-                        f"| {m / med[(w, 'sklearn float64')]:.2f}x |")
-            spread.append(f"{w} {name}: min {fmt(min(ts) * scale)}, max "
-                          f"{fmt(max(ts) * scale)} {wl['unit']}/epoch over {len(ts)} repeats")
+            rows.append(
+                f"| {w} | {name} | {fmt(m * scale)} {wl['unit']} "
+                f"| {m / med[(w, 'bare numpy')]:.2f}x "
+                f"| {m / med[(w, 'sklearn float64')]:.2f}x |"
+            )
+            spread.append(
+                f"{w} {name}: min {fmt(min(ts) * scale)}, max "
+                f"{fmt(max(ts) * scale)} {wl['unit']}/epoch over {len(ts)} repeats"
+            )
         for name, d in diffs.items():
             if name == "bare numpy":
                 continue
             bad = "float64" in name and not d < 1e-10
             ok &= not bad
-            checks.append(f"{w} {name} vs bare numpy after {wl['epochs']} epochs: max |dw| = "
-                          f"{d:.2e}{'  FAILED (>= 1e-10)' if bad else ''}")
+            checks.append(
+                f"{w} {name} vs bare numpy after {wl['epochs']} epochs: max |dw| = "
+                f"{d:.2e}{'  FAILED (>= 1e-10)' if bad else ''}"
+            )
     target_lines = []
     for w, name, ref, limit in TARGETS:
         ratio = med[(w, name)] / med[(w, ref)]
-        target_lines.append(f"- {w}: {name} <= {limit}x {ref}: {ratio:.2f}x -> "
-                            f"{'MET' if ratio <= limit else 'NOT MET'}")
+        target_lines.append(
+            f"- {w}: {name} <= {limit}x {ref}: {ratio:.2f}x -> {'MET' if ratio <= limit else 'NOT MET'}"
+        )
 
     table = "\n".join(rows)
     print()
     print(table)
     print("\nSpread:\n" + "\n".join("  " + s for s in spread))
-    print("\nCorrectness (parameters after training, against the bare loop):\n"
-          + "\n".join("  " + c for c in checks))
+    print(
+        "\nCorrectness (parameters after training, against the bare loop):\n"
+        + "\n".join("  " + c for c in checks)
+    )
     print("\nTargets:\n" + "\n".join(target_lines))
     if args.out:
         mode = "quick" if args.quick else "full"
         with open(args.out, "w") as fh:
-            fh.write(f"Environment: {env}\n\nRun: bench_model.py ({mode}), one BLAS thread\n\n"
-                     f"{table}\n\nCorrectness:\n\n" + "\n".join(f"- {c}" for c in checks)
-                     + "\n\nTargets:\n\n" + "\n".join(target_lines) + "\n")
+            fh.write(
+                f"Environment: {env}\n\nRun: bench_model.py ({mode}), one BLAS thread\n\n"
+                f"{table}\n\nCorrectness:\n\n"
+                + "\n".join(f"- {c}" for c in checks)
+                + "\n\nTargets:\n\n"
+                + "\n".join(target_lines)
+                + "\n"
+            )
         print(f"\nwrote {args.out}")
     return 0 if ok else 1
 

@@ -62,24 +62,32 @@ TOLERANCE = 1e-12  # final losses: largest relative difference allowed (same ari
 
 # What each variant records per run: (short, for the table; in full, listed under it)
 RECORDS = {
-    "shallownet": ("params, tags, 5 curves, summaries, parquet, config, env, 2 PNGs, pyfunc model",
-                   "a parent run and 15 child runs: the full config as params, identity and "
-                   "environment tags, 5 curves x 200 points plus final values, test AUC and "
-                   "timings, curves.parquet (all 2000 epochs), config.yaml, environment.txt, "
-                   "2 PNG plots, a pyfunc model (from code, explicit signature and "
-                   "requirements); a config already finished is skipped"),
-    "wandb": ("config, 5 curves, 2 images, model artifact",
-              "15 offline runs: the Hydra config, 5 curves + epoch at 200 steps (run.log during "
-              "training), 2 wandb.Image, the weights as a model artifact (run.log_model); W&B's "
-              "own system metrics, requirements.txt, metadata and console log; Hydra's .hydra/ "
-              "and job log per job"),
+    "shallownet": (
+        "params, tags, 5 curves, summaries, parquet, config, env, 2 PNGs, pyfunc model",
+        "a parent run and 15 child runs: the full config as params, identity and "
+        "environment tags, 5 curves x 200 points plus final values, test AUC and "
+        "timings, curves.parquet (all 2000 epochs), config.yaml, environment.txt, "
+        "2 PNG plots, a pyfunc model (from code, explicit signature and "
+        "requirements); a config already finished is skipped",
+    ),
+    "wandb": (
+        "config, 5 curves, 2 images, model artifact",
+        "15 offline runs: the Hydra config, 5 curves + epoch at 200 steps (run.log during "
+        "training), 2 wandb.Image, the weights as a model artifact (run.log_model); W&B's "
+        "own system metrics, requirements.txt, metadata and console log; Hydra's .hydra/ "
+        "and job log per job",
+    ),
     "wandb-every-epoch": ("as wandb, 2000 steps", "as wandb, with run.log at all 2000 epochs"),
-    "mlflow": ("params, 5 curves, 2 PNGs, pyfunc model",
-               "15 runs: the flattened config as params, 5 curves x 200 points in one "
-               "log_batch, 2 log_figure PNGs, a pyfunc model (cloudpickled PythonModel, "
-               "explicit signature and requirements); Hydra's .hydra/ and job log per job"),
-    "mlflow-infer-reqs": ("as mlflow, requirements inferred",
-                          "as mlflow, with log_model inferring the pip requirements"),
+    "mlflow": (
+        "params, 5 curves, 2 PNGs, pyfunc model",
+        "15 runs: the flattened config as params, 5 curves x 200 points in one "
+        "log_batch, 2 log_figure PNGs, a pyfunc model (cloudpickled PythonModel, "
+        "explicit signature and requirements); Hydra's .hydra/ and job log per job",
+    ),
+    "mlflow-infer-reqs": (
+        "as mlflow, requirements inferred",
+        "as mlflow, with log_model inferring the pip requirements",
+    ),
 }
 DEFAULT_VARIANTS = ("shallownet", "wandb", "mlflow")
 
@@ -146,8 +154,12 @@ def descendants(pgid):
     descendant of a sweep is one) and the members of process group ``pgid``."""
     me, out = os.getpid(), []
     for d in Path("/proc").iterdir():
-        if d.name.isdigit() and (f := _stat(d.name)) and f[0] != "Z" and (
-                int(f[1]) == me or int(f[2]) == pgid):
+        if (
+            d.name.isdigit()
+            and (f := _stat(d.name))
+            and f[0] != "Z"
+            and (int(f[1]) == me or int(f[2]) == pgid)
+        ):
             out.append(int(d.name))
     return out
 
@@ -196,8 +208,15 @@ def run(args, cwd, timeout, log, env):
     with open(log, "w") as out:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        p = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             rc = p.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -254,9 +273,12 @@ def mlflow_finals(db, act_key, seed_key, train_key, test_key):
             "JOIN latest_metrics tr ON tr.run_uuid = r.run_uuid AND tr.key = ? "
             "JOIN latest_metrics te ON te.run_uuid = r.run_uuid AND te.key = ? "
             "WHERE r.status = 'FINISHED' AND r.lifecycle_stage = 'active'",
-            (act_key, seed_key, train_key, test_key)).fetchall()
-        points = con.execute("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM metrics "
-                             "WHERE key = 'train_loss' GROUP BY run_uuid)").fetchone()[0]
+            (act_key, seed_key, train_key, test_key),
+        ).fetchall()
+        points = con.execute(
+            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM metrics "
+            "WHERE key = 'train_loss' GROUP BY run_uuid)"
+        ).fetchone()[0]
     except sqlite3.Error as err:
         fail(f"reading {db}: {err} (has MLflow's schema changed?)")
     finally:
@@ -278,10 +300,14 @@ def disk(path):
 
 def store_code(kind):
     if kind == "shallownet":
-        return ("import sys; from experiments import tracking; tracking.configure(sys.argv[1]); "
-                "tracking.ensure_experiment(sys.argv[1], 'shallownet')")
-    return ("import sys, mlflow; mlflow.set_tracking_uri(sys.argv[1]); "
-            "mlflow.create_experiment('tutorial000_activations')")
+        return (
+            "import sys; from experiments import tracking; tracking.configure(sys.argv[1]); "
+            "tracking.ensure_experiment(sys.argv[1], 'shallownet')"
+        )
+    return (
+        "import sys, mlflow; mlflow.set_tracking_uri(sys.argv[1]); "
+        "mlflow.create_experiment('tutorial000_activations')"
+    )
 
 
 def run_variant(name, tmp, timeout):
@@ -292,54 +318,92 @@ def run_variant(name, tmp, timeout):
     sweep_dir = work / "sw"
     if name == "shallownet":
         uri = f"sqlite:///{work / 'mlflow.db'}"
-        checked([str(PROJECT_BIN / "python"), "-c", store_code("shallownet"), uri], work, 300,
-                work / "store.log", clean_env(), "creating shallownet's store")
-        args = [str(PROJECT_BIN / "shallownet-train"), "-m", "experiment=tutorial000_activations",
-                f"tracking.uri={uri}", f"hydra.sweep.dir={sweep_dir}"]
+        checked(
+            [str(PROJECT_BIN / "python"), "-c", store_code("shallownet"), uri],
+            work,
+            300,
+            work / "store.log",
+            clean_env(),
+            "creating shallownet's store",
+        )
+        args = [
+            str(PROJECT_BIN / "shallownet-train"),
+            "-m",
+            "experiment=tutorial000_activations",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={sweep_dir}",
+        ]
         wall, left, cpu = checked(args, work, timeout, log, clean_env(), "shallownet's sweep")
         if f"{N_RUNS}/{N_RUNS} configs finished" not in Path(log).read_text(errors="replace"):
             fail(f"shallownet's sweep did not finish its {N_RUNS} configs\n{tail(log)}")
-        finals, points = mlflow_finals(work / "mlflow.db", "activation.name", "seed",
-                                       "final_train_loss", "final_test_loss")
+        finals, points = mlflow_finals(
+            work / "mlflow.db", "activation.name", "seed", "final_train_loss", "final_test_loss"
+        )
     elif name.startswith("wandb"):
-        dirs = {k: work / k.lower() for k in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR",
-                                                "WANDB_ARTIFACT_DIR", "WANDB_CONFIG_DIR")}
+        dirs = {
+            k: work / k.lower()
+            for k in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_ARTIFACT_DIR", "WANDB_CONFIG_DIR")
+        }
         env = clean_env(WANDB_MODE="offline", WANDB_DIR=work, **dirs)
         args = [str(PEERS_PY), str(PEERS / "wandb_sweep.py"), "-m", f"hydra.sweep.dir={sweep_dir}"]
         if name == "wandb-every-epoch":
             args.append("wandb.log_every_epoch=true")
         wall, left, cpu = checked(args, work, timeout, log, env, f"the {name} sweep")
         read = work / "read.log"
-        checked([str(PEERS_PY), str(PEERS / "read_wandb.py"), str(work)], work, 300, read,
-                clean_env(), "reading the W&B runs")
+        checked(
+            [str(PEERS_PY), str(PEERS / "read_wandb.py"), str(work)],
+            work,
+            300,
+            read,
+            clean_env(),
+            "reading the W&B runs",
+        )
         got = json.loads(Path(read).read_text().strip().splitlines()[-1])
         finals, points = got["finals"], got["points"]
     elif name.startswith("mlflow"):
         uri = f"sqlite:///{work / 'mlflow.db'}"
-        checked([str(PEERS_PY), "-c", store_code("mlflow"), uri], work, 300, work / "store.log",
-                clean_env(), "creating the MLflow peer's store")
-        args = [str(PEERS_PY), str(PEERS / "mlflow_sweep.py"), "-m",
-                f"mlflow.tracking_uri={uri}", f"hydra.sweep.dir={sweep_dir}"]
+        checked(
+            [str(PEERS_PY), "-c", store_code("mlflow"), uri],
+            work,
+            300,
+            work / "store.log",
+            clean_env(),
+            "creating the MLflow peer's store",
+        )
+        args = [
+            str(PEERS_PY),
+            str(PEERS / "mlflow_sweep.py"),
+            "-m",
+            f"mlflow.tracking_uri={uri}",
+            f"hydra.sweep.dir={sweep_dir}",
+        ]
         if name == "mlflow-infer-reqs":
             args.append("mlflow.infer_requirements=true")
         wall, left, cpu = checked(args, work, timeout, log, clean_env(), f"the {name} sweep")
-        finals, points = mlflow_finals(work / "mlflow.db", "activation", "seed", "train_loss",
-                                       "test_loss")
+        finals, points = mlflow_finals(work / "mlflow.db", "activation", "seed", "train_loss", "test_loss")
     else:
         fail(f"unknown variant {name!r}; known: {', '.join(RECORDS)}")
     if len(finals) != N_RUNS:
         fail(f"{name}: {len(finals)} finished runs found, expected {N_RUNS}\n{tail(log)}")
     files, size = disk(work)
     shutil.rmtree(work, ignore_errors=True)
-    return {"wall": wall, "cpu": cpu, "finals": finals, "points": points, "files": files,
-            "bytes": size, "left": left}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "finals": finals,
+        "points": points,
+        "files": files,
+        "bytes": size,
+        "left": left,
+    }
 
 
 def pure_compute(tmp, timeout):
     """The study's 15 trainings in one process (peers' venv, one BLAS thread), no tracker."""
     log = Path(tmp) / "pure.log"
-    checked([str(PEERS_PY), str(PEERS / "study.py"), "--pure"], tmp, timeout, log, clean_env(),
-            "pure compute")
+    checked(
+        [str(PEERS_PY), str(PEERS / "study.py"), "--pure"], tmp, timeout, log, clean_env(), "pure compute"
+    )
     return json.loads(Path(log).read_text().strip().splitlines()[-1])
 
 
@@ -362,8 +426,9 @@ print(json.dumps({"python": sys.version.split()[0], "versions": vers, "blas": bl
 
 
 def probe(python, packages):
-    p = subprocess.run([str(python), "-c", PROBE, *packages], capture_output=True, text=True,
-                       timeout=120, env=clean_env())
+    p = subprocess.run(
+        [str(python), "-c", PROBE, *packages], capture_output=True, text=True, timeout=120, env=clean_env()
+    )
     if p.returncode != 0:
         fail(f"probing {python} failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -380,21 +445,40 @@ def cpu():
 
 
 def environment():
-    proj = probe(PROJECT_BIN / "python", ["numpy", "mlflow", "hydra-core", "hydra-joblib-launcher",
-                                          "joblib", "psutil"])
-    peers = probe(PEERS_PY, ["wandb", "mlflow", "hydra-core", "hydra-joblib-launcher", "joblib",
-                             "numpy", "scikit-learn", "matplotlib", "psutil"])
+    proj = probe(
+        PROJECT_BIN / "python", ["numpy", "mlflow", "hydra-core", "hydra-joblib-launcher", "joblib", "psutil"]
+    )
+    peers = probe(
+        PEERS_PY,
+        [
+            "wandb",
+            "mlflow",
+            "hydra-core",
+            "hydra-joblib-launcher",
+            "joblib",
+            "numpy",
+            "scikit-learn",
+            "matplotlib",
+            "psutil",
+        ],
+    )
 
     def vs(d):
         return ", ".join(f"{k} {v}" for k, v in d["versions"].items())
 
-    emit(f"Environment: CPU {cpu()} ({os.cpu_count()} logical cores) | python {proj['python']} | "
-         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE') or 'unset'}")
+    emit(
+        f"Environment: CPU {cpu()} ({os.cpu_count()} logical cores) | python {proj['python']} | "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE') or 'unset'}"
+    )
     emit()
-    emit(f"- project venv (.venv): {vs(proj)}; psutil {'present' if 'psutil' in proj['versions'] else 'absent'}; "
-         f"BLAS: {'; '.join(proj['blas'])}")
-    emit(f"- peers' venv (benchmarks/peers/.venv): {vs(peers)}; psutil "
-         f"{'present' if 'psutil' in peers['versions'] else 'absent'}; BLAS: {'; '.join(peers['blas'])}")
+    emit(
+        f"- project venv (.venv): {vs(proj)}; psutil {'present' if 'psutil' in proj['versions'] else 'absent'}; "
+        f"BLAS: {'; '.join(proj['blas'])}"
+    )
+    emit(
+        f"- peers' venv (benchmarks/peers/.venv): {vs(peers)}; psutil "
+        f"{'present' if 'psutil' in peers['versions'] else 'absent'}; BLAS: {'; '.join(peers['blas'])}"
+    )
     emit()
 
 
@@ -422,16 +506,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 repeat")
     ap.add_argument("--repeats", type=int, help="sweeps per variant (default 3, --quick 1)")
-    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                    help=f"comma-separated, from: {', '.join(RECORDS)} (shallownet is always run)")
+    ap.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, from: {', '.join(RECORDS)} (shallownet is always run)",
+    )
     ap.add_argument("--timeout", type=float, default=900, help="seconds per sweep (default 900)")
-    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
-                    help="wait at most this long for the 1-minute load average to drop below 1")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait at most this long for the 1-minute load average to drop below 1",
+    )
     ap.add_argument("--out", help="also write the markdown to this file")
     args = ap.parse_args(argv)
 
     def interrupted(signum, frame):  # SIGTERM (and SIGINT, even when inherited as ignored,
-        raise KeyboardInterrupt     # e.g. under nohup): end the running sweep, clean up, exit
+        raise KeyboardInterrupt  # e.g. under nohup): end the running sweep, clean up, exit
 
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
@@ -456,12 +548,17 @@ def main(argv=None):
     t_all = time.perf_counter()
     start_load = load()
     cmd = "python benchmarks/bench_peers.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    emit(f"Command: `{cmd}` ({datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}); load "
-         f"average at the start: {fmt_load(start_load)}" + (f" (after waiting {waited:.0f} s)" if waited else ""))
+    emit(
+        f"Command: `{cmd}` ({datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}); load "
+        f"average at the start: {fmt_load(start_load)}"
+        + (f" (after waiting {waited:.0f} s)" if waited else "")
+    )
     emit()
     if start_load[0] >= 1.0:
-        emit(f"**Warning**: 1-minute load average {start_load[0]:.2f} >= 1 at the start: other "
-             f"processes share the 2 cores; timings are only indicative.")
+        emit(
+            f"**Warning**: 1-minute load average {start_load[0]:.2f} >= 1 at the start: other "
+            f"processes share the 2 cores; timings are only indicative."
+        )
         emit()
     environment()
 
@@ -471,17 +568,21 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as tmpdir:
         tmp = Path(tmpdir)
         for r in range(repeats):
-            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
             for name in order:
                 res = run_variant(name, tmp, args.timeout)
                 results[name].append(res)
-                print(f"  repeat {r + 1}/{repeats}: {name:18s} {res['wall']:6.2f} s wall, "
-                      f"{res['cpu']:6.2f} s CPU  (load "
-                      f"{fmt_load()})", flush=True)
+                print(
+                    f"  repeat {r + 1}/{repeats}: {name:18s} {res['wall']:6.2f} s wall, "
+                    f"{res['cpu']:6.2f} s CPU  (load "
+                    f"{fmt_load()})",
+                    flush=True,
+                )
                 if res["left"]:
-                    print(f"  note: {res['left']} process(es) of {name} outlived its sweep by "
-                          f"5 s: ended",
-                          flush=True)
+                    print(
+                        f"  note: {res['left']} process(es) of {name} outlived its sweep by 5 s: ended",
+                        flush=True,
+                    )
             pures.append(pure_compute(tmp, args.timeout))
             loads.append(load())
 
@@ -502,13 +603,15 @@ def main(argv=None):
     sn_cpu = statistics.median(cpus("shallownet"))
     emit(f"### tutorial000_activations sweep, {N_RUNS} runs, 2 jobs at once: shallownet vs its peers")
     emit()
-    emit(f"Sweep wall time = process launch to exit (stores created beforehand, not counted); "
-         f"median of {repeats} (min-max), the variants alternating. Speed-up = peer's median "
-         f"wall / shallownet's median wall; \"paired\" gives the range of that ratio over the "
-         f"repeats, each peer sweep divided by the shallownet sweep of the same repeat. CPU = user + "
-         f"system seconds of the sweep process and all its descendants"
-         + ("" if SUBREAPER else " that their parents waited for (no subreaper: incomplete)")
-         + " (less sensitive to other load than wall time; the targets are about wall time).")
+    emit(
+        f"Sweep wall time = process launch to exit (stores created beforehand, not counted); "
+        f"median of {repeats} (min-max), the variants alternating. Speed-up = peer's median "
+        f'wall / shallownet\'s median wall; "paired" gives the range of that ratio over the '
+        f"repeats, each peer sweep divided by the shallownet sweep of the same repeat. CPU = user + "
+        f"system seconds of the sweep process and all its descendants"
+        + ("" if SUBREAPER else " that their parents waited for (no subreaper: incomplete)")
+        + " (less sensitive to other load than wall time; the targets are about wall time)."
+    )
     emit()
     rows = []
     for name in variants:
@@ -523,12 +626,25 @@ def main(argv=None):
             pr = [w / s for w, s in zip(ws, walls("shallownet"))]
             paired = f"{min(pr):.2f}-{max(pr):.2f}x" if len(pr) > 1 else ""
         last = results[name][-1]
-        rows.append([name, f"{med:.2f} s ({min(ws):.2f}-{max(ws):.2f})", ratio, paired,
-                     f"{cpu:.1f} s", cpu_ratio, f"{(med - pure) / N_RUNS:.3f} s", str(last["points"]),
-                     f"{last['files']} files, {last['bytes'] / 1e6:.1f} MB", RECORDS[name][0]])
-    emit("| variant | sweep wall, median (min-max) | speed-up of shallownet | paired | "
-         "CPU, median | CPU ratio | (wall - pure compute) / run | points per curve | "
-         "on disk after the sweep | records |")
+        rows.append(
+            [
+                name,
+                f"{med:.2f} s ({min(ws):.2f}-{max(ws):.2f})",
+                ratio,
+                paired,
+                f"{cpu:.1f} s",
+                cpu_ratio,
+                f"{(med - pure) / N_RUNS:.3f} s",
+                str(last["points"]),
+                f"{last['files']} files, {last['bytes'] / 1e6:.1f} MB",
+                RECORDS[name][0],
+            ]
+        )
+    emit(
+        "| variant | sweep wall, median (min-max) | speed-up of shallownet | paired | "
+        "CPU, median | CPU ratio | (wall - pure compute) / run | points per curve | "
+        "on disk after the sweep | records |"
+    )
     emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         emit("| " + " | ".join(row) + " |")
@@ -538,16 +654,25 @@ def main(argv=None):
     for name in variants:
         emit(f"- {name}: {RECORDS[name][1]}")
     emit()
-    emit(f"Pure compute: the {N_RUNS} trainings with their per-epoch evaluation, one after the "
-         f"other in one process, one BLAS thread, no tracker: {pure:.2f} s (median of "
-         f"{len(pures)}; {pure_list}).")
+    emit(
+        f"Pure compute: the {N_RUNS} trainings with their per-epoch evaluation, one after the "
+        f"other in one process, one BLAS thread, no tracker: {pure:.2f} s (median of "
+        f"{len(pures)}; {pure_list})."
+    )
     emit()
-    emit("Final losses (train, test) of the 15 runs, largest relative difference from "
-         "shallownet's records: " + "; ".join(
-             f"{name} {dtr:.1e}, {dte:.1e}" for name, (dtr, dte) in worst.items() if name != "shallownet")
-         + f"; pure compute {d_pure:.1e}. " + (
-             "They agree." if all(max(w) <= TOLERANCE for w in worst.values()) and d_pure <= TOLERANCE
-             else f"**They differ by more than {TOLERANCE:g}.**"))
+    emit(
+        "Final losses (train, test) of the 15 runs, largest relative difference from "
+        "shallownet's records: "
+        + "; ".join(
+            f"{name} {dtr:.1e}, {dte:.1e}" for name, (dtr, dte) in worst.items() if name != "shallownet"
+        )
+        + f"; pure compute {d_pure:.1e}. "
+        + (
+            "They agree."
+            if all(max(w) <= TOLERANCE for w in worst.values()) and d_pure <= TOLERANCE
+            else f"**They differ by more than {TOLERANCE:g}.**"
+        )
+    )
     emit()
     emit("Targets (shallownet's sweep at least this many times faster):")
     emit()
@@ -558,8 +683,10 @@ def main(argv=None):
             x = statistics.median(walls(name)) / sn_med
             emit(f"- {name}: >= {target:g}x, measured {x:.2f}x: {'met' if x >= target else 'NOT MET'}")
     emit()
-    emit(f"Load average after each repeat: {'; '.join(fmt_load(l) for l in loads)}. "
-         f"Benchmark wall time: {time.perf_counter() - t_all:.0f} s.")
+    emit(
+        f"Load average after each repeat: {'; '.join(fmt_load(l) for l in loads)}. "
+        f"Benchmark wall time: {time.perf_counter() - t_all:.0f} s."
+    )
     if args.out:
         Path(args.out).write_text("\n".join(OUT) + "\n")
     worst_all = max(max(w) for w in worst.values())

@@ -21,8 +21,15 @@ def cli_env(env=None):
 
 def run_cli(args, cwd, timeout=600, env=None, **kw):
     """Run a console script (shallownet-train, ...) in ``cwd``; returns CompletedProcess."""
-    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=cli_env(env), **kw)
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(env),
+        **kw,
+    )
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ def test_cov_scale_widens_the_blobs_around_the_same_means():
 
 def test_overlap_grows_with_cov_scale():
     """The fraction of points on the wrong side of the line x0 + x1 = 8 between the means."""
+
     def wrong_side(cov_scale):
         X, y = ds.blobs(42, cov_scale=cov_scale)
         return float(np.mean((X.sum(axis=1) > 8) != (y == 1)))

@@ -38,8 +38,16 @@ from experiments.server import group_members
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "outputs" / "screenshots"
 CHROMIUM = os.environ.get("SHALLOWNET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 INSTALL_HINT = "run `bash scripts/install-browser.sh` (apt chromium + pip playwright into .venv)"
 STUDY = "tutorial003_toy"
 SEEDS = 3
@@ -82,12 +90,17 @@ def chromium():
 def watch(page):
     """Lists that fill with the page's console errors, uncaught exceptions and failed requests."""
     seen = {"console": [], "pageerror": [], "requestfailed": [], "http_error": []}
-    page.on("console", lambda m: seen["console"].append(f"{m.text} @ {m.location.get('url')}")
-            if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: (
+            seen["console"].append(f"{m.text} @ {m.location.get('url')}") if m.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda e: seen["pageerror"].append(str(e)))
     page.on("requestfailed", lambda r: seen["requestfailed"].append(f"{r.url}: {r.failure}"))
-    page.on("response", lambda r: seen["http_error"].append(f"{r.status} {r.url}")
-            if r.status >= 400 else None)
+    page.on(
+        "response", lambda r: seen["http_error"].append(f"{r.status} {r.url}") if r.status >= 400 else None
+    )
     return seen
 
 
@@ -132,10 +145,26 @@ def start_mlflow_ui(uri, cwd, log_path):
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no huey job runner to start and stop
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", uri,
-                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "ui",
+                "--backend-store-uri",
+                uri,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -145,8 +174,7 @@ def wait_healthy(proc, base, log_path, timeout=UI_START_TIMEOUT):
     last = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"mlflow ui exited with {proc.returncode}:\n{tail(log_path)}",
-                        pytrace=False)
+            pytest.fail(f"mlflow ui exited with {proc.returncode}:\n{tail(log_path)}", pytrace=False)
         try:
             with opener.open(f"{base}/health", timeout=5) as resp:
                 if resp.status == 200:
@@ -154,8 +182,10 @@ def wait_healthy(proc, base, log_path, timeout=UI_START_TIMEOUT):
         except OSError as exc:
             last = exc
         time.sleep(0.5)
-    pytest.fail(f"mlflow ui: no healthy /health at {base} within {timeout:.0f} s ({last}):\n"
-                f"{tail(log_path)}", pytrace=False)
+    pytest.fail(
+        f"mlflow ui: no healthy /health at {base} within {timeout:.0f} s ({last}):\n{tail(log_path)}",
+        pytrace=False,
+    )
 
 
 def tail(path, n=40):
@@ -173,8 +203,18 @@ def sweep(tmp_path_factory):
     """One tutorial003_toy sweep in a fresh store, reported: ids, names and paths."""
     work = tmp_path_factory.mktemp("browser")
     uri = f"sqlite:///{work / 'mlflow.db'}"  # absolute path: sqlite:////tmp/...
-    res = run_cli(["shallownet-train", "-m", f"experiment={STUDY}", f"tracking.uri={uri}",
-                   f"hydra.sweep.dir={work / 'multirun'}", "train.epochs=50"], work, timeout=300)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "-m",
+            f"experiment={STUDY}",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={work / 'multirun'}",
+            "train.epochs=50",
+        ],
+        work,
+        timeout=300,
+    )
     assert res.returncode == 0, f"sweep failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
 
     client = client_for(uri)
@@ -183,24 +223,30 @@ def sweep(tmp_path_factory):
     parents = client.search_runs([exp.experiment_id], "tags.`shallownet.role` = 'parent'")
     assert len(parents) == 1, [p.info.run_name for p in parents]
     parent = parents[0]
-    children = client.search_runs([exp.experiment_id],
-                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == SEEDS, [c.info.run_name for c in children]
     for child in children:
         arts = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
         assert "plots/loss_curve.png" in arts, (child.info.run_name, arts)
 
     report = work / "report"
-    res = run_cli(["shallownet-report", "--sweep", "latest", "--tracking-uri", uri,
-                   "--out", str(report)], work, timeout=300)
+    res = run_cli(
+        ["shallownet-report", "--sweep", "latest", "--tracking-uri", uri, "--out", str(report)],
+        work,
+        timeout=300,
+    )
     assert res.returncode == 0, f"report failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     assert (report / "report.html").is_file()
 
-    return {"work": work, "uri": uri, "exp_id": exp.experiment_id,
-            "sweep_id": parent.data.tags["sweep_id"],
-            "parent": (parent.info.run_id, parent.info.run_name),
-            "children": sorted((c.info.run_name, c.info.run_id) for c in children),
-            "report": report / "report.html"}
+    return {
+        "work": work,
+        "uri": uri,
+        "exp_id": exp.experiment_id,
+        "sweep_id": parent.data.tags["sweep_id"],
+        "parent": (parent.info.run_id, parent.info.run_name),
+        "children": sorted((c.info.run_name, c.info.run_id) for c in children),
+        "report": report / "report.html",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +254,18 @@ def study(tmp_path_factory):
     """The whole tutorial000_activations sweep (15 children) in a fresh store: ids."""
     work = tmp_path_factory.mktemp("browser-study")
     uri = f"sqlite:///{work / 'mlflow.db'}"
-    res = run_cli(["shallownet-train", "-m", f"experiment={COMPARE_STUDY}", f"tracking.uri={uri}",
-                   f"hydra.sweep.dir={work / 'multirun'}", "tracking.log_model=false"],
-                  work, timeout=600)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "-m",
+            f"experiment={COMPARE_STUDY}",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={work / 'multirun'}",
+            "tracking.log_model=false",
+        ],
+        work,
+        timeout=600,
+    )
     assert res.returncode == 0, f"sweep failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     client = client_for(uri)
     exp = client.get_experiment_by_name("shallownet")
@@ -221,9 +276,14 @@ def study(tmp_path_factory):
     assert len(children) == sum(COMPARE_GROUPS.values()), [c.info.run_name for c in children]
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     child = sorted(children, key=lambda c: c.info.run_name)[0]
-    return {"work": work, "uri": uri, "exp_id": exp.experiment_id,
-            "parent": parent, "child": child,
-            "child_datasets": [d.dataset.name for d in child.inputs.dataset_inputs]}
+    return {
+        "work": work,
+        "uri": uri,
+        "exp_id": exp.experiment_id,
+        "parent": parent,
+        "child": child,
+        "child_datasets": [d.dataset.name for d in child.inputs.dataset_inputs],
+    }
 
 
 def compare_url(base, exp_id):
@@ -242,14 +302,18 @@ def test_report_html_in_browser(sweep):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         seen = watch(page)
         external = []  # the report is self-contained: only file: and data: URLs may load
-        page.on("request", lambda r: external.append(r.url)
-                if not r.url.startswith(("file:", "data:")) else None)
+        page.on(
+            "request", lambda r: external.append(r.url) if not r.url.startswith(("file:", "data:")) else None
+        )
         page.goto(html.as_uri(), wait_until="load", timeout=UI_TIMEOUT_MS)
         page.wait_for_function(
-            "() => Array.from(document.images).every(i => i.complete)", timeout=UI_TIMEOUT_MS)
+            "() => Array.from(document.images).every(i => i.complete)", timeout=UI_TIMEOUT_MS
+        )
         images = page.eval_on_selector_all(
-            "img", "els => els.map(e => ({alt: e.alt, src: e.src.slice(0, 40),"
-                   " w: e.naturalWidth, h: e.naturalHeight}))")
+            "img",
+            "els => els.map(e => ({alt: e.alt, src: e.src.slice(0, 40),"
+            " w: e.naturalWidth, h: e.naturalHeight}))",
+        )
         n_tables = page.locator("table").count()
         text = page.inner_text("body")
         title = page.locator("h1").first.inner_text()
@@ -309,8 +373,9 @@ def test_mlflow_ui_lists_sweep(sweep):
 
             # Children are collapsed under the parent: the expander is the only button in the
             # parent's Run Name cell.
-            child_links = [(name, page.locator(f'a[href$="/runs/{rid}"]').first)
-                           for name, rid in sweep["children"]]
+            child_links = [
+                (name, page.locator(f'a[href$="/runs/{rid}"]').first) for name, rid in sweep["children"]
+            ]
             if not child_links[0][1].is_visible():
                 cell = page.locator('[role="gridcell"]', has=parent_link)
                 cell.locator("button").first.click()
@@ -343,7 +408,9 @@ def test_mlflow_ui_lists_sweep(sweep):
             expect(preview).to_be_visible(timeout=UI_TIMEOUT_MS)
             page.wait_for_function(
                 "() => { const i = document.querySelector('img[alt=\"plots/loss_curve.png\"]');"
-                " return i && i.complete && i.naturalWidth > 0; }", timeout=UI_TIMEOUT_MS)
+                " return i && i.complete && i.naturalWidth > 0; }",
+                timeout=UI_TIMEOUT_MS,
+            )
             screenshot(page, "mlflow_ui_artifacts.png")
             context.close()
         print("mlflow ui page errors (informational):", seen["pageerror"])
@@ -377,7 +444,8 @@ def test_mlflow_ui_grouped_comparison(study):
             context = browser.new_context(viewport={"width": 1600, "height": 1000})
             # MLflow 3.17 opens its Assistant panel once per browser: say it already did.
             context.add_init_script(
-                "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true')")
+                "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true')"
+            )
             outside = []
 
             def loopback_only(route):
@@ -411,8 +479,10 @@ def test_mlflow_ui_grouped_comparison(study):
                 expect(row).to_contain_text(str(size))
             # Click 3: only the train_loss charts.
             search.fill("train_loss")
-            chart = page.locator(".react-grid-item, [data-testid^='experiment-view-compare-runs-card']",
-                                 has=page.get_by_text("train_loss", exact=True)).first
+            chart = page.locator(
+                ".react-grid-item, [data-testid^='experiment-view-compare-runs-card']",
+                has=page.get_by_text("train_loss", exact=True),
+            ).first
             expect(chart).to_be_visible()
             for value in COMPARE_GROUPS:
                 expect(chart.get_by_text(f"{value} (train_loss)", exact=True)).to_be_visible()
@@ -420,9 +490,11 @@ def test_mlflow_ui_grouped_comparison(study):
             screenshot(page, "mlflow_ui_grouped_train_loss.png", folder=DOCS)
             state = page.evaluate(
                 f"() => JSON.parse(localStorage.getItem("
-                f"'MLflowLocalStorage-1.1-ExperimentPage-[\"{exp_id}\"]-ReactComponentState'))")
-            assert state["groupBy"]["groupByKeys"] == [
-                {"mode": "param", "groupByData": "activation.name"}], state["groupBy"]
+                f"'MLflowLocalStorage-1.1-ExperimentPage-[\"{exp_id}\"]-ReactComponentState'))"
+            )
+            assert state["groupBy"]["groupByKeys"] == [{"mode": "param", "groupByData": "activation.name"}], (
+                state["groupBy"]
+            )
             assert state["groupBy"]["aggregateFunction"] == "average", state["groupBy"]
 
             # The parent's description: the summary table (Show more unfolds it).

@@ -15,8 +15,14 @@ from experiments.datasets import DataError, load, validate_params
 
 def test_classification_reproduces_tutorial_000():
     X, y = make_classification(
-        n_samples=500, n_features=3, n_redundant=0, n_informative=3,
-        n_clusters_per_class=1, flip_y=0.1, class_sep=1.5, random_state=42,
+        n_samples=500,
+        n_features=3,
+        n_redundant=0,
+        n_informative=3,
+        n_clusters_per_class=1,
+        flip_y=0.1,
+        class_sep=1.5,
+        random_state=42,
     )
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=42)
     s = load({"name": "classification"})  # defaults: seed 42, test_size 0.2
@@ -283,14 +289,23 @@ def test_csv_valid_loads_with_right_shapes(tmp_path):
     np.testing.assert_allclose(s.X_train, X_tr, rtol=1e-12)
 
 
-@pytest.mark.parametrize("text, extra, words", [
-    ("a,a,label\n1,2,0\n2,3,1\n3,4,0\n4,5,1\n", {}, ["['a']", "more than once"]),
-    ("a,b,label\n1,2,no\n2,3,yes\n3,4,no\n4,5,yes\n", {}, ["['no', 'yes']", "not 0/1",
-                                                           "dataset.positive=yes"]),
-    ("a,b,label\n1,2,1\n2,3,2\n3,4,1\n4,5,2\n", {}, ["[1, 2]", "not 0/1", "dataset.positive=2"]),
-    ("a,b,label\n1,2,no\n2,3,yes\n3,4,no\n4,5,yes\n", {"positive": "maybe"},
-     ["positive='maybe'", "['no', 'yes']"]),
-])
+@pytest.mark.parametrize(
+    "text, extra, words",
+    [
+        ("a,a,label\n1,2,0\n2,3,1\n3,4,0\n4,5,1\n", {}, ["['a']", "more than once"]),
+        (
+            "a,b,label\n1,2,no\n2,3,yes\n3,4,no\n4,5,yes\n",
+            {},
+            ["['no', 'yes']", "not 0/1", "dataset.positive=yes"],
+        ),
+        ("a,b,label\n1,2,1\n2,3,2\n3,4,1\n4,5,2\n", {}, ["[1, 2]", "not 0/1", "dataset.positive=2"]),
+        (
+            "a,b,label\n1,2,no\n2,3,yes\n3,4,no\n4,5,yes\n",
+            {"positive": "maybe"},
+            ["positive='maybe'", "['no', 'yes']"],
+        ),
+    ],
+)
 def test_csv_labels_and_columns_must_be_unambiguous(tmp_path, text, extra, words):
     """Repeated column names (pandas renames them silently) and labels other than 0/1
     without the positive class named are refused, with what to do."""

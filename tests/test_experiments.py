@@ -76,10 +76,11 @@ def picked_groups(defaults):
         if entry == "_self_":
             continue
         assert isinstance(entry, dict) and len(entry) == 1, f"unexpected defaults entry {entry!r}"
-        (key, option), = entry.items()
+        ((key, option),) = entry.items()
         words = key.split()
         assert words[-1].startswith("/") and set(words[:-1]) <= {"override", "optional"}, (
-            f"unexpected defaults entry {entry!r}")
+            f"unexpected defaults entry {entry!r}"
+        )
         picks[words[-1].lstrip("/")] = option
     return picks
 
@@ -102,7 +103,7 @@ def mismatches(name, conf_dir=CONF):
 
     for key, want in own.items():
         if key.startswith("hydra.sweeper.params."):
-            param = key[len("hydra.sweeper.params."):]
+            param = key[len("hydra.sweeper.params.") :]
             got = cfg["hydra"]["sweeper"]["params"].get(param)
             if got is None or sweep_values(param, got) != sweep_values(param, want):
                 bad.append((key, want, got))
@@ -113,8 +114,10 @@ def mismatches(name, conf_dir=CONF):
             bad.append((key, want, "<missing>"))
     if "hydra" in body and "params" in body["hydra"].get("sweeper", {}):
         extra = set(cfg["hydra"]["sweeper"]["params"]) - set(body["hydra"]["sweeper"]["params"])
-        bad += [(f"hydra.sweeper.params.{p}", "<not set>", cfg["hydra"]["sweeper"]["params"][p])
-                for p in sorted(extra)]
+        bad += [
+            (f"hydra.sweeper.params.{p}", "<not set>", cfg["hydra"]["sweeper"]["params"][p])
+            for p in sorted(extra)
+        ]
 
     for group, option in picked_groups(spec.get("defaults", [])).items():
         got = cfg["hydra"]["runtime"]["choices"].get(group)
@@ -137,7 +140,8 @@ def mismatches(name, conf_dir=CONF):
 # ----------------------------------------------------------------------------- tests
 def test_every_experiment_file_is_covered():
     assert set(EXPERIMENTS) == set(GRIDS) == set(RUNS), (
-        "a conf/experiment file without an entry in GRIDS / RUNS here (and in the README table)")
+        "a conf/experiment file without an entry in GRIDS / RUNS here (and in the README table)"
+    )
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -164,7 +168,7 @@ def test_self_last_in_train_yaml_is_caught(tmp_path):
     self_line = next(i for i, line in enumerate(lines) if line.strip().startswith("- _self_"))
     last = max(i for i, line in enumerate(lines) if line.startswith("  - "))
     assert self_line < last
-    moved = lines[:self_line] + lines[self_line + 1:last + 1] + ["  - _self_\n"] + lines[last + 1:]
+    moved = lines[:self_line] + lines[self_line + 1 : last + 1] + ["  - _self_\n"] + lines[last + 1 :]
     train_yaml.write_text("".join(moved))
     defaults = yaml.safe_load(train_yaml.read_text())["defaults"]
     assert defaults[-1] == "_self_" and defaults[0] == "train_schema"
@@ -183,22 +187,37 @@ def test_self_last_in_train_yaml_is_caught(tmp_path):
 
 # What `-m experiment=NAME` sweeps (the README's table): parameter -> values, in order.
 GRIDS = {
-    "tutorial000_activations": {"activation": ["tanh", "relu", "leaky_relu"],
-                                "seed": list(range(5))},
-    "tutorial001_xor": {"initializer": ["small_random", "xavier_uniform", "xavier_normal",
-                                        "he_normal", "he_uniform"],
-                        "seed": list(range(3))},
-    "tutorial001_blobs": {"lr_schedule": ["plateau", "constant"], "lr_schedule.lr": [0.5],
-                          "seed": list(range(5))},
-    "tutorial002_quadrant": {"model.hidden_sizes": [[4], [16], [64]],
-                             "activation": ["relu", "tanh"],
-                             "lr_schedule.lr": [0.05, 0.5, 1.0], "seed": list(range(3))},
+    "tutorial000_activations": {"activation": ["tanh", "relu", "leaky_relu"], "seed": list(range(5))},
+    "tutorial001_xor": {
+        "initializer": ["small_random", "xavier_uniform", "xavier_normal", "he_normal", "he_uniform"],
+        "seed": list(range(3)),
+    },
+    "tutorial001_blobs": {
+        "lr_schedule": ["plateau", "constant"],
+        "lr_schedule.lr": [0.5],
+        "seed": list(range(5)),
+    },
+    "tutorial002_quadrant": {
+        "model.hidden_sizes": [[4], [16], [64]],
+        "activation": ["relu", "tanh"],
+        "lr_schedule.lr": [0.05, 0.5, 1.0],
+        "seed": list(range(3)),
+    },
     "tutorial003_toy": {"seed": list(range(3))},
-    "init_x_activation": {"initializer": ["small_random", "xavier_uniform", "he_normal"],
-                          "activation": ["tanh", "relu", "leaky_relu"], "seed": list(range(3))},
+    "init_x_activation": {
+        "initializer": ["small_random", "xavier_uniform", "he_normal"],
+        "activation": ["tanh", "relu", "leaky_relu"],
+        "seed": list(range(3)),
+    },
 }
-JOBS = {"tutorial000_activations": 15, "tutorial001_xor": 15, "tutorial001_blobs": 10,
-        "tutorial002_quadrant": 54, "tutorial003_toy": 3, "init_x_activation": 27}
+JOBS = {
+    "tutorial000_activations": 15,
+    "tutorial001_xor": 15,
+    "tutorial001_blobs": 10,
+    "tutorial002_quadrant": 54,
+    "tutorial003_toy": 3,
+    "init_x_activation": 27,
+}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -214,32 +233,74 @@ def test_sweep_grid_is_as_documented(name):
 # hidden: model.hidden_sizes; act: hidden activation; init; loss; lr; epochs; schedule.
 RUNS = {
     "tutorial000_activations": dict(
-        hidden=[4], act="relu", init="small_random", loss="bce", lr=0.1, epochs=2000,
+        hidden=[4],
+        act="relu",
+        init="small_random",
+        loss="bce",
+        lr=0.1,
+        epochs=2000,
         schedule=("constant", None, None),
-        dataset=dict(name="classification", seed=42, n_samples=500, n_features=3, class_sep=1.5,
-                     flip_y=0.1, test_size=0.2, standardize=False)),
+        dataset=dict(
+            name="classification",
+            seed=42,
+            n_samples=500,
+            n_features=3,
+            class_sep=1.5,
+            flip_y=0.1,
+            test_size=0.2,
+            standardize=False,
+        ),
+    ),
     "tutorial001_xor": dict(
-        hidden=[4], act="sigmoid", init="he_normal", loss="mse", lr=1.0, epochs=5000,
+        hidden=[4],
+        act="sigmoid",
+        init="he_normal",
+        loss="mse",
+        lr=1.0,
+        epochs=5000,
         schedule=("constant", None, None),
-        dataset=dict(name="xor", seed=42, test_size=None, standardize=False)),
+        dataset=dict(name="xor", seed=42, test_size=None, standardize=False),
+    ),
     "tutorial001_blobs": dict(
-        hidden=[8, 4], act="sigmoid", init="he_normal", loss="bce", lr=0.5, epochs=2000,
+        hidden=[8, 4],
+        act="sigmoid",
+        init="he_normal",
+        loss="bce",
+        lr=0.5,
+        epochs=2000,
         schedule=("plateau", 100, 0.95),
-        dataset=dict(name="blobs", seed=42, n_samples=1000, cov_scale=9.0, test_size=0.2,
-                     standardize=False)),
+        dataset=dict(name="blobs", seed=42, n_samples=1000, cov_scale=9.0, test_size=0.2, standardize=False),
+    ),
     "tutorial002_quadrant": dict(
-        hidden=[16], act="relu", init="small_random", loss="bce", lr=0.5, epochs=1000,
+        hidden=[16],
+        act="relu",
+        init="small_random",
+        loss="bce",
+        lr=0.5,
+        epochs=1000,
         schedule=("constant", None, None),
-        dataset=dict(name="quadrant", seed=42, n_samples=200, test_size=0.2, standardize=False)),
+        dataset=dict(name="quadrant", seed=42, n_samples=200, test_size=0.2, standardize=False),
+    ),
     "tutorial003_toy": dict(
-        hidden=[4], act="tanh", init="small_random", loss="bce", lr=0.005, epochs=1000,
+        hidden=[4],
+        act="tanh",
+        init="small_random",
+        loss="bce",
+        lr=0.005,
+        epochs=1000,
         schedule=("constant", None, None),
-        dataset=dict(name="toy4", seed=42, test_size=None, standardize=False)),
+        dataset=dict(name="toy4", seed=42, test_size=None, standardize=False),
+    ),
     "init_x_activation": dict(
-        hidden=[8], act="tanh", init="xavier_uniform", loss="bce", lr=0.3, epochs=1500,
+        hidden=[8],
+        act="tanh",
+        init="xavier_uniform",
+        loss="bce",
+        lr=0.3,
+        epochs=1500,
         schedule=("constant", None, None),
-        dataset=dict(name="circle", seed=42, n_samples=500, noise=0.1, test_size=0.5,
-                     standardize=False)),
+        dataset=dict(name="circle", seed=42, n_samples=500, noise=0.1, test_size=0.5, standardize=False),
+    ),
 }
 
 
@@ -247,10 +308,16 @@ RUNS = {
 def test_study_runs_the_documented_settings(name):
     cfg, want = composed(name), RUNS[name]
     s = cfg["lr_schedule"]
-    got = dict(hidden=cfg["model"]["hidden_sizes"], act=cfg["activation"]["name"],
-               init=cfg["initializer"]["name"], loss=cfg["train"]["loss"], lr=s["lr"],
-               epochs=cfg["train"]["epochs"], schedule=(s["name"], s["patience"], s["factor"]),
-               dataset=cfg["dataset"])
+    got = dict(
+        hidden=cfg["model"]["hidden_sizes"],
+        act=cfg["activation"]["name"],
+        init=cfg["initializer"]["name"],
+        loss=cfg["train"]["loss"],
+        lr=s["lr"],
+        epochs=cfg["train"]["epochs"],
+        schedule=(s["name"], s["patience"], s["factor"]),
+        dataset=cfg["dataset"],
+    )
     assert got == want
     # every tutorial study: a sigmoid output, full batch, float64, no weight decay, alpha 0.01
     assert cfg["model"]["output"] == "sigmoid"
@@ -274,20 +341,29 @@ def test_each_experiments_values_are_the_params_its_run_records(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     for name in EXPERIMENTS:
-        overrides = [f"experiment={name}", f"tracking.uri={uri}", "tracking.log_model=false",
-                     "tracking.log_plots=false"]
+        overrides = [
+            f"experiment={name}",
+            f"tracking.uri={uri}",
+            "tracking.log_model=false",
+            "tracking.log_plots=false",
+        ]
         with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = hydra.compose("train", overrides=overrides)
         outcome = train.run(cfg, Job(overrides=overrides))
         assert outcome.status == "FINISHED", (name, outcome)
         run = tracking.connect(uri).get_run(outcome.run_id)
         spec = yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text())
-        own = {k: v for k, v in leaves({k: v for k, v in spec.items() if k not in ("defaults", "hydra")}).items()}
+        own = {
+            k: v for k, v in leaves({k: v for k, v in spec.items() if k not in ("defaults", "hydra")}).items()
+        }
         for group, option in picked_groups(spec.get("defaults", [])).items():
             if not group.startswith("hydra/"):
                 values = yaml.safe_load((CONF / group / f"{option}.yaml").read_text()) or {}
                 own = {**{f"{group}.{k}": v for k, v in leaves(values).items()}, **own}
         assert own, name
-        wrong = {k: (logged(v), run.data.params.get(k)) for k, v in own.items()
-                 if run.data.params.get(k) != logged(v)}
+        wrong = {
+            k: (logged(v), run.data.params.get(k))
+            for k, v in own.items()
+            if run.data.params.get(k) != logged(v)
+        }
         assert not wrong, (name, wrong)

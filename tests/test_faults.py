@@ -25,8 +25,14 @@ from experiments.server import group_members as group  # live pids of a process 
 
 pytestmark = pytest.mark.slow
 
-QUICK = ["dataset=quadrant", "model.hidden_sizes=[8]", "initializer=he_normal",
-         "activation=relu", "lr_schedule.lr=0.5", "tracking.log_model=false"]
+QUICK = [
+    "dataset=quadrant",
+    "model.hidden_sizes=[8]",
+    "initializer=he_normal",
+    "activation=relu",
+    "lr_schedule.lr=0.5",
+    "tracking.log_model=false",
+]
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -36,9 +42,16 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def start(cwd, *args, env=None, **kw):
     """A console script in its own process group (so that the test can signal and inspect
     the whole group), stdout and stderr merged."""
-    return subprocess.Popen([str(BIN / args[0]), *args[1:]], cwd=cwd, env=cli_env(env), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, **kw)
+    return subprocess.Popen(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=cwd,
+        env=cli_env(env),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def gone(pgid, timeout=15.0):
@@ -78,9 +91,13 @@ def store_runs(uri, role=None):
 
 def finished_per_config(uri):
     """{config_hash: number of FINISHED runs} (reproductions aside)."""
-    c = collections.Counter(r.data.tags["config_hash"] for r in store_runs(uri)
-                            if r.info.status == "FINISHED" and r.data.tags.get("shallownet.role") != "reproduction"
-                            and "config_hash" in r.data.tags)
+    c = collections.Counter(
+        r.data.tags["config_hash"]
+        for r in store_runs(uri)
+        if r.info.status == "FINISHED"
+        and r.data.tags.get("shallownet.role") != "reproduction"
+        and "config_hash" in r.data.tags
+    )
     return dict(c)
 
 
@@ -115,8 +132,10 @@ def test_eight_runs_starting_at_once_on_a_fresh_store_all_succeed(store):
     """The schema of a new sqlite store is created once, under a lock: processes that meet it
     at once used to race through its migrations and break it for good."""
     cwd, uri = store
-    procs = [start(cwd, "shallownet-train", *QUICK, f"seed={i}", "train.epochs=50",
-                   f"tracking.uri={uri}") for i in range(8)]
+    procs = [
+        start(cwd, "shallownet-train", *QUICK, f"seed={i}", "train.epochs=50", f"tracking.uri={uri}")
+        for i in range(8)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, outs
     runs = store_runs(uri)
@@ -134,7 +153,9 @@ def test_two_sweeps_at_once_that_share_configs_train_each_config_once(store):
     b = start(cwd, *sweep_args(uri, "activation=relu", "seed=0,1,2", "train.epochs=4000"))
     out_a, out_b = a.communicate(timeout=600)[0], b.communicate(timeout=600)[0]
     assert (a.returncode, b.returncode) == (0, 0), out_a + out_b
-    assert len(re.findall(r"^\[\d/4\] ", out_a, re.M)) == 4 and len(re.findall(r"^\[\d/3\] ", out_b, re.M)) == 3
+    assert (
+        len(re.findall(r"^\[\d/4\] ", out_a, re.M)) == 4 and len(re.findall(r"^\[\d/3\] ", out_b, re.M)) == 3
+    )
     counts = finished_per_config(uri)
     assert len(counts) == 5 and set(counts.values()) == {1}, counts  # 4 + 3 - 2 shared
     assert not running(uri)
@@ -142,8 +163,9 @@ def test_two_sweeps_at_once_that_share_configs_train_each_config_once(store):
     parents = store_runs(uri, "parent")
     assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
     for p in parents:
-        members = json.loads(Path(client.download_artifacts(p.info.run_id, "sweep/members.json",
-                                                           str(cwd))).read_text())["run_ids"]
+        members = json.loads(
+            Path(client.download_artifacts(p.info.run_id, "sweep/members.json", str(cwd))).read_text()
+        )["run_ids"]
         assert len(members) == p.data.metrics["jobs_total"] == p.data.metrics["jobs_finished"]
     children = store_runs(uri, "child")
     assert {c.data.tags["mlflow.parentRunId"] for c in children} <= {p.info.run_id for p in parents}
@@ -263,8 +285,14 @@ def test_ctrl_c_at_any_moment_of_a_single_run_ends_it_killed(store, delay):
 def test_sigterm_while_a_single_run_records_still_completes_its_record(store):
     """Signals wait while a run writes its record: the run ends KILLED, with every metric."""
     cwd, uri = ready(store)
-    proc = start(cwd, "shallownet-train", *QUICK, "train.epochs=20000", "tracking.max_points=20000",
-                 f"tracking.uri={uri}")
+    proc = start(
+        cwd,
+        "shallownet-train",
+        *QUICK,
+        "train.epochs=20000",
+        "tracking.max_points=20000",
+        f"tracking.uri={uri}",
+    )
     client = client_for(uri)
 
     def recording():  # the summaries land first, then 100,000 curve points, then the files
@@ -280,7 +308,10 @@ def test_sigterm_while_a_single_run_records_still_completes_its_record(store):
     assert run.data.tags["failure_reason"] == "interrupted (SIGTERM) while recording"
     assert run.data.metrics["epochs_completed"] == 20000
     assert len(client.get_metric_history(run.info.run_id, "test_loss")) == 20000
-    assert {a.path for a in client_for(uri).list_artifacts(run.info.run_id)} >= {"curves.parquet", "config.yaml"}
+    assert {a.path for a in client_for(uri).list_artifacts(run.info.run_id)} >= {
+        "curves.parquet",
+        "config.yaml",
+    }
 
 
 def test_a_killed_runs_leftover_is_closed_by_the_next_run_that_meets_it(store):
@@ -315,13 +346,17 @@ def test_starved_of_memory_after_the_run_exists_it_ends_failed_and_the_sweep_goe
     def starve():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    res = run_cli(["shallownet-train", *QUICK, "train.epochs=100000000", f"tracking.uri={uri}"],
-                  cwd, preexec_fn=starve)
+    res = run_cli(
+        ["shallownet-train", *QUICK, "train.epochs=100000000", f"tracking.uri={uri}"], cwd, preexec_fn=starve
+    )
     assert res.returncode == 1, res.stderr
     (run,) = store_runs(uri)
     assert run.info.status == "FAILED" and "out of memory" in run.data.tags["failure_reason"]
-    res = run_cli(sweep_args(uri, "train.epochs=100000000,300", "seed=1,2", "hydra.launcher.n_jobs=1"),
-                  cwd, preexec_fn=starve)
+    res = run_cli(
+        sweep_args(uri, "train.epochs=100000000,300", "seed=1,2", "hydra.launcher.n_jobs=1"),
+        cwd,
+        preexec_fn=starve,
+    )
     assert res.returncode == 1, res.stdout + res.stderr
     assert "already active" not in res.stdout + res.stderr and "Traceback" not in res.stdout + res.stderr
     children = store_runs(uri, "child")
@@ -361,8 +396,9 @@ def test_a_store_that_cannot_be_used_stops_a_sweep_before_any_job(tmp_path, kind
         res = run_cli(sweep_args(_closed_port(), "seed=0,1", "train.epochs=50"), tmp_path, timeout=300)
     else:
         with Silent() as uri:
-            res = run_cli(sweep_args(uri, "seed=0,1", "train.epochs=50", "tracking.timeout=2"),
-                          tmp_path, timeout=300)
+            res = run_cli(
+                sweep_args(uri, "seed=0,1", "train.epochs=50", "tracking.timeout=2"), tmp_path, timeout=300
+            )
     assert time.time() - t0 < 60
     assert res.returncode == 3, res.stdout + res.stderr
     assert res.stderr.strip().count("\n") == 0 and "unusable" in res.stderr and "unreachable" in res.stderr
@@ -376,8 +412,9 @@ def test_a_full_disk_fails_the_runs_it_hits_and_the_resume_completes(store):
     cwd, uri = store
     arts = cwd / "mlartifacts"
     arts.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(arts)],
-                           capture_output=True, text=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(arts)], capture_output=True, text=True
+    )
     assert mount.returncode == 0, f"this test needs root to mount a tmpfs: {mount.stderr}"
     try:
         args = sweep_args(uri, "seed=range(8)", "train.epochs=3000", "tracking.log_model=true")
@@ -413,8 +450,7 @@ def _planted_config(client, run_id, cwd, edit):
     (artifact_dir / "config.yaml").write_text(yaml.safe_dump(data))
 
 
-@pytest.mark.parametrize("plant", ["hydra callback", "_target_ in a group", "interpolation",
-                                   "unknown key"])
+@pytest.mark.parametrize("plant", ["hydra callback", "_target_ in a group", "interpolation", "unknown key"])
 def test_code_planted_in_a_stored_config_is_never_executed(store, plant):
     cwd, uri = store
     res = run_cli(["shallownet-train", *QUICK, "train.epochs=50", f"tracking.uri={uri}"], cwd)
@@ -490,8 +526,17 @@ def _write_csv(path, flip=False):
 def test_a_skip_needs_the_same_config_data_and_code(store):
     cwd, uri = store
     _write_csv(cwd / "d.csv")
-    args = ["shallownet-train", "-m", "dataset=csv", "dataset.path=d.csv", "dataset.target=y",
-            "seed=0,1", "train.epochs=300", "tracking.log_model=false", f"tracking.uri={uri}"]
+    args = [
+        "shallownet-train",
+        "-m",
+        "dataset=csv",
+        "dataset.path=d.csv",
+        "dataset.target=y",
+        "seed=0,1",
+        "train.epochs=300",
+        "tracking.log_model=false",
+        f"tracking.uri={uri}",
+    ]
     assert run_cli(args, cwd).returncode == 0
     res = run_cli(args, cwd)  # nothing changed: skipped
     assert "skipped 2 this session" in res.stdout, res.stdout
@@ -519,8 +564,11 @@ def test_a_single_run_made_earlier_is_a_member_of_the_sweep_that_skips_it(store)
     res = run_cli(sweep_args(uri, "seed=0,1", "train.epochs=100"), cwd)
     assert res.returncode == 0 and "skipped 1 this session" in res.stdout
     (parent,) = store_runs(uri, "parent")
-    members = json.loads(Path(client_for(uri).download_artifacts(
-        parent.info.run_id, "sweep/members.json", str(cwd))).read_text())["run_ids"]
+    members = json.loads(
+        Path(
+            client_for(uri).download_artifacts(parent.info.run_id, "sweep/members.json", str(cwd))
+        ).read_text()
+    )["run_ids"]
     assert single.info.run_id in members and len(members) == 2
     assert parent.data.metrics["jobs_finished"] == 2
 
@@ -530,7 +578,7 @@ def test_reproducing_a_sweep_goes_past_a_child_it_cannot_reproduce(store):
     assert run_cli(sweep_args(uri, "seed=0,1,2", "train.epochs=100"), cwd).returncode == 0
     client = client_for(uri)
     children = sorted(store_runs(uri, "child"), key=lambda r: r.info.start_time)
-    with sqlite3.connect(uri[len("sqlite:///"):]) as db:  # one child as a killed one leaves it
+    with sqlite3.connect(uri[len("sqlite:///") :]) as db:  # one child as a killed one leaves it
         db.execute("UPDATE runs SET status = 'KILLED' WHERE run_uuid = ?", (children[0].info.run_id,))
     res = run_cli(["shallownet-reproduce", "--sweep", "latest", "--tracking-uri", uri], cwd)
     assert res.returncode == 1, res.stdout + res.stderr

@@ -14,8 +14,12 @@ from model import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSSES, MLP, SCHEDULES
 
 HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 # every loss with the output activations it is defined for
-LOSS_OUTPUTS = [("bce", "sigmoid", 1), ("cross_entropy", "softmax", 3),
-                ("mse", "identity", 2), ("mse", "sigmoid", 1)]
+LOSS_OUTPUTS = [
+    ("bce", "sigmoid", 1),
+    ("cross_entropy", "softmax", 3),
+    ("mse", "identity", 2),
+    ("mse", "sigmoid", 1),
+]
 
 
 def quadrant(n=200, seed=42):
@@ -25,8 +29,10 @@ def quadrant(n=200, seed=42):
 
 def numeric_gradient(net, X, y, loss, l2, eps=1e-6):
     """Central differences over every parameter."""
+
     def f():
         return net.gradients(X, y, loss=loss, l2=l2)[0]
+
     grads = []
     for p in net.weights + net.biases:
         g = np.zeros_like(p)
@@ -42,8 +48,9 @@ def numeric_gradient(net, X, y, loss, l2, eps=1e-6):
     return grads
 
 
-@pytest.mark.parametrize("hidden,loss_out,depth,l2", list(itertools.product(
-    HIDDEN, LOSS_OUTPUTS, [1, 2, 3], [0.0, 0.1])))
+@pytest.mark.parametrize(
+    "hidden,loss_out,depth,l2", list(itertools.product(HIDDEN, LOSS_OUTPUTS, [1, 2, 3], [0.0, 0.1]))
+)
 def test_gradient_check(hidden, loss_out, depth, l2):
     loss, out, k = loss_out
     rng = np.random.default_rng(depth * 7 + len(hidden))
@@ -73,7 +80,8 @@ def test_loss_values_match_definitions():
     p = 1 / (1 + np.exp(-z))
     delta = np.empty_like(z)
     assert LOSSES["bce"](y, z, delta) == pytest.approx(
-        -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), rel=1e-12)
+        -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), rel=1e-12
+    )
     np.testing.assert_allclose(delta, (p - y) / 6, rtol=1e-12)
     # MSE: mean over samples and outputs, gradient divided by the element count once
     z2 = rng.standard_normal((6, 2))
@@ -119,13 +127,21 @@ def test_sigmoid_and_bce_stable_and_silent_at_extreme_logits():
     assert s[0, 0] == 0.0 and s[-1, 0] == 1.0
     assert s[2, 0] == pytest.approx(9.357622968840175e-14, rel=1e-12)  # relative accuracy kept
     # softplus(1e4) - 0 + softplus(800) ... exactly: (1e4 + 0 + 30 + log2 + 0 + 0 + 1e4) / 7
-    expected = (1e4 + 0 + (30 + np.log1p(np.exp(-30))) + np.log(2) + np.log1p(np.exp(-30))
-                + np.log1p(np.exp(-800)) + 1e4) / 7
+    expected = (
+        1e4
+        + 0
+        + (30 + np.log1p(np.exp(-30)))
+        + np.log(2)
+        + np.log1p(np.exp(-30))
+        + np.log1p(np.exp(-800))
+        + 1e4
+    ) / 7
     assert value == pytest.approx(expected, rel=1e-12)
 
 
 def tutorial002_loop(X, y, W1, b1, W2, b2, epochs, lr):
     """Tutorial 002's train_step, transcribed (global state made explicit)."""
+
     def relu(x):
         return np.maximum(0, x)
 
@@ -182,11 +198,23 @@ def test_full_batch_equals_sklearn_sgd():
     X, y = quadrant(150, seed=5)
     k = 25
     net = MLP([2, 8, 1], "tanh", "sigmoid", initializer="xavier_uniform", seed=1)
-    clf = MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver="sgd",
-                        batch_size=len(X), momentum=0.0, nesterovs_momentum=False, alpha=0.0,
-                        learning_rate_init=0.3, learning_rate="constant", shuffle=False,
-                        max_iter=1, tol=0.0, n_iter_no_change=10**9, warm_start=True,
-                        random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(8,),
+        activation="tanh",
+        solver="sgd",
+        batch_size=len(X),
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        learning_rate_init=0.3,
+        learning_rate="constant",
+        shuffle=False,
+        max_iter=1,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        warm_start=True,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)  # initialise sklearn's structures, then start from our weights
@@ -224,9 +252,16 @@ def test_quadrant_tutorial002_reaches_90_percent():
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "leaky_relu"])
 def test_tutorial000_activations_learn(activation):
-    X, y = make_classification(n_samples=500, n_features=3, n_redundant=0, n_informative=3,
-                               n_clusters_per_class=1, flip_y=0.1, class_sep=1.5,
-                               random_state=42)
+    X, y = make_classification(
+        n_samples=500,
+        n_features=3,
+        n_redundant=0,
+        n_informative=3,
+        n_clusters_per_class=1,
+        flip_y=0.1,
+        class_sep=1.5,
+        random_state=42,
+    )
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=42)
     net = MLP([3, 4, 1], activation, initializer="small_random", seed=0)
     hist = train(net, Xtr, ytr, epochs=2000, lr=0.1)
@@ -341,10 +376,10 @@ def test_l2_shrinks_weights_and_counts_in_loss():
     l2 = 0.05
     loss_plain = a.gradients(X, y)[0]
     loss_l2 = a.gradients(X, y, l2=l2)[0]
-    assert loss_l2 - loss_plain == pytest.approx(0.5 * l2 * sum((W ** 2).sum() for W in a.weights))
+    assert loss_l2 - loss_plain == pytest.approx(0.5 * l2 * sum((W**2).sum() for W in a.weights))
     train(a, X, y, epochs=300, lr=0.5)
     train(b, X, y, epochs=300, lr=0.5, l2=l2)
-    assert sum((W ** 2).sum() for W in b.weights) < 0.8 * sum((W ** 2).sum() for W in a.weights)
+    assert sum((W**2).sum() for W in b.weights) < 0.8 * sum((W**2).sum() for W in a.weights)
 
 
 def test_softmax_output_predicts_argmax():
@@ -391,7 +426,7 @@ def test_schedules():
         state["loss"] = 1.0 if e == 0 else 2.0
         rates.append(SCHEDULES["plateau"](e, state))
     assert rates[99] == 1.0 and rates[100] == pytest.approx(0.95)
-    assert rates[199] == pytest.approx(0.95) and rates[200] == pytest.approx(0.95 ** 2)
+    assert rates[199] == pytest.approx(0.95) and rates[200] == pytest.approx(0.95**2)
 
 
 def test_plateau_schedule_in_training_decays_when_stuck():
@@ -399,10 +434,11 @@ def test_plateau_schedule_in_training_decays_when_stuck():
     y = np.array([0, 1, 1, 0])
     net = MLP([2, 4, 1], "sigmoid", seed=0)
     net.weights = [np.zeros((2, 4)), np.zeros((4, 1))]  # a stationary point: the loss never moves
-    hist = train(net, X, y, epochs=400, loss="mse",
-                 lr={"name": "plateau", "lr": 1.0, "patience": 100, "factor": 0.95})
+    hist = train(
+        net, X, y, epochs=400, loss="mse", lr={"name": "plateau", "lr": 1.0, "patience": 100, "factor": 0.95}
+    )
     assert hist.lr[0] == 1.0 and hist.lr[-1] < 1.0
-    assert set(np.round(hist.lr, 12)) <= {round(0.95 ** k, 12) for k in range(5)}
+    assert set(np.round(hist.lr, 12)) <= {round(0.95**k, 12) for k in range(5)}
 
 
 def test_bad_arguments_raise_clear_errors():

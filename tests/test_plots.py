@@ -44,8 +44,16 @@ def make_run(name):
     net = MLP([split.X_train.shape[1], 6, 1], activation, "sigmoid", seed=3)
     curves = Curves(epochs)
     curves.allocate()
-    train(net, split.X_train, split.y_train, epochs=epochs, lr=0.5, loss="bce", seed=3,
-          callback=_recorder(net, split, "bce", curves))
+    train(
+        net,
+        split.X_train,
+        split.y_train,
+        epochs=epochs,
+        lr=0.5,
+        loss="bce",
+        seed=3,
+        callback=_recorder(net, split, "bce", curves),
+    )
     return curves.done(), net, split
 
 
@@ -55,8 +63,7 @@ def shifted(run, offset):
     curves, net, split = run
     net = copy.deepcopy(net)
     net.biases[0] = net.biases[0] - offset @ net.weights[0]
-    split = dataclasses.replace(split, X_train=split.X_train + offset,
-                                X_test=split.X_test + offset)
+    split = dataclasses.replace(split, X_train=split.X_train + offset, X_test=split.X_test + offset)
     return curves, net, split
 
 
@@ -71,8 +78,16 @@ def draw(name, out, run):
     out = Path(out)
     loss, boundary = out / f"{name}_loss.png", out / f"{name}_boundary.png"
     plots.loss_curve(curves, loss, title(name))
-    plots.decision_boundary(net, split.X_train, split.y_train, split.X_test, split.y_test,
-                            boundary, title(name), same_points=split.test_is_train)
+    plots.decision_boundary(
+        net,
+        split.X_train,
+        split.y_train,
+        split.X_test,
+        split.y_test,
+        boundary,
+        title(name),
+        same_points=split.test_is_train,
+    )
     return {"loss": loss.read_bytes(), "boundary": boundary.read_bytes()}
 
 
@@ -116,8 +131,7 @@ def from_scratch_loss_curve(curves, path, title):
     fig.savefig(path, dpi=80)
 
 
-def from_scratch_decision_boundary(net, X_train, y_train, X_test, y_test, path, title,
-                                   same_points):
+def from_scratch_decision_boundary(net, X_train, y_train, X_test, y_test, path, title, same_points):
     """decision_boundary as drawn before the figures were reused: a new Figure per call."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -129,11 +143,30 @@ def from_scratch_decision_boundary(net, X_train, y_train, X_test, y_test, path, 
     ax = fig.subplots()
     cs = ax.contourf(xx, yy, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
     ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5)
-    ax.scatter(X_train[:, 0], X_train[:, 1], c=y_train, cmap="RdBu_r", edgecolors="k", s=18,
-               vmin=0, vmax=1, label="train")
+    ax.scatter(
+        X_train[:, 0],
+        X_train[:, 1],
+        c=y_train,
+        cmap="RdBu_r",
+        edgecolors="k",
+        s=18,
+        vmin=0,
+        vmax=1,
+        label="train",
+    )
     if not same_points:
-        ax.scatter(X_test[:, 0], X_test[:, 1], c=y_test, cmap="RdBu_r", edgecolors="k", s=18,
-                   marker="s", vmin=0, vmax=1, label="test")
+        ax.scatter(
+            X_test[:, 0],
+            X_test[:, 1],
+            c=y_test,
+            cmap="RdBu_r",
+            edgecolors="k",
+            s=18,
+            marker="s",
+            vmin=0,
+            vmax=1,
+            label="test",
+        )
     fig.colorbar(cs, ax=ax, label="P(class 1)")
     ax.set_xlabel("feature 1")
     ax.set_ylabel("feature 2")
@@ -178,10 +211,15 @@ def fresh_process_digests(runs, names, tmp_path):
     """Digests of the plots of ``names`` drawn in that order by a new Python process."""
     (tmp_path / "runs.pkl").write_bytes(pickle.dumps(runs))
     (tmp_path / "fresh").mkdir()
-    code = FRESH.format(tests=str(Path(__file__).parent), runs=str(tmp_path / "runs.pkl"),
-                        out=str(tmp_path / "fresh"), names=list(names))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, check=True)
+    code = FRESH.format(
+        tests=str(Path(__file__).parent),
+        runs=str(tmp_path / "runs.pkl"),
+        out=str(tmp_path / "fresh"),
+        names=list(names),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -202,14 +240,20 @@ def test_reused_figures_draw_what_new_figures_draw(runs, tmp_path):
         curves, net, split = runs[name]
         pngs = draw(name, tmp_path, runs[name])
         from_scratch_loss_curve(curves, tmp_path / "ref_loss.png", title(name))
-        from_scratch_decision_boundary(net, split.X_train, split.y_train, split.X_test,
-                                       split.y_test, tmp_path / "ref_boundary.png", title(name),
-                                       split.test_is_train)
+        from_scratch_decision_boundary(
+            net,
+            split.X_train,
+            split.y_train,
+            split.X_test,
+            split.y_test,
+            tmp_path / "ref_boundary.png",
+            title(name),
+            split.test_is_train,
+        )
         for kind in ("loss", "boundary"):
             expected = pixels((tmp_path / f"ref_{kind}.png").read_bytes())  # RGBA, opaque
             assert (expected[..., 3] == 255).all()
-            np.testing.assert_array_equal(pixels(pngs[kind]), expected[..., :3],
-                                          err_msg=f"{name} {kind}")
+            np.testing.assert_array_equal(pixels(pngs[kind]), expected[..., :3], err_msg=f"{name} {kind}")
 
 
 def test_figure_content(runs, tmp_path):

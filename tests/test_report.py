@@ -48,19 +48,37 @@ def loss_curve(cross):
 def curves_frame(train_loss, lr=None):
     n = len(train_loss)
     e = np.arange(n, dtype=np.float64)
-    return pd.DataFrame({"epoch": np.arange(n), "train_loss": train_loss,
-                         "test_loss": train_loss * 1.1, "train_accuracy": 1 - train_loss / 2,
-                         "test_accuracy": 1 - train_loss / 1.8,
-                         "lr": 0.1 + 0 * e if lr is None else lr})
+    return pd.DataFrame(
+        {
+            "epoch": np.arange(n),
+            "train_loss": train_loss,
+            "test_loss": train_loss * 1.1,
+            "train_accuracy": 1 - train_loss / 2,
+            "test_accuracy": 1 - train_loss / 1.8,
+            "lr": 0.1 + 0 * e if lr is None else lr,
+        }
+    )
 
 
 def params(activation, seed, initializer="he_normal", run_no=0, schedule="constant"):
-    return {"dataset.name": "quadrant", "activation.name": activation, "activation.alpha": "0.01",
-            "initializer.name": initializer, "lr_schedule.name": schedule,
-            "lr_schedule.lr": "0.1", "model.hidden_sizes": "[16]", "model.output": "sigmoid",
-            "train.epochs": str(EPOCHS), "train.loss": "bce", "train.batch_size": "32",
-            "train.l2": "0.0", "train.dtype": "float64", "seed": str(seed),
-            "tracking.experiment_name": "t", "tracking.run_name": f"job{run_no}"}
+    return {
+        "dataset.name": "quadrant",
+        "activation.name": activation,
+        "activation.alpha": "0.01",
+        "initializer.name": initializer,
+        "lr_schedule.name": schedule,
+        "lr_schedule.lr": "0.1",
+        "model.hidden_sizes": "[16]",
+        "model.output": "sigmoid",
+        "train.epochs": str(EPOCHS),
+        "train.loss": "bce",
+        "train.batch_size": "32",
+        "train.l2": "0.0",
+        "train.dtype": "float64",
+        "seed": str(seed),
+        "tracking.experiment_name": "t",
+        "tracking.run_name": f"job{run_no}",
+    }
 
 
 class SweepWriter:
@@ -78,17 +96,23 @@ class SweepWriter:
         return self.t
 
     def parent(self, sweep_id, study):
-        r = self.c.create_run(self.exp, start_time=self.tick(), tags={
-            "sweep_id": sweep_id, "shallownet.role": "parent", "shallownet.experiment": study})
+        r = self.c.create_run(
+            self.exp,
+            start_time=self.tick(),
+            tags={"sweep_id": sweep_id, "shallownet.role": "parent", "shallownet.experiment": study},
+        )
         return r.info.run_id
 
-    def child(self, parent_id, sweep_id, p, acc, test_loss, train_loss, diverged_at=None, no=0,
-              lr=None):
+    def child(self, parent_id, sweep_id, p, acc, test_loss, train_loss, diverged_at=None, no=0, lr=None):
         from mlflow.entities import Metric, Param, RunTag
 
-        tags = {"mlflow.parentRunId": parent_id, "sweep_id": sweep_id,
-                "shallownet.role": "child", "config_hash": f"h{no}",
-                "overrides": f"activation={p['activation.name']} seed={p['seed']}"}
+        tags = {
+            "mlflow.parentRunId": parent_id,
+            "sweep_id": sweep_id,
+            "shallownet.role": "child",
+            "config_hash": f"h{no}",
+            "overrides": f"activation={p['activation.name']} seed={p['seed']}",
+        }
         if diverged_at is not None:
             tags.update(diverged_at_epoch=str(diverged_at), failure_reason="diverged")
         r = self.c.create_run(self.exp, start_time=self.tick(), tags=tags)
@@ -96,20 +120,23 @@ class SweepWriter:
         ts = self.t
         n = len(train_loss)
         metrics = [Metric("train_loss", float(v), ts, i) for i, v in enumerate(train_loss)]
-        summary = {"final_train_loss": float(train_loss[-1]), "epochs_completed": float(n),
-                   "train_seconds": 1.0}
+        summary = {
+            "final_train_loss": float(train_loss[-1]),
+            "epochs_completed": float(n),
+            "train_seconds": 1.0,
+        }
         if diverged_at is None:
             summary.update(final_test_accuracy=acc, final_test_loss=test_loss)
         metrics += [Metric(k, float(v), ts, 0) for k, v in summary.items()]
-        self.c.log_batch(rid, metrics=metrics, params=[Param(k, v) for k, v in p.items()],
-                         tags=[RunTag("extra", "x")])
+        self.c.log_batch(
+            rid, metrics=metrics, params=[Param(k, v) for k, v in p.items()], tags=[RunTag("extra", "x")]
+        )
         d = self.work / rid
         d.mkdir()
         curves_frame(np.asarray(train_loss), lr).to_parquet(d / "curves.parquet")
         self.c.log_artifact(rid, str(d / "curves.parquet"))
         self.c.log_artifact(rid, str(self.png), artifact_path="plots")
-        self.c.set_terminated(rid, "FINISHED" if diverged_at is None else "FAILED",
-                              end_time=self.tick())
+        self.c.set_terminated(rid, "FINISHED" if diverged_at is None else "FAILED", end_time=self.tick())
         return rid
 
 
@@ -136,14 +163,33 @@ def store(tmp_path_factory):
     ids = {}
     for act in ("relu", "tanh"):
         for s in range(4):
-            ids[(act, s)] = w.child(p1, "sweep-act", params(act, s, run_no=no), ACC[act][s],
-                                    TEST_LOSS[act][s], loss_curve(ETT[act][s]), no=no)
+            ids[(act, s)] = w.child(
+                p1,
+                "sweep-act",
+                params(act, s, run_no=no),
+                ACC[act][s],
+                TEST_LOSS[act][s],
+                loss_curve(ETT[act][s]),
+                no=no,
+            )
             no += 1
-    failed = w.child(p1, "sweep-act", params("relu", 4, run_no=no), None, None,
-                     np.concatenate([loss_curve(4)[:DIVERGED_AT], [np.inf]]),
-                     diverged_at=DIVERGED_AT, no=no)
-    jobs = {"jobs_total": 9.0, "jobs_finished": 8.0, "jobs_failed": 1.0, "jobs_diverged": 1.0,
-            "jobs_skipped": 0.0}
+    failed = w.child(
+        p1,
+        "sweep-act",
+        params("relu", 4, run_no=no),
+        None,
+        None,
+        np.concatenate([loss_curve(4)[:DIVERGED_AT], [np.inf]]),
+        diverged_at=DIVERGED_AT,
+        no=no,
+    )
+    jobs = {
+        "jobs_total": 9.0,
+        "jobs_finished": 8.0,
+        "jobs_failed": 1.0,
+        "jobs_diverged": 1.0,
+        "jobs_skipped": 0.0,
+    }
     client.log_batch(p1, metrics=[Metric(k, v, w.t, 0) for k, v in jobs.items()])
     client.set_terminated(p1, "FINISHED", end_time=w.tick())
 
@@ -156,17 +202,32 @@ def store(tmp_path_factory):
                 good = act == "relu" and init == "he_normal"
                 acc = (0.95 if good else 0.85) + OFFSET[init][s]
                 acc2[(act, init, s)] = acc
-                w.child(p2, "sweep-init", params(act, s, init, run_no=no), acc, 0.3,
-                        loss_curve([4, 6, 5][s] if good else 9 + s), no=no)
+                w.child(
+                    p2,
+                    "sweep-init",
+                    params(act, s, init, run_no=no),
+                    acc,
+                    0.3,
+                    loss_curve([4, 6, 5][s] if good else 9 + s),
+                    no=no,
+                )
                 no += 1
     client.set_terminated(p2, "FINISHED", end_time=w.tick())
-    return {"uri": uri, "client": client, "root": root, "p1": p1, "p2": p2, "failed": failed,
-            "exp": exp, "acc2": acc2, "ids": ids}
+    return {
+        "uri": uri,
+        "client": client,
+        "root": root,
+        "p1": p1,
+        "p2": p2,
+        "failed": failed,
+        "exp": exp,
+        "acc2": acc2,
+        "ids": ids,
+    }
 
 
 def search(store, sweep_id):
-    return tracking.search_runs_frame(store["client"], [store["exp"]],
-                                      f"tags.sweep_id = '{sweep_id}'")
+    return tracking.search_runs_frame(store["client"], [store["exp"]], f"tags.sweep_id = '{sweep_id}'")
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +240,7 @@ def png_dpi_chunk(path: Path) -> bytes:
     """The PNG's pHYs chunk (pixels per metre): the same for figures saved at the same DPI."""
     data = path.read_bytes()
     i = data.index(b"pHYs")
-    return data[i + 4:i + 13]
+    return data[i + 4 : i + 13]
 
 
 def check_png(path: Path, min_width=900):
@@ -230,8 +291,7 @@ def test_means_and_cis_match_scipy(report1):
             assert s.loc[lv, f"{metric}_ci_low"] == pytest.approx(v.mean() - half, rel=1e-12)
             assert s.loc[lv, f"{metric}_ci_high"] == pytest.approx(v.mean() + half, rel=1e-12)
     csv = pd.read_csv(report1.out_dir / "summary.csv").set_index("level")
-    assert csv.loc["relu", "final_test_accuracy_mean"] == pytest.approx(np.mean(ACC["relu"]),
-                                                                         rel=1e-5)
+    assert csv.loc["relu", "final_test_accuracy_mean"] == pytest.approx(np.mean(ACC["relu"]), rel=1e-5)
     assert csv.loc["relu", "n_failed"] == 1
 
 
@@ -303,8 +363,9 @@ def test_holm_over_the_report_family(report1):
 
 
 def test_regeneration_is_byte_identical(report1, store, tmp_path):
-    again = build.build_report(search(store, "sweep-act"), tmp_path / "again", store["client"],
-                               log_artifacts=False)
+    again = build.build_report(
+        search(store, "sweep-act"), tmp_path / "again", store["client"], log_artifacts=False
+    )
     names = sorted(p.name for p in report1.out_dir.iterdir())
     assert names == sorted(p.name for p in again.out_dir.iterdir())
     assert {"report.md", "summary.csv", "comparisons.csv", "curves.png"} <= set(names)
@@ -316,8 +377,7 @@ def test_figures_and_html(report1):
     out = report1.out_dir
     md = (out / "report.md").read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["accuracy.png", "activations.png", "curves.png", "decision_boundaries.png",
-                    "effects.png"]
+    assert pngs == ["accuracy.png", "activations.png", "curves.png", "decision_boundaries.png", "effects.png"]
     for name in pngs:
         check_png(out / name)
         assert f"]({name})" in md
@@ -329,14 +389,23 @@ def test_figures_and_html(report1):
 
 def test_parent_got_report_and_description(report1, store):
     names = {a.path for a in store["client"].list_artifacts(store["p1"], "report")}
-    assert {"report/report.md", "report/report.html", "report/summary.csv",
-            "report/comparisons.csv", "report/curves.png", "report/accuracy.png",
-            "report/effects.png", "report/decision_boundaries.png",
-            "report/activations.png"} <= names
+    assert {
+        "report/report.md",
+        "report/report.html",
+        "report/summary.csv",
+        "report/comparisons.csv",
+        "report/curves.png",
+        "report/accuracy.png",
+        "report/effects.png",
+        "report/decision_boundaries.png",
+        "report/activations.png",
+    } <= names
     note = store["client"].get_run(store["p1"]).data.tags[tracking.TAG_NOTE]
     assert note == report1.description
-    assert (f"[report/report.html](#/experiments/{store['exp']}/runs/{store['p1']}"
-            "/artifactPath/report/report.html)") in note
+    assert (
+        f"[report/report.html](#/experiments/{store['exp']}/runs/{store['p1']}"
+        "/artifactPath/report/report.html)"
+    ) in note
     assert "| factor | level | runs (finished) |" in note and "| activation.name | relu |" in note
     assert next(c["short"] for c in report1.claims) in note
 
@@ -354,8 +423,12 @@ def test_cli_latest(store, tmp_path, capsys):
     assert "initializer.name" in printed
     md = (out / "report.md").read_text()
     assert "sweep-init" in md  # latest = the most recent parent
-    for name in ("accuracy_heatmap.png", "interactions.png", "curves_by_setting_1.png",
-                 "curves_by_setting_2.png"):
+    for name in (
+        "accuracy_heatmap.png",
+        "interactions.png",
+        "curves_by_setting_1.png",
+        "curves_by_setting_2.png",
+    ):
         check_png(out / name)
     assert not (out / "activations.png").exists() or "activation.name" in md
     # He vs Xavier on the ReLU runs: a claim on a subset, part of the Holm family
@@ -363,14 +436,15 @@ def test_cli_latest(store, tmp_path, capsys):
     b = np.array([store["acc2"][("relu", "xavier_uniform", s)] for s in range(3)])
     t = stats.ttest_rel(a, b)
     comp = pd.read_csv(out / "comparisons.csv")
-    r = row(comp, metric="final_test_accuracy", where="activation.name=relu",
-            factor="initializer.name")
+    r = row(comp, metric="final_test_accuracy", where="activation.name=relu", factor="initializer.name")
     assert r["p"] == pytest.approx(t.pvalue, rel=1e-6)
     assert r["mean_diff"] == pytest.approx((a - b).mean(), rel=1e-6)
     ci = t.confidence_interval(0.95)
-    assert ("He initialisation suits ReLU better than small random / Xavier. he_normal vs "
-            "xavier_uniform, final test accuracy, ReLU runs: "
-            f"{'yes' if r['p_holm'] < 0.05 else 'undecided'}") in md
+    assert (
+        "He initialisation suits ReLU better than small random / Xavier. he_normal vs "
+        "xavier_uniform, final test accuracy, ReLU runs: "
+        f"{'yes' if r['p_holm'] < 0.05 else 'undecided'}"
+    ) in md
     assert f"diff {num((a - b).mean())} [{num(ci.low)}, {num(ci.high)}]" in md
     assert "## Factorial analysis" in md and "activation.name x initializer.name" in md
     names = {x.path for x in store["client"].list_artifacts(store["p2"], "report")}
@@ -379,16 +453,27 @@ def test_cli_latest(store, tmp_path, capsys):
 
 def test_cli_experiment_filter(store, tmp_path):
     out = tmp_path / "exp"
-    rc = report_main(["--experiment", "shallownet", "--tracking-uri", store["uri"], "--out",
-                      str(out), "--filter", "tags.sweep_id = 'sweep-act'"])
+    rc = report_main(
+        [
+            "--experiment",
+            "shallownet",
+            "--tracking-uri",
+            store["uri"],
+            "--out",
+            str(out),
+            "--filter",
+            "tags.sweep_id = 'sweep-act'",
+        ]
+    )
     assert rc == 0
     csv = pd.read_csv(out / "summary.csv")
     assert list(csv["level"]) == ["relu", "tanh"] and list(csv["n_runs"]) == [5, 4]
 
 
 def test_cli_errors(store, tmp_path, capsys, monkeypatch):
-    rc = report_main(["--sweep", "no-such-sweep", "--tracking-uri", store["uri"],
-                      "--out", str(tmp_path / "x")])
+    rc = report_main(
+        ["--sweep", "no-such-sweep", "--tracking-uri", store["uri"], "--out", str(tmp_path / "x")]
+    )
     assert rc != 0
     err = capsys.readouterr().err
     assert "no-such-sweep" in err and "not found" in err and len(err.strip().splitlines()) == 1
@@ -416,8 +501,7 @@ def test_members_artifact_brings_runs_of_other_sweeps(tmp_path):
     kept = w.child(old, "sweep-old", params("relu", 0, run_no=0), 0.9, 0.3, loss_curve(5), no=0)
     w.child(old, "sweep-old", params("relu", 1, run_no=1), 0.9, 0.3, loss_curve(5), no=1)
     new = w.parent("sweep-new", "s")
-    mine = w.child(new, "sweep-new", params("tanh", 0, run_no=2), 0.8, 0.4, loss_curve(9),
-                   no=2)
+    mine = w.child(new, "sweep-new", params("tanh", 0, run_no=2), 0.8, 0.4, loss_curve(9), no=2)
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "members.json").write_text(json.dumps({"run_ids": [kept, mine]}))
     client.log_artifact(new, str(tmp_path / "sweep" / "members.json"), artifact_path="sweep")
@@ -438,11 +522,17 @@ def test_degenerate_study_is_flagged(tmp_path):
     p = w.parent("sweep-blobs", "tutorial001_blobs")
     for i, sched in enumerate(("plateau", "constant")):
         for s in range(3):
-            w.child(p, "sweep-blobs", params("sigmoid", s, run_no=i * 3 + s, schedule=sched), 1.0,
-                    0.01, loss_curve(3 + s), no=i * 3 + s)
+            w.child(
+                p,
+                "sweep-blobs",
+                params("sigmoid", s, run_no=i * 3 + s, schedule=sched),
+                1.0,
+                0.01,
+                loss_curve(3 + s),
+                no=i * 3 + s,
+            )
     client.set_terminated(p, "FINISHED")
-    rep = build.build_report(search({"client": client, "exp": exp}, "sweep-blobs"),
-                             tmp_path / "out", client)
+    rep = build.build_report(search({"client": client, "exp": exp}, "sweep-blobs"), tmp_path / "out", client)
     kinds = {f["kind"] for f in rep.flags}
     assert {"identical arms", "saturated", "schedule never acted"} <= kinds
     md = (tmp_path / "out" / "report.md").read_text()
@@ -507,8 +597,7 @@ def test_pairs_needed_matches_statsmodels_and_power_at_large_effects():
         assert st.paired_t_power(dz, want - 1, alpha) < 0.8 <= st.paired_t_power(dz, want, alpha)
     # dz = 8 at alpha 0.05/28: statsmodels' power is NaN there, the noncentral t tail is not
     crit = stats.t.isf(0.05 / 56, 3)
-    assert st.paired_t_power(8, 4, 0.05 / 28) == pytest.approx(
-        stats.nct.sf(crit, 3, 8 * 2), rel=1e-9)
+    assert st.paired_t_power(8, 4, 0.05 / 28) == pytest.approx(stats.nct.sf(crit, 3, 8 * 2), rel=1e-9)
     assert st.pairs_needed(8, 0.05 / 28) == 4
     assert math.isinf(st.pairs_needed(0.0, 0.05))
 
@@ -529,9 +618,11 @@ def test_evaluate_comparisons_api():
             eff = {"xp": 0.1, "xq": 0.3}.get(a + b, 0.0)
             rows.append({"A": a, "B": b, "seed": str(s), "acc": 0.5 + eff + noise[i]})
     runs = tidy(rows)
-    cmps = [st.Comparison("A", "x", "y", "acc", name="x vs y"),
-            st.Comparison("B", "p", "q", "acc"),
-            st.Comparison("A", "x", "y", "acc", where=(("B", "p"),), name="x vs y at p")]
+    cmps = [
+        st.Comparison("A", "x", "y", "acc", name="x vs y"),
+        st.Comparison("B", "p", "q", "acc"),
+        st.Comparison("A", "x", "y", "acc", where=(("B", "p"),), name="x vs y at p"),
+    ]
     out = st.evaluate_comparisons(runs, cmps, ["A", "B"], alpha=0.05, target_width=10.0)
     assert list(out["name"]) == ["x vs y", "B: p vs q, acc", "x vs y at p"]
     r = out.iloc[0]
@@ -555,16 +646,25 @@ def test_evaluate_comparisons_api():
     sub = out.iloc[2]  # subset: only B = p, so one pair per seed
     assert sub["n_pairs"] == 4 and sub["pairs_per_seed"] == 1 and sub["where"] == "B=p"
     strict = st.evaluate_comparisons(runs, cmps[1:2], ["A", "B"])
-    assert not strict["decided"].iloc[0] or strict["adj_ci_low"].iloc[0] > 0 or \
-        strict["adj_ci_high"].iloc[0] < 0
+    assert (
+        not strict["decided"].iloc[0] or strict["adj_ci_low"].iloc[0] > 0 or strict["adj_ci_high"].iloc[0] < 0
+    )
 
 
 def test_anova_and_marginal_means_by_hand():
     # balanced 2 x 3 design with 2 seeds (seed as a block)
     rng = np.random.default_rng(3)
-    rows = [{"A": a, "B": b, "seed": str(s),
-             "final_test_accuracy": 0.7 + 0.05 * (a == "y") + 0.02 * int(b) + rng.normal(0, 0.01)}
-            for a in ("x", "y") for b in ("0", "1", "2") for s in range(2)]
+    rows = [
+        {
+            "A": a,
+            "B": b,
+            "seed": str(s),
+            "final_test_accuracy": 0.7 + 0.05 * (a == "y") + 0.02 * int(b) + rng.normal(0, 0.01),
+        }
+        for a in ("x", "y")
+        for b in ("0", "1", "2")
+        for s in range(2)
+    ]
     runs = tidy(rows)
     y = runs["final_test_accuracy"].to_numpy()
     g = y.mean()
@@ -593,8 +693,7 @@ def test_anova_and_marginal_means_by_hand():
         mean = runs.loc[runs.A == a, "final_test_accuracy"].mean()
         assert e.loc[a, "emm"] == pytest.approx(mean)
         assert e.loc[a, "se"] == pytest.approx(se)
-        assert (e.loc[a, "ci_low"], e.loc[a, "ci_high"]) == pytest.approx((mean - half,
-                                                                            mean + half))
+        assert (e.loc[a, "ci_low"], e.loc[a, "ci_high"]) == pytest.approx((mean - half, mean + half))
     cell = factorial.marginal_means(runs, ["A", "B"], "final_test_accuracy", ["A", "B"])
     assert len(cell) == 6 and cell["n"].tolist() == [2] * 6
 
@@ -626,8 +725,12 @@ def test_seed_band_is_over_seeds_within_the_mask():
 
 
 def test_median_run_per_level():
-    runs = tidy([{"run_id": f"r{i}", "A": "x", "seed": str(i), "final_test_accuracy": a}
-                 for i, a in enumerate([0.9, 0.5, 0.7, 0.8])])
+    runs = tidy(
+        [
+            {"run_id": f"r{i}", "A": "x", "seed": str(i), "final_test_accuracy": a}
+            for i, a in enumerate([0.9, 0.5, 0.7, 0.8])
+        ]
+    )
     r, n = figures.median_run(runs, "A", "x")
     assert r["run_id"] == "r2" and n == 4  # sorted 0.5, 0.7, 0.8, 0.9: the lower middle
 
@@ -637,8 +740,13 @@ def _frames(rows):
     runs = pd.DataFrame(rows)
     runs["state"] = "finished"
     runs["ett_status"] = "reached"
-    children = pd.DataFrame({f"params.{k}": runs[k] for k in runs.columns
-                             if k in ("lr_schedule.name", "model.hidden_sizes", "seed")})
+    children = pd.DataFrame(
+        {
+            f"params.{k}": runs[k]
+            for k in runs.columns
+            if k in ("lr_schedule.name", "model.hidden_sizes", "seed")
+        }
+    )
     children["params.dataset.name"] = "quadrant"
     children["params.activation.name"] = "relu"
     return runs, children
@@ -649,18 +757,29 @@ def _judged(runs, children, factors):
     fam = [c.comparison for c in cl]
     res = st.evaluate_comparisons(runs, fam, factors)
     idx = {c.hypothesis(): i for i, c in enumerate(fam)}
-    return {c["claim"] + c["metric"]: c for c in claims.judge(
-        cl, lambda cmp: st.orient(res.iloc[idx[cmp.hypothesis()]], cmp), 0.05, set())}
+    return {
+        c["claim"] + c["metric"]: c
+        for c in claims.judge(cl, lambda cmp: st.orient(res.iloc[idx[cmp.hypothesis()]], cmp), 0.05, set())
+    }
 
 
 def test_claims_follow_the_numbers():
     train = {"plateau": [0.10, 0.12, 0.08, 0.11], "constant": [0.20, 0.19, 0.25, 0.18]}
     acc = {"[4]": [0.80, 0.82, 0.79, 0.85], "[64]": [0.95, 0.90, 0.97, 0.93]}
-    rows = [{"lr_schedule.name": sch, "model.hidden_sizes": hid, "seed": str(s),
-             "final_train_loss": train[sch][s] + (0.01 if hid == "[4]" else 0.0),
-             "final_test_accuracy": acc[hid][s] - (0.0 if sch == "plateau" else 0.005 * s),
-             "final_test_loss": 0.3, "epochs_to_threshold": 5.0}
-            for sch in ("constant", "plateau") for hid in ("[64]", "[4]") for s in range(4)]
+    rows = [
+        {
+            "lr_schedule.name": sch,
+            "model.hidden_sizes": hid,
+            "seed": str(s),
+            "final_train_loss": train[sch][s] + (0.01 if hid == "[4]" else 0.0),
+            "final_test_accuracy": acc[hid][s] - (0.0 if sch == "plateau" else 0.005 * s),
+            "final_test_loss": 0.3,
+            "epochs_to_threshold": 5.0,
+        }
+        for sch in ("constant", "plateau")
+        for hid in ("[64]", "[4]")
+        for s in range(4)
+    ]
     runs, children = _frames(rows)
     factors = ["lr_schedule.name", "model.hidden_sizes"]
     assert rt.find_factors(children.assign(**{"params.activation.alpha": "0.01"}))[0] == factors
@@ -675,16 +794,20 @@ def test_claims_follow_the_numbers():
     # reverse the data: the same code now answers "no"
     runs["final_train_loss"] = -runs["final_train_loss"]
     got = _judged(runs, children, factors)
-    assert got["plateau decay reaches a lower final training lossfinal_train_loss"][
-        "verdict"].startswith("no")
+    assert got["plateau decay reaches a lower final training lossfinal_train_loss"]["verdict"].startswith(
+        "no"
+    )
 
 
 def test_alias_params_are_not_factors():
-    children = pd.DataFrame({
-        "params.activation.name": ["relu", "leaky_relu", "tanh"] * 2,
-        "params.activation.alpha": [None, "0.01", None] * 2,
-        "params.seed": ["0"] * 3 + ["1"] * 3,
-        "params.tracking.run_name": [f"r{i}" for i in range(6)]})
+    children = pd.DataFrame(
+        {
+            "params.activation.name": ["relu", "leaky_relu", "tanh"] * 2,
+            "params.activation.alpha": [None, "0.01", None] * 2,
+            "params.seed": ["0"] * 3 + ["1"] * 3,
+            "params.tracking.run_name": [f"r{i}" for i in range(6)],
+        }
+    )
     factors, aliases = rt.find_factors(children)
     assert factors == ["activation.name"]
     assert aliases == {"activation.alpha": "activation.name"}
@@ -700,10 +823,15 @@ def test_deciding_runs_picks_the_run_that_stands_for_each_config():
         tags = {"config_hash": chash, "run_key": key} if chash else {}
         return NS(info=NS(run_id=rid, start_time=t, status=status), data=NS(tags=tags))
 
-    runs = [run("a", 1, "h1", "k1", "FINISHED"), run("b", 3, "h1", "k1", "KILLED"),
-            run("c", 2, "h2", "k2", "FINISHED"), run("d", 4, "h2", "k2b", "FAILED"),
-            run("e", 5, "h3", "k3", "FAILED"), run("f", 6, "h3", "k3", "FAILED"),
-            run("p", 0, None, None, "FINISHED")]
+    runs = [
+        run("a", 1, "h1", "k1", "FINISHED"),
+        run("b", 3, "h1", "k1", "KILLED"),
+        run("c", 2, "h2", "k2", "FINISHED"),
+        run("d", 4, "h2", "k2b", "FAILED"),
+        run("e", 5, "h3", "k3", "FAILED"),
+        run("f", 6, "h3", "k3", "FAILED"),
+        run("p", 0, None, None, "FINISHED"),
+    ]
     assert sorted(r.info.run_id for r in tracking.deciding_runs(runs)) == ["a", "d", "f", "p"]
 
 

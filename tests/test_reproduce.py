@@ -11,10 +11,22 @@ pytestmark = pytest.mark.slow
 
 def test_reproduce_identical_then_detects_tampering(store):
     cwd, uri = store
-    res = run_cli(["shallownet-train", "dataset=moons", "activation=leaky_relu", "model.hidden_sizes=[8,4]",
-                   "lr_schedule=plateau", "lr_schedule.lr=0.3", "lr_schedule.patience=5",
-                   "train.epochs=120", "train.batch_size=64", "tracking.log_model=false",
-                   f"tracking.uri={uri}"], cwd)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "dataset=moons",
+            "activation=leaky_relu",
+            "model.hidden_sizes=[8,4]",
+            "lr_schedule=plateau",
+            "lr_schedule.lr=0.3",
+            "lr_schedule.patience=5",
+            "train.epochs=120",
+            "train.batch_size=64",
+            "tracking.log_model=false",
+            f"tracking.uri={uri}",
+        ],
+        cwd,
+    )
     assert res.returncode == 0, res.stderr
     run_id = re.search(r"\(([0-9a-f]{32})\)", res.stdout).group(1)
 
@@ -26,9 +38,11 @@ def test_reproduce_identical_then_detects_tampering(store):
     assert new.data.tags["config_hash"] == client_for(uri).get_run(run_id).data.tags["config_hash"]
 
     # tamper with one stored metric point of the original run
-    with sqlite3.connect(uri[len("sqlite:///"):]) as db:
-        n = db.execute("UPDATE metrics SET value = value + 1e-9 WHERE run_uuid = ? AND key = "
-                       "'test_loss' AND step = 17", (run_id,)).rowcount
+    with sqlite3.connect(uri[len("sqlite:///") :]) as db:
+        n = db.execute(
+            "UPDATE metrics SET value = value + 1e-9 WHERE run_uuid = ? AND key = 'test_loss' AND step = 17",
+            (run_id,),
+        ).rowcount
     assert n == 1
     res = run_cli(["shallownet-reproduce", run_id, "--tracking-uri", uri], cwd)
     assert res.returncode == 1
@@ -51,9 +65,19 @@ def test_reproduce_names_the_packages_that_differ_from_the_runs_environment(stor
     from pathlib import Path
 
     cwd, uri = store
-    res = run_cli(["shallownet-train", "dataset=xor", "train.loss=mse", "activation=sigmoid",
-                   "train.epochs=200", "tracking.log_model=false", "tracking.log_plots=false",
-                   f"tracking.uri={uri}"], cwd)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "dataset=xor",
+            "train.loss=mse",
+            "activation=sigmoid",
+            "train.epochs=200",
+            "tracking.log_model=false",
+            "tracking.log_plots=false",
+            f"tracking.uri={uri}",
+        ],
+        cwd,
+    )
     assert res.returncode == 0, res.stderr
     (run,) = runs_of(uri)
     env = Path(run.info.artifact_uri.removeprefix("file://")) / "environment.txt"

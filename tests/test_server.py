@@ -120,12 +120,27 @@ def psql_as(account, pg, host, env=None, sql="SELECT 1"):
     if os.geteuid() != 0:
         pytest.fail("these tests switch accounts with runuser: run them as root", pytrace=False)
     clean = {k: v for k, v in os.environ.items() if k not in ("PGPASSFILE", "PGPASSWORD")}
-    cmd = [str(Path(pg["bindir"]) / "psql"), "-X", "-w", "-tA", "-h", host, "-p",
-           str(pg["port"]), "-U", pg["user"], "-d", "mlflow", "-c", sql]
+    cmd = [
+        str(Path(pg["bindir"]) / "psql"),
+        "-X",
+        "-w",
+        "-tA",
+        "-h",
+        host,
+        "-p",
+        str(pg["port"]),
+        "-U",
+        pg["user"],
+        "-d",
+        "mlflow",
+        "-c",
+        sql,
+    ]
     if account is not None:
         cmd = ["runuser", "-u", account, "--", *cmd]
-    return subprocess.run(cmd, env={**clean, **(env or {})}, cwd="/", capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        cmd, env={**clean, **(env or {})}, cwd="/", capture_output=True, text=True, timeout=30
+    )
 
 
 def assert_refused(res, also=()):
@@ -151,8 +166,11 @@ def assert_nowhere(password, state):
         assert password.encode() not in Path(f"/proc/{pid}/environ").read_bytes(), pid
     environ = Path(f"/proc/{state['mlflow_pid']}/environ").read_bytes().split(b"\0")
     assert f"PGPASSFILE={state['postgres']['pgpass']}".encode() in environ
-    for path in (Path(state["mlflow_log"]), Path(state["postgres"]["log"]),
-                 Path(state["mlflow_log"]).parent / server.STATE_FILE):
+    for path in (
+        Path(state["mlflow_log"]),
+        Path(state["postgres"]["log"]),
+        Path(state["mlflow_log"]).parent / server.STATE_FILE,
+    ):
         assert password not in path.read_text(errors="replace"), path
 
 
@@ -164,6 +182,7 @@ def record_commands(monkeypatch):
         def __init__(self, args, *rest, **kw):
             seen.append(args if isinstance(args, str) else " ".join(map(str, args)))
             super().__init__(args, *rest, **kw)
+
     monkeypatch.setattr(subprocess, "Popen", Recording)
     return seen
 
@@ -192,7 +211,8 @@ def exercise(uri, artifacts_dir, tmp_path):
     assert run.data.metrics == {"loss": 0.125, "acc": 0.75}
     history = fresh.get_metric_history(run_id, "loss")
     assert [(m.step, m.value, m.timestamp) for m in sorted(history, key=lambda m: m.step)] == [
-        (i, v, 1_700_000_000_000 + i) for i, v in enumerate(losses)]
+        (i, v, 1_700_000_000_000 + i) for i, v in enumerate(losses)
+    ]
     # proxied artifacts: the run points at the server, the bytes sit in its artifacts dir
     assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
     assert [f.path for f in fresh.list_artifacts(run_id, "reports")] == ["reports/report.txt"]
@@ -215,9 +235,13 @@ def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
     port = server.free_port()
     cli = [sys.executable, "-m", "experiments.server"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    started = subprocess.run([*cli, "start", "--backend", "sqlite", "--port", str(port),
-                              "--workdir", str(workdir), "--detach"],
-                             capture_output=True, text=True, timeout=120, env=env)
+    started = subprocess.run(
+        [*cli, "start", "--backend", "sqlite", "--port", str(port), "--workdir", str(workdir), "--detach"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     try:
         assert started.returncode == 0, started.stderr
         assert started.stdout == f"tracking.uri=http://127.0.0.1:{port}\n"
@@ -227,19 +251,22 @@ def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
         assert state["postgres"] is None
         pids, ports = server_pids(state), ports_of(state)
         assert_loopback_only(state)
-        status = subprocess.run([*cli, "status", "--workdir", str(workdir)],
-                                capture_output=True, text=True, timeout=60, env=env)
+        status = subprocess.run(
+            [*cli, "status", "--workdir", str(workdir)], capture_output=True, text=True, timeout=60, env=env
+        )
         assert status.returncode == 0, status.stdout + status.stderr
         assert "running=True healthy=True" in status.stdout
         exercise(state["tracking_uri"], state["artifacts"], tmp_path)
         assert (workdir / "server.db").stat().st_size > 0
     finally:
-        stopped = subprocess.run([*cli, "stop", "--workdir", str(workdir)],
-                                 capture_output=True, text=True, timeout=60, env=env)
+        stopped = subprocess.run(
+            [*cli, "stop", "--workdir", str(workdir)], capture_output=True, text=True, timeout=60, env=env
+        )
     assert stopped.returncode == 0, stopped.stderr
     assert_all_gone(pids, ports)
-    status = subprocess.run([*cli, "status", "--workdir", str(workdir)],
-                            capture_output=True, text=True, timeout=60, env=env)
+    status = subprocess.run(
+        [*cli, "status", "--workdir", str(workdir)], capture_output=True, text=True, timeout=60, env=env
+    )
     assert status.returncode == 1 and "not running" in status.stdout
 
 
@@ -248,9 +275,21 @@ def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PG_BINDIR", str(tmp_path / "no-such-bin"))
     with pytest.raises(server.ServerError, match="apt-get install -y postgresql-15"):
         server.start_postgres(tmp_path / "w", server.free_port())
-    cli = subprocess.run([sys.executable, "-m", "experiments.server", "start", "--workdir",
-                          str(tmp_path / "w"), "--port", str(server.free_port())],
-                         capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.server",
+            "start",
+            "--workdir",
+            str(tmp_path / "w"),
+            "--port",
+            str(server.free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 2 and "PostgreSQL server binaries" in cli.stderr
     assert cli.stdout == ""  # no tracking.uri line for a server that is not there
 
@@ -259,8 +298,7 @@ def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
 def test_server_that_dies_reports_its_log_and_leaves_nothing(tmp_path):
     port = server.free_port()
     with pytest.raises(server.ServerError, match="exited with code") as err:
-        server.start_mlflow_server("nosuchscheme://nowhere", tmp_path / "artifacts", port,
-                                   timeout=60)
+        server.start_mlflow_server("nosuchscheme://nowhere", tmp_path / "artifacts", port, timeout=60)
     assert "nosuchscheme" in str(err.value)  # the log tail names the cause
     assert (tmp_path / server.MLFLOW_LOG).exists()
     assert not listeners(port) and server.port_is_free(port)
@@ -315,10 +353,13 @@ def test_server_binds_loopback_only(pg_server):
     assert_loopback_only(state)
     # the postgres config allows nothing but the socket and 127.0.0.1
     hba = Path(state["postgres"]["datadir"]) / "pg_hba.conf"
-    rules = [line.split() for line in hba.read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
-    assert rules == [["local", "all", "all", "scram-sha-256"],
-                     ["host", "all", "all", "127.0.0.1/32", "scram-sha-256"]]
+    rules = [
+        line.split() for line in hba.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+    assert rules == [
+        ["local", "all", "all", "scram-sha-256"],
+        ["host", "all", "all", "127.0.0.1/32", "scram-sha-256"],
+    ]
     with pytest.raises(server.ServerError, match="127.0.0.1"):
         server.start_mlflow_server("sqlite:///x.db", "unused", 1, host="0.0.0.0")
 
@@ -334,7 +375,8 @@ def test_postgres_wants_the_password_from_pgpass(pg_server, tmp_path, capsys):
     assert pgpass.parent == Path(state["artifacts"]).parent
     lines = pgpass.read_text().splitlines()
     assert [line.rpartition(":")[0] for line in lines] == [
-        f"{host}:*:*:{pg['user']}" for host in pg_hosts(pg)]  # any port: restarts change it
+        f"{host}:*:*:{pg['user']}" for host in pg_hosts(pg)
+    ]  # any port: restarts change it
     for host in pg_hosts(pg):
         # another local account, with no password or a guessed one: refused, no SQL runs;
         # on the socket it may not even get through the 0700 directory
@@ -363,8 +405,10 @@ def make_trust_cluster(workdir):
     pg = server.start_postgres(workdir, server.free_port(), durable=False)
     env = {"PGPASSFILE": pg["pgpass"]}
     try:
-        for sql in ("CREATE TABLE marker (x int); INSERT INTO marker VALUES (42)",
-                    "ALTER ROLE CURRENT_USER PASSWORD NULL"):
+        for sql in (
+            "CREATE TABLE marker (x int); INSERT INTO marker VALUES (42)",
+            "ALTER ROLE CURRENT_USER PASSWORD NULL",
+        ):
             res = psql_as(None, pg, server.HOST, env, sql=sql)
             assert res.returncode == 0, res.stderr
     finally:
@@ -372,7 +416,8 @@ def make_trust_cluster(workdir):
     (Path(pg["datadir"]) / "pg_hba.conf").write_text(
         "# written by experiments.server: local development only\n"
         "local all all trust\n"
-        f"host all all {server.HOST}/32 trust\n")
+        f"host all all {server.HOST}/32 trust\n"
+    )
     password = password_in(pg["pgpass"])
     Path(pg["pgpass"]).unlink()
     return password
@@ -387,8 +432,7 @@ def test_trust_cluster_from_an_older_version_gets_a_password(tmp_path, monkeypat
     base = server._pg_base(workdir, server.pg_user())  # outside tmp_path when root: remove it
     try:
         first = make_trust_cluster(workdir)
-        state, proc = server.start(workdir, port=server.free_port(), durable=False,
-                                   notify=notes.append)
+        state, proc = server.start(workdir, port=server.free_port(), durable=False, notify=notes.append)
         pg = state["postgres"]
         try:
             assert len(notes) == 1 and "trust" in notes[0] and str(pgpass) in notes[0], notes
@@ -397,11 +441,11 @@ def test_trust_cluster_from_an_older_version_gets_a_password(tmp_path, monkeypat
             assert password != first
             assert "trust" not in (Path(pg["datadir"]) / "pg_hba.conf").read_text()
             for host in pg_hosts(pg):
-                assert_refused(psql_as("nobody", pg, host),
-                               ("Permission denied",) if host != server.HOST else ())
+                assert_refused(
+                    psql_as("nobody", pg, host), ("Permission denied",) if host != server.HOST else ()
+                )
                 assert_refused(psql_as(None, pg, host, {"HOME": str(tmp_path)}))
-                old = psql_as(None, pg, host, {"PGPASSFILE": str(pgpass)},
-                              sql="SELECT x FROM marker")
+                old = psql_as(None, pg, host, {"PGPASSFILE": str(pgpass)}, sql="SELECT x FROM marker")
                 assert old.returncode == 0 and old.stdout.strip() == "42", old.stderr
             client = MlflowClient(tracking_uri=state["tracking_uri"])
             assert client.get_experiment(client.create_experiment("after-upgrade")).name
@@ -410,21 +454,24 @@ def test_trust_cluster_from_an_older_version_gets_a_password(tmp_path, monkeypat
             server.stop(workdir, server=proc, postgres=pg)
         # the password is made once per cluster: a restart keeps it and says nothing
         before = pgpass.read_text()
-        server.stop_postgres(server.start_postgres(workdir, server.free_port(),
-                                                   durable=False, notify=notes.append))
+        server.stop_postgres(
+            server.start_postgres(workdir, server.free_port(), durable=False, notify=notes.append)
+        )
         assert pgpass.read_text() == before and len(notes) == 1
         # a pgpass that does not fit the cluster is a clear error; deleting it resets the password
         pgpass.write_text(before.replace(password, "x" * len(password)))
         with pytest.raises(server.ServerError, match="does not hold this cluster's password"):
             server.start_postgres(workdir, server.free_port(), durable=False)
         pgpass.unlink()
-        server.stop_postgres(server.start_postgres(workdir, server.free_port(),
-                                                   durable=False, notify=notes.append))
+        server.stop_postgres(
+            server.start_postgres(workdir, server.free_port(), durable=False, notify=notes.append)
+        )
         assert len(notes) == 2 and "no pgpass file" in notes[1], notes
         # no process got any of the three passwords on its command line (initdb, psql,
         # postgres --single, pg_ctl, mlflow server: all of them went through Popen)
         assert {"initdb", "--single", "pg_ctl", "psql", "mlflow"} <= {
-            word.rpartition("/")[2] for cmd in commands for word in cmd.split()}
+            word.rpartition("/")[2] for cmd in commands for word in cmd.split()
+        }
         passwords = {first, password, password_in(pgpass)}
         assert len(passwords) == 3
         leaks = [cmd for cmd in commands for pw in passwords if pw in cmd]
@@ -436,8 +483,10 @@ def test_trust_cluster_from_an_older_version_gets_a_password(tmp_path, monkeypat
 
 def _history(client, run_id):
     run = client.get_run(run_id)
-    return {key: sorted((m.step, m.timestamp, m.value) for m in
-                        client.get_metric_history(run_id, key)) for key in run.data.metrics}
+    return {
+        key: sorted((m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key))
+        for key in run.data.metrics
+    }
 
 
 def _artifacts(client, run_id, dest):
@@ -453,19 +502,17 @@ def test_migrate_sqlite_store_to_postgres_server(pg_server, tmp_path):
     uri, _ = pg_server
     src_uri = f"sqlite:///{tmp_path / 'src.db'}"
     src = MlflowClient(tracking_uri=src_uri)
-    exp_id = src.create_experiment("shallownet",
-                                   artifact_location=(tmp_path / "src-artifacts").as_uri())
+    exp_id = src.create_experiment("shallownet", artifact_location=(tmp_path / "src-artifacts").as_uri())
     t0 = 1_700_000_000_000
-    parent = src.create_run(exp_id, start_time=t0, run_name="sweep",
-                            tags={"sweep": "lr"}).info.run_id
-    src.log_batch(parent, params=[Param("sweep.n", "2")],
-                  metrics=[Metric("best_acc", 0.9, t0 + 500, 0)])
+    parent = src.create_run(exp_id, start_time=t0, run_name="sweep", tags={"sweep": "lr"}).info.run_id
+    src.log_batch(parent, params=[Param("sweep.n", "2")], metrics=[Metric("best_acc", 0.9, t0 + 500, 0)])
     (tmp_path / "summary.json").write_text('{"best": 0.9}\n')
     src.log_artifact(parent, str(tmp_path / "summary.json"))
     children = []
     for i, lr in enumerate(["0.1", "0.01"]):
-        child = src.create_run(exp_id, start_time=t0 + 10 + i, run_name=f"lr={lr}",
-                               tags={"mlflow.parentRunId": parent}).info.run_id
+        child = src.create_run(
+            exp_id, start_time=t0 + 10 + i, run_name=f"lr={lr}", tags={"mlflow.parentRunId": parent}
+        ).info.run_id
         hist = [Metric("loss", 1.0 / (s + 1) + i, t0 + 100 * s, s) for s in range(6)]
         hist += [Metric("loss", 9.0, t0 + 1000, 2)]  # a repeated step is history too
         hist += [Metric("acc", 0.5 + 0.1 * s, t0 + 100 * s, s) for s in range(3)]
@@ -474,8 +521,7 @@ def test_migrate_sqlite_store_to_postgres_server(pg_server, tmp_path):
         curves.mkdir()
         (curves / "loss.csv").write_text(f"step,loss\n0,{1 + i}\n")
         src.log_artifacts(child, str(curves), artifact_path="curves")
-        src.set_terminated(child, status="FINISHED" if i == 0 else "FAILED",
-                           end_time=t0 + 2000 + i)
+        src.set_terminated(child, status="FINISHED" if i == 0 else "FAILED", end_time=t0 + 2000 + i)
         children.append(child)
     src.set_terminated(parent, status="FINISHED", end_time=t0 + 3000)
 
@@ -501,15 +547,13 @@ def test_migrate_sqlite_store_to_postgres_server(pg_server, tmp_path):
         expected_tags[server.MIGRATED_TAG] = old
         assert b.data.tags == expected_tags
         assert b.info.artifact_uri.startswith("mlflow-artifacts:")
-        assert _artifacts(dst, new, tmp_path / "dst" / new) == \
-            _artifacts(src, old, tmp_path / "src" / old)
+        assert _artifacts(dst, new, tmp_path / "dst" / new) == _artifacts(src, old, tmp_path / "src" / old)
     # parent links point at the new parent
     for child in children:
         assert dst.get_run(id_map[child]).data.tags["mlflow.parentRunId"] == id_map[parent]
     assert "mlflow.parentRunId" not in dst.get_run(id_map[parent]).data.tags
     assert len(_history(dst, id_map[children[0]])["loss"]) == 7
-    assert _artifacts(dst, id_map[children[1]], tmp_path / "c1") == {"curves/loss.csv":
-                                                                     "step,loss\n0,2\n"}
+    assert _artifacts(dst, id_map[children[1]], tmp_path / "c1") == {"curves/loss.csv": "step,loss\n0,2\n"}
     # running it again copies nothing new
     assert server.migrate(src_uri, uri, "shallownet", log=lambda *_: None) == id_map
     assert len(dst.search_runs([dst_exp.experiment_id])) == 3
@@ -533,10 +577,16 @@ def test_postgres_server_roundtrip_and_clean_stop(pg_shared, tmp_path):
         engine = sqlalchemy.create_engine(state["backend_uri"])
         try:
             with engine.connect() as conn:
-                rows = conn.execute(sqlalchemy.text(
-                    "SELECT r.run_uuid FROM runs r JOIN experiments e "
-                    "ON r.experiment_id = e.experiment_id WHERE e.name = 'roundtrip'"
-                )).scalars().all()
+                rows = (
+                    conn.execute(
+                        sqlalchemy.text(
+                            "SELECT r.run_uuid FROM runs r JOIN experiments e "
+                            "ON r.experiment_id = e.experiment_id WHERE e.name = 'roundtrip'"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
                 listen = conn.execute(sqlalchemy.text("SHOW listen_addresses")).scalar()
         finally:
             engine.dispose()
@@ -546,6 +596,7 @@ def test_postgres_server_roundtrip_and_clean_stop(pg_shared, tmp_path):
         pg_shared.stop()  # leaves running_server(): stop both, remove the state file
     assert_all_gone(pids, ports)
     assert server.load_state(workdir) is None
-    assert not Path(state["postgres"]["base"]).exists() or \
-        Path(state["postgres"]["base"]).is_relative_to(workdir)
+    assert not Path(state["postgres"]["base"]).exists() or Path(state["postgres"]["base"]).is_relative_to(
+        workdir
+    )
     server.stop(workdir, postgres=state["postgres"])  # idempotent: nothing left to stop

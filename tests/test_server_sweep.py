@@ -42,10 +42,23 @@ def pg(tmp_path_factory):
 
 def test_sweep_report_reproduce_through_the_server(pg, tmp_path):
     uri = pg["state"]["tracking_uri"]
-    res = run_cli(["shallownet-train", "-m", "dataset=quadrant", "activation=tanh", "seed=range(8)",
-                   "model.hidden_sizes=[8]", "train.epochs=120", "tracking.max_points=120",
-                   "tracking.log_model=false", f"tracking.uri={uri}",
-                   f"hydra.sweep.dir={tmp_path}/a"], tmp_path, env=FAST)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "-m",
+            "dataset=quadrant",
+            "activation=tanh",
+            "seed=range(8)",
+            "model.hidden_sizes=[8]",
+            "train.epochs=120",
+            "tracking.max_points=120",
+            "tracking.log_model=false",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={tmp_path}/a",
+        ],
+        tmp_path,
+        env=FAST,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     sweep_id = re.search(r"sweep (\w+) \(", res.stdout).group(1)
     client, (parent,), children = family(uri, sweep_id)
@@ -58,23 +71,40 @@ def test_sweep_report_reproduce_through_the_server(pg, tmp_path):
         arts = {a.path for a in client.list_artifacts(c.info.run_id)}
         assert {"curves.parquet", "config.yaml", "plots"} <= arts  # served artifacts
 
-    res = run_cli(["shallownet-report", "--sweep", sweep_id, "--tracking-uri", uri,
-                   "--out", str(tmp_path / "report")], tmp_path, env=FAST)
+    res = run_cli(
+        ["shallownet-report", "--sweep", sweep_id, "--tracking-uri", uri, "--out", str(tmp_path / "report")],
+        tmp_path,
+        env=FAST,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert (tmp_path / "report" / "report.html").stat().st_size > 10_000
     assert any(a.path == "report" for a in client.list_artifacts(parent.info.run_id))
 
-    res = run_cli(["shallownet-reproduce", children[0].info.run_id, "--tracking-uri", uri],
-                  tmp_path, env=FAST)
+    res = run_cli(
+        ["shallownet-reproduce", children[0].info.run_id, "--tracking-uri", uri], tmp_path, env=FAST
+    )
     assert res.returncode == 0 and res.stdout.strip().endswith("identical"), res.stdout + res.stderr
 
 
 def test_submitit_local_against_the_server(pg, tmp_path):
     uri = pg["state"]["tracking_uri"]
-    res = run_cli(["shallownet-train", "-m", "hydra/launcher=local", "dataset=xor",
-                   "activation=sigmoid", "train.loss=mse", "lr_schedule.lr=1.0", "seed=0,1",
-                   "train.epochs=300", f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path}/s"],
-                  tmp_path, env=FAST)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "-m",
+            "hydra/launcher=local",
+            "dataset=xor",
+            "activation=sigmoid",
+            "train.loss=mse",
+            "lr_schedule.lr=1.0",
+            "seed=0,1",
+            "train.epochs=300",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={tmp_path}/s",
+        ],
+        tmp_path,
+        env=FAST,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     sweep_id = re.search(r"sweep (\w+) \(", res.stdout).group(1)
     client, (parent,), children = family(uri, sweep_id)
@@ -90,12 +120,27 @@ def test_submitit_local_against_the_server(pg, tmp_path):
 def test_server_outage_fails_fast_and_resume_completes_the_rest(pg, tmp_path):
     uri = pg["state"]["tracking_uri"]
     epochs = 20000  # ~1 s of training per job: the server goes down while the third one runs
-    args = [str(BIN / "shallownet-train"), "-m", "dataset=quadrant", "activation=relu",
-            "model.hidden_sizes=[8]", "seed=range(6)", f"train.epochs={epochs}", "hydra.launcher.n_jobs=1",
-            "tracking.log_model=false", f"tracking.uri={uri}", "tracking.retries=0",
-            "tracking.timeout=5"]
-    proc = subprocess.Popen([*args, f"hydra.sweep.dir={tmp_path}/b1"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = [
+        str(BIN / "shallownet-train"),
+        "-m",
+        "dataset=quadrant",
+        "activation=relu",
+        "model.hidden_sizes=[8]",
+        "seed=range(6)",
+        f"train.epochs={epochs}",
+        "hydra.launcher.n_jobs=1",
+        "tracking.log_model=false",
+        f"tracking.uri={uri}",
+        "tracking.retries=0",
+        "tracking.timeout=5",
+    ]
+    proc = subprocess.Popen(
+        [*args, f"hydra.sweep.dir={tmp_path}/b1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 300
         sweep_id = None
@@ -105,9 +150,12 @@ def test_server_outage_fails_fast_and_resume_completes_the_rest(pg, tmp_path):
             exp = client.get_experiment_by_name("shallownet")
             if exp is None:  # the sweep has not created it yet
                 continue
-            done = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED' and "
-                                      "params.`lr_schedule.lr` = '0.1' and params.`activation.name` = 'relu'"
-                                      f" and params.`train.epochs` = '{epochs}'")
+            done = client.search_runs(
+                [exp.experiment_id],
+                "attributes.status = 'FINISHED' and "
+                "params.`lr_schedule.lr` = '0.1' and params.`activation.name` = 'relu'"
+                f" and params.`train.epochs` = '{epochs}'",
+            )
             if len(done) >= 2:
                 sweep_id = done[0].data.tags["sweep_id"]
                 break
@@ -131,8 +179,9 @@ def test_server_outage_fails_fast_and_resume_completes_the_rest(pg, tmp_path):
     client, _, children = family(uri, sweep_id)
     finished_before = sum(c.info.status == "FINISHED" for c in children)
     assert 2 <= finished_before <= 6 - len(failed)
-    res = subprocess.run([*args, f"hydra.sweep.dir={tmp_path}/b2"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [*args, f"hydra.sweep.dir={tmp_path}/b2"], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"skipped {finished_before} this session" in res.stdout, res.stdout
     client, (parent,), children = family(uri, sweep_id)

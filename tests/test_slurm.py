@@ -24,8 +24,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local.sh"
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged")
-QUICK = ["dataset=quadrant", "model.hidden_sizes=[8]", "initializer=he_normal", "activation=relu",
-         "lr_schedule.lr=0.5", "tracking.log_model=false"]
+QUICK = [
+    "dataset=quadrant",
+    "model.hidden_sizes=[8]",
+    "initializer=he_normal",
+    "activation=relu",
+    "lr_schedule.lr=0.5",
+    "tracking.log_model=false",
+]
 
 
 def free_ports(n=4):
@@ -47,8 +53,9 @@ def free_ports(n=4):
 
 
 def slurm_local(command, cluster, timeout=120):
-    return subprocess.run(["bash", str(SCRIPT), command], env=cluster["env"], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", str(SCRIPT), command], env=cluster["env"], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def running(pid):
@@ -73,8 +80,7 @@ def started_pids(workdir):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, "SHALLOWNET_SLURM_DIR": str(workdir),
-           "SHALLOWNET_SLURM_PORT": str(free_ports())}
+    env = {**os.environ, "SHALLOWNET_SLURM_DIR": str(workdir), "SHALLOWNET_SLURM_PORT": str(free_ports())}
     box = {"workdir": workdir, "env": env, "conf": str(workdir / "slurm.conf")}
     res = slurm_local("start", box, timeout=900)  # a fresh machine installs SLURM first
     if res.returncode != 0:
@@ -90,9 +96,18 @@ def cluster(tmp_path_factory):
 
 def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, tmp_path):
     with server.running_server(tmp_path / "srv", backend="sqlite") as uri:
-        res = run_cli(["shallownet-train", "-m", "experiment=tutorial003_toy", "hydra/launcher=slurm",
-                       f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path}/sweep"], tmp_path,
-                      env={"SLURM_CONF": cluster["conf"]})
+        res = run_cli(
+            [
+                "shallownet-train",
+                "-m",
+                "experiment=tutorial003_toy",
+                "hydra/launcher=slurm",
+                f"tracking.uri={uri}",
+                f"hydra.sweep.dir={tmp_path}/sweep",
+            ],
+            tmp_path,
+            env={"SLURM_CONF": cluster["conf"]},
+        )
         out = res.stdout + res.stderr
         assert res.returncode == 0, out
         assert "sweep summary (3/3 jobs" in res.stdout and "3/3 configs finished, failed 0" in res.stdout, out
@@ -120,10 +135,13 @@ def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, t
         assert res.returncode == 0 and res.stdout.strip().endswith("identical"), res.stdout + res.stderr
 
     # They really ran as SLURM jobs: one array of three tasks, all COMPLETED in accounting.
-    acct = subprocess.run(["sacct", "-n", "-X", "-P", "--name=train", "--starttime=2000-01-01",
-                           "-o", "JobID,State"],
-                          env={**cluster["env"], "SLURM_CONF": cluster["conf"]},
-                          capture_output=True, text=True, timeout=60)
+    acct = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "--name=train", "--starttime=2000-01-01", "-o", "JobID,State"],
+        env={**cluster["env"], "SLURM_CONF": cluster["conf"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert acct.returncode == 0, acct.stderr
     tasks = [line.split("|") for line in acct.stdout.split()]
     assert len(tasks) == 3 and {state for _, state in tasks} == {"COMPLETED"}, acct.stdout
@@ -136,10 +154,23 @@ def test_a_job_slurm_cancels_records_its_run_killed_with_what_it_measured(cluste
     env = {"SLURM_CONF": cluster["conf"]}
     slurm_env = {**cluster["env"], **env}
     with server.running_server(tmp_path / "srv", backend="sqlite") as uri:
-        proc = subprocess.Popen([str(BIN / "shallownet-train"), "-m", *QUICK, "seed=0,1",
-                                 "train.epochs=50000000", "hydra/launcher=slurm", f"tracking.uri={uri}",
-                                 f"hydra.sweep.dir={tmp_path}/sweep"], cwd=tmp_path, env=cli_env(env),
-                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                str(BIN / "shallownet-train"),
+                "-m",
+                *QUICK,
+                "seed=0,1",
+                "train.epochs=50000000",
+                "hydra/launcher=slurm",
+                f"tracking.uri={uri}",
+                f"hydra.sweep.dir={tmp_path}/sweep",
+            ],
+            cwd=tmp_path,
+            env=cli_env(env),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             client = client_for(uri)
 
@@ -153,8 +184,9 @@ def test_a_job_slurm_cancels_records_its_run_killed_with_what_it_measured(cluste
             while not training():
                 assert time.time() < deadline and proc.poll() is None, "the jobs never trained"
                 time.sleep(0.5)
-            jobs = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm_env, capture_output=True,
-                                  text=True, timeout=60).stdout.split()
+            jobs = subprocess.run(
+                ["squeue", "-h", "-o", "%i"], env=slurm_env, capture_output=True, text=True, timeout=60
+            ).stdout.split()
             assert len(jobs) == 2, jobs
             subprocess.run(["scancel", *jobs], env=slurm_env, check=True, timeout=60)
             out = proc.communicate(timeout=300)[0]
@@ -170,7 +202,9 @@ def test_a_job_slurm_cancels_records_its_run_killed_with_what_it_measured(cluste
         for c in children:
             assert c.info.status == "KILLED", c.data.tags
             n = int(c.data.metrics["epochs_completed"])
-            assert n > 0 and c.data.tags["failure_reason"].startswith(f"interrupted at epoch {n} (SIGTERM, SLURM job")
+            assert n > 0 and c.data.tags["failure_reason"].startswith(
+                f"interrupted at epoch {n} (SIGTERM, SLURM job"
+            )
 
 
 def test_stop_leaves_no_daemon_it_started(cluster):

@@ -10,13 +10,22 @@ from conftest import BIN, cli_env, client_for, run_cli, runs_of
 
 pytestmark = pytest.mark.slow
 
-BASE = ["dataset=quadrant", "model.hidden_sizes=[8]", "initializer=he_normal",
-        "tracking.log_model=false"]
+BASE = ["dataset=quadrant", "model.hidden_sizes=[8]", "initializer=he_normal", "tracking.log_model=false"]
 
 
 def sweep(cwd, uri, *overrides, env=None):
-    res = run_cli(["shallownet-train", "-m", *BASE, *overrides, f"tracking.uri={uri}",
-                   f"hydra.sweep.dir={cwd}/multirun/${{now:%H-%M-%S-%f}}"], cwd, env=env)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "-m",
+            *BASE,
+            *overrides,
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={cwd}/multirun/${{now:%H-%M-%S-%f}}",
+        ],
+        cwd,
+        env=env,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "database is locked" not in res.stdout + res.stderr
     assert "Warning" not in res.stdout + res.stderr, res.stderr  # nothing for a student to decode
@@ -59,8 +68,9 @@ def test_grid_becomes_parent_with_children_and_resumes(store):
     assert parent2.data.metrics["jobs_skipped"] == 4 and parent2.info.status == "FINISHED"
 
     # an interrupted sweep (one run missing): only the missing config runs
-    gone = next(c for c in children if c.data.params["activation.name"] == "tanh"
-                and c.data.params["seed"] == "1")
+    gone = next(
+        c for c in children if c.data.params["activation.name"] == "tanh" and c.data.params["seed"] == "1"
+    )
     client.delete_run(gone.info.run_id)
     res = sweep(cwd, uri, "activation=relu,tanh", "seed=0,1", "train.epochs=60")
     assert "4/4 configs finished, failed 0 (diverged 0, killed 0), skipped 3 this session" in res.stdout
@@ -80,8 +90,16 @@ def test_grid_becomes_parent_with_children_and_resumes(store):
 
 def test_diverging_jobs_leave_the_others_finished_and_exit_zero(store):
     cwd, uri = store
-    res = sweep(cwd, uri, "activation=relu", "lr_schedule.lr=0.5,1000", "seed=0,1",
-                "train.epochs=300", "model.hidden_sizes=[16]", "initializer=small_random")
+    res = sweep(
+        cwd,
+        uri,
+        "activation=relu",
+        "lr_schedule.lr=0.5,1000",
+        "seed=0,1",
+        "train.epochs=300",
+        "model.hidden_sizes=[16]",
+        "initializer=small_random",
+    )
     (parent,), children = parents_children(uri)
     by_lr = {}
     for c in children:
@@ -97,8 +115,18 @@ def test_diverging_jobs_leave_the_others_finished_and_exit_zero(store):
 
 def test_a_bad_value_in_a_sweep_is_refused_before_anything_is_recorded(store):
     cwd, uri = store
-    res = run_cli(["shallownet-train", "-m", *BASE, "lr_schedule.lr=0.5,-1", "seed=0,1",
-                   f"tracking.uri={uri}", f"hydra.sweep.dir={cwd}/multirun/bad"], cwd)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "-m",
+            *BASE,
+            "lr_schedule.lr=0.5,-1",
+            "seed=0,1",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={cwd}/multirun/bad",
+        ],
+        cwd,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.strip() == "shallownet: config error: lr_schedule.lr: must be > 0, got -1.0"
     assert res.stdout == "" and not (cwd / "mlflow.db").exists()  # no parent, no store
@@ -107,9 +135,22 @@ def test_a_bad_value_in_a_sweep_is_refused_before_anything_is_recorded(store):
 def test_interrupted_sweep_leaves_no_run_running_and_resumes(store):
     cwd, uri = store
     grid = ["activation=tanh", "seed=range(6)", "train.epochs=20000"]
-    proc = subprocess.Popen([str(BIN / "shallownet-train"), "-m", *BASE, *grid, f"tracking.uri={uri}",
-                             f"hydra.sweep.dir={cwd}/multirun/first"], cwd=cwd, env=cli_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "shallownet-train"),
+            "-m",
+            *BASE,
+            *grid,
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={cwd}/multirun/first",
+        ],
+        cwd=cwd,
+        env=cli_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     for line in proc.stdout:  # the first job's progress line: the others are mid-flight
         if line.startswith("[1/6]") or line.startswith("[2/6]"):
             break
@@ -126,7 +167,10 @@ def test_interrupted_sweep_leaves_no_run_running_and_resumes(store):
     assert m["jobs_finished"] == len(done) and m["jobs_failed"] == len(children) - len(done)
 
     res = sweep(cwd, uri, *grid)  # started again: completes only what is missing
-    assert f"6/6 configs finished, failed 0 (diverged 0, killed 0), skipped {len(done)} this session" in res.stdout
+    assert (
+        f"6/6 configs finished, failed 0 (diverged 0, killed 0), skipped {len(done)} this session"
+        in res.stdout
+    )
     (parent2,), children2 = parents_children(uri)
     assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
     finished = [c.data.params["seed"] for c in children2 if c.info.status == "FINISHED"]
@@ -154,14 +198,18 @@ def test_closing_a_sweep_ends_this_sessions_leftover_runs(store, outlive):
     broken = client.create_run(exp, tags={tracking.TAG_SESSION: "s1"}).info.run_id
     done = client.create_run(exp, tags={tracking.TAG_SESSION: "s1"}).info.run_id
     client.set_terminated(done, "FINISHED")
-    outcomes = [{**mine, "status": "TRACKING_ERROR", "run_id": broken, "message": "store gone"},
-                {**mine, "status": "FINISHED", "run_id": done}]
+    outcomes = [
+        {**mine, "status": "TRACKING_ERROR", "run_id": broken, "message": "store gone"},
+        {**mine, "status": "FINISHED", "run_id": done},
+    ]
     if not outlive:
         session._end_leftovers("no-parent", outcomes)
     status = {rid: client.get_run(rid).info.status for rid in (other, orphan, broken, done)}
-    assert status == ({other: "RUNNING", orphan: "RUNNING", broken: "RUNNING", done: "FINISHED"}
-                      if outlive else
-                      {other: "RUNNING", orphan: "KILLED", broken: "FAILED", done: "FINISHED"})
+    assert status == (
+        {other: "RUNNING", orphan: "RUNNING", broken: "RUNNING", done: "FINISHED"}
+        if outlive
+        else {other: "RUNNING", orphan: "KILLED", broken: "FAILED", done: "FINISHED"}
+    )
     if not outlive:
         assert client.get_run(broken).data.tags["failure_reason"] == "store gone"
         assert "before this job reported" in client.get_run(orphan).data.tags["failure_reason"]
@@ -171,12 +219,15 @@ def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):
     """The fork server ignores an ImportError in its preload (workers would then import
     everything themselves, slowly): import it as the server does, and check it leaves nothing
     a forked worker must not inherit (threads) and the imported objects frozen for the GC."""
-    code = ("import gc, sys, threading, experiments.preload; "
-            "assert threading.active_count() == 1, threading.enumerate(); "
-            "assert 'mlflow.store.tracking.sqlalchemy_store' in sys.modules; "
-            "print(gc.get_freeze_count())")
-    res = subprocess.run([str(BIN / "python"), "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
+    code = (
+        "import gc, sys, threading, experiments.preload; "
+        "assert threading.active_count() == 1, threading.enumerate(); "
+        "assert 'mlflow.store.tracking.sqlalchemy_store' in sys.modules; "
+        "print(gc.get_freeze_count())"
+    )
+    res = subprocess.run(
+        [str(BIN / "python"), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert int(res.stdout) > 100_000
 
@@ -186,25 +237,47 @@ def test_grid_check_composes_every_value_once_and_stops_a_bad_one(store):
 
     from hydra_plugins.shallownet_sweeper import covering
 
-    grid = [list(job) for job in itertools.product(["activation=tanh", "activation=relu", "activation=leaky_relu"],
-                                                   [f"seed={i}" for i in range(34)])]
+    grid = [
+        list(job)
+        for job in itertools.product(
+            ["activation=tanh", "activation=relu", "activation=leaky_relu"], [f"seed={i}" for i in range(34)]
+        )
+    ]
     chosen = covering(grid)
     assert {o for job in chosen for o in job} == {o for job in grid for o in job}
     assert len(chosen) == 36 and all(job in grid for job in chosen)
 
     cwd, uri = store
-    res = run_cli(["shallownet-train", "-m", *BASE, "activation=tanh,nope", "seed=0,1",
-                   f"tracking.uri={uri}", f"hydra.sweep.dir={cwd}/multirun/bad"], cwd)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "-m",
+            *BASE,
+            "activation=tanh,nope",
+            "seed=0,1",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={cwd}/multirun/bad",
+        ],
+        cwd,
+    )
     assert res.returncode == 2
-    assert res.stderr.strip() == ("shallownet: config error: activation=nope: no such option; "
-                                  "valid choices: identity, leaky_relu, relu, sigmoid, tanh")
+    assert res.stderr.strip() == (
+        "shallownet: config error: activation=nope: no such option; "
+        "valid choices: identity, leaky_relu, relu, sigmoid, tanh"
+    )
     assert not (cwd / "mlflow.db").exists()  # stopped before any parent or job
 
 
 def test_optuna_search_runs_its_trials_as_child_runs(store):
     cwd, uri = store
-    res = sweep(cwd, uri, "experiment=tutorial002_quadrant", "hparams_search=optuna",
-                "hydra.sweeper.n_trials=4", "train.epochs=40")
+    res = sweep(
+        cwd,
+        uri,
+        "experiment=tutorial002_quadrant",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=4",
+        "train.epochs=40",
+    )
     assert "sweep summary (4/4 jobs" in res.stdout
     (parent,), children = parents_children(uri)
     assert len(children) == 4 and parent.data.metrics["jobs_finished"] == 4
@@ -215,13 +288,26 @@ def test_optuna_search_runs_its_trials_as_child_runs(store):
 def test_eight_parallel_jobs_lose_nothing(store):
     cwd, uri = store
     epochs = 250
-    res = sweep(cwd, uri, "activation=tanh", "seed=range(8)", f"train.epochs={epochs}",
-                f"tracking.max_points={epochs}", "hydra.launcher.n_jobs=8")
+    res = sweep(
+        cwd,
+        uri,
+        "activation=tanh",
+        "seed=range(8)",
+        f"train.epochs={epochs}",
+        f"tracking.max_points={epochs}",
+        "hydra.launcher.n_jobs=8",
+    )
     progress = [line for line in res.stdout.splitlines() if re.match(r"\[\d+/", line)]
     assert len(progress) == 8, res.stdout  # one whole line per job, none run into another
     assert [int(line[1]) for line in progress] == list(range(1, 9))  # numbered as they finish
-    assert all(re.fullmatch(r"\[\d/8\] seed=\d: FINISHED test_acc=\d\.\d{3} "
-                            r"\(\d+\.\ds; \d+s elapsed, ETA \d+s\)", line) for line in progress), progress
+    assert all(
+        re.fullmatch(
+            r"\[\d/8\] seed=\d: FINISHED test_acc=\d\.\d{3} "
+            r"\(\d+\.\ds; \d+s elapsed, ETA \d+s\)",
+            line,
+        )
+        for line in progress
+    ), progress
     (parent,), children = parents_children(uri)
     assert len(children) == 8 and parent.data.metrics["jobs_finished"] == 8
     client = client_for(uri)
@@ -247,9 +333,17 @@ def test_adaptive_seeds_decide_tutorial000s_claim_and_stop(store):
     threshold) is decided, records each round and why it stopped in the parent, and a resume
     reaches the same decision from the same runs, training nothing."""
     cwd, uri = store
-    args = ["shallownet-train", "-m", "experiment=tutorial000_activations", "hparams_search=adaptive",
-            "hydra.sweeper.min_seeds=3", "hydra.sweeper.step=3", "hydra.sweeper.max_seeds=12",
-            "tracking.log_model=false", f"tracking.uri={uri}"]
+    args = [
+        "shallownet-train",
+        "-m",
+        "experiment=tutorial000_activations",
+        "hparams_search=adaptive",
+        "hydra.sweeper.min_seeds=3",
+        "hydra.sweeper.step=3",
+        "hydra.sweeper.max_seeds=12",
+        "tracking.log_model=false",
+        f"tracking.uri={uri}",
+    ]
     res = run_cli(args, cwd)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "adaptive seeds: decided after round 2 (6 seeds)" in res.stdout, res.stdout
@@ -259,13 +353,16 @@ def test_adaptive_seeds_decide_tutorial000s_claim_and_stop(store):
     rounds = client.get_metric_history(parent.info.run_id, "adaptive.seeds")
     assert sorted((m.step, m.value) for m in rounds) == [(1, 3.0), (2, 6.0)]
     key = "adaptive.activation.name.relu.tanh.epochs_to_threshold"
-    decided = sorted((m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"{key}.decided"))
+    decided = sorted(
+        (m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"{key}.decided")
+    )
     assert decided == [(1, 0.0), (2, 1.0)]
     assert parent.data.params["adaptive.compare"] == "activation.name:relu:tanh:epochs_to_threshold"
     assert parent.data.tags["adaptive.stop_reason"].startswith("decided after round 2 (6 seeds)")
     res = run_cli(args, cwd)  # resumed: the same rounds, all skipped, the same stop
     assert "decided after round 2 (6 seeds)" in res.stdout and "skipped 18 this session" in res.stdout
-    res = run_cli(["shallownet-report", "--sweep", "latest", "--tracking-uri", uri,
-                   "--out", str(cwd / "rep")], cwd)
+    res = run_cli(
+        ["shallownet-report", "--sweep", "latest", "--tracking-uri", uri, "--out", str(cwd / "rep")], cwd
+    )
     assert res.returncode == 0, res.stderr
     assert "Adaptive seeds" in (cwd / "rep" / "report.md").read_text()

@@ -16,8 +16,13 @@ from model import MLP, train
 
 pytestmark = pytest.mark.slow
 
-QUICK = ["dataset=quadrant", "activation=relu", "initializer=he_normal", "lr_schedule.lr=0.5",
-         "model.hidden_sizes=[8]"]
+QUICK = [
+    "dataset=quadrant",
+    "activation=relu",
+    "initializer=he_normal",
+    "lr_schedule.lr=0.5",
+    "model.hidden_sizes=[8]",
+]
 
 
 def test_single_run_records_everything(store):
@@ -38,8 +43,15 @@ def test_single_run_records_everything(store):
         hist = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in sorted(hist, key=lambda m: m.step)] == list(range(150)), key
     m = run.data.metrics
-    for key in ("final_train_loss", "final_test_loss", "final_train_accuracy",
-                "final_test_accuracy", "test_auc", "epochs_completed", "train_seconds"):
+    for key in (
+        "final_train_loss",
+        "final_test_loss",
+        "final_train_accuracy",
+        "final_test_accuracy",
+        "test_auc",
+        "epochs_completed",
+        "train_seconds",
+    ):
         assert key in m, key
     assert m["epochs_completed"] == 150 and m["final_test_accuracy"] > 0.8
     t = run.data.tags
@@ -61,8 +73,15 @@ def test_single_run_records_everything(store):
     # the pyfunc model predicts what the trained net predicts: retrain it here (deterministic)
     import mlflow.pyfunc
 
-    c = config.validate(dict(__import__("omegaconf").OmegaConf.to_container(
-        __import__("omegaconf").OmegaConf.load(client.download_artifacts(run.info.run_id, "config.yaml", str(cwd))))))
+    c = config.validate(
+        dict(
+            __import__("omegaconf").OmegaConf.to_container(
+                __import__("omegaconf").OmegaConf.load(
+                    client.download_artifacts(run.info.run_id, "config.yaml", str(cwd))
+                )
+            )
+        )
+    )
     split = datasets.load(c["dataset"])
     assert split.fingerprint == t["data_fingerprint"]
     net = MLP([2, 8, 1], "relu", "sigmoid", "he_normal", seed=0)
@@ -75,8 +94,18 @@ def test_single_run_records_everything(store):
 
 def test_long_runs_log_at_most_max_points(store):
     cwd, uri = store
-    res = run_cli(["shallownet-train", *QUICK, "train.epochs=1000", "tracking.max_points=40",
-                   "tracking.log_model=false", "tracking.log_plots=false", f"tracking.uri={uri}"], cwd)
+    res = run_cli(
+        [
+            "shallownet-train",
+            *QUICK,
+            "train.epochs=1000",
+            "tracking.max_points=40",
+            "tracking.log_model=false",
+            "tracking.log_plots=false",
+            f"tracking.uri={uri}",
+        ],
+        cwd,
+    )
     assert res.returncode == 0, res.stderr
     (run,) = runs_of(uri)
     client = client_for(uri)
@@ -88,9 +117,9 @@ def test_long_runs_log_at_most_max_points(store):
 
 
 BAD = [
-    (["activation.alph=0.1"], "alph"),                      # typo in a key
-    (["train.epochs=many"], "train.epochs"),                # wrong type
-    (["activation=swish"], "activation"),                   # unknown group option
+    (["activation.alph=0.1"], "alph"),  # typo in a key
+    (["train.epochs=many"], "train.epochs"),  # wrong type
+    (["activation=swish"], "activation"),  # unknown group option
     (["lr_schedule.lr=0"], "lr_schedule.lr"),
     (["lr_schedule.lr=-0.5"], "lr_schedule.lr"),
     (["train.epochs=0"], "train.epochs"),
@@ -127,15 +156,26 @@ def test_bad_messages_name_the_valid_choices(store):
     assert res.returncode == 2 and "bce" in res.stderr and "cross_entropy" in res.stderr
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("a,b,y\n1,x,0\n2,3,1\n3,4,0\n4,5,1\n", "non-numeric"),
-    ("a,b,y\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", "class"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("a,b,y\n1,x,0\n2,3,1\n3,4,0\n4,5,1\n", "non-numeric"),
+        ("a,b,y\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", "class"),
+    ],
+)
 def test_bad_csv_data(store, content, needle):
     cwd, uri = store
     (cwd / "data.csv").write_text(content)
-    res = run_cli(["shallownet-train", "dataset=csv", "dataset.path=data.csv", "dataset.target=y",
-                   f"tracking.uri={uri}"], cwd)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "dataset=csv",
+            "dataset.path=data.csv",
+            "dataset.target=y",
+            f"tracking.uri={uri}",
+        ],
+        cwd,
+    )
     assert res.returncode == 2 and needle in res.stderr.lower(), res.stderr
     assert not (cwd / "mlflow.db").exists()
 
@@ -144,11 +184,23 @@ def test_csv_dataset_trains(store):
     cwd, uri = store
     rng = np.random.default_rng(0)
     X = rng.standard_normal((120, 3))
-    pd.DataFrame({"f1": X[:, 0], "f2": X[:, 1], "f3": X[:, 2],
-                  "label": np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")}).to_csv(cwd / "d.csv", index=False)
-    res = run_cli(["shallownet-train", "dataset=csv", "dataset.path=d.csv", "dataset.target=label",
-                   "dataset.positive=yes", "train.epochs=300", "lr_schedule.lr=0.5", "tracking.log_model=false",
-                   f"tracking.uri={uri}"], cwd)
+    pd.DataFrame(
+        {"f1": X[:, 0], "f2": X[:, 1], "f3": X[:, 2], "label": np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")}
+    ).to_csv(cwd / "d.csv", index=False)
+    res = run_cli(
+        [
+            "shallownet-train",
+            "dataset=csv",
+            "dataset.path=d.csv",
+            "dataset.target=label",
+            "dataset.positive=yes",
+            "train.epochs=300",
+            "lr_schedule.lr=0.5",
+            "tracking.log_model=false",
+            f"tracking.uri={uri}",
+        ],
+        cwd,
+    )
     assert res.returncode == 0, res.stderr
     (run,) = runs_of(uri)
     assert run.data.metrics["final_test_accuracy"] > 0.85
@@ -157,8 +209,18 @@ def test_csv_dataset_trains(store):
 
 def test_divergence_fails_the_run_and_keeps_its_metrics(store):
     cwd, uri = store
-    res = run_cli(["shallownet-train", *QUICK, "lr_schedule.lr=1000", "train.epochs=500",
-                   "model.hidden_sizes=[16]", "initializer=small_random", f"tracking.uri={uri}"], cwd)
+    res = run_cli(
+        [
+            "shallownet-train",
+            *QUICK,
+            "lr_schedule.lr=1000",
+            "train.epochs=500",
+            "model.hidden_sizes=[16]",
+            "initializer=small_random",
+            f"tracking.uri={uri}",
+        ],
+        cwd,
+    )
     assert res.returncode == 1
     lines = [l for l in res.stderr.splitlines() if l.startswith("shallownet:")]
     assert len(lines) == 1 and "diverged at epoch" in lines[0], res.stderr
@@ -176,9 +238,13 @@ def test_divergence_fails_the_run_and_keeps_its_metrics(store):
 def test_sigterm_ends_the_run_killed_with_metrics_so_far(store):
     cwd, uri = store
     ensure_experiment(uri, "shallownet")  # create the store here: the test polls it below
-    proc = subprocess.Popen([str(BIN / "shallownet-train"), *QUICK, "train.epochs=2000000",
-                             f"tracking.uri={uri}"], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "shallownet-train"), *QUICK, "train.epochs=2000000", f"tracking.uri={uri}"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -205,8 +271,11 @@ def test_unreachable_tracking_server_fails_fast_and_clearly(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     t0 = time.perf_counter()
-    res = run_cli(["shallownet-train", *QUICK, "train.epochs=5", f"tracking.uri=http://127.0.0.1:{port}"],
-                  tmp_path, timeout=120)
+    res = run_cli(
+        ["shallownet-train", *QUICK, "train.epochs=5", f"tracking.uri=http://127.0.0.1:{port}"],
+        tmp_path,
+        timeout=120,
+    )
     assert time.perf_counter() - t0 < 60
     assert res.returncode == 3
     assert "unreachable" in res.stderr and "Traceback" not in res.stderr
@@ -217,9 +286,19 @@ def test_a_long_run_shows_its_loss_in_the_store_while_it_trains(store):
     reads the store) shows the curve of a run that is still RUNNING."""
     cwd, uri = store
     ensure_experiment(uri, "shallownet")
-    proc = subprocess.Popen([str(BIN / "shallownet-train"), *QUICK, "train.epochs=2000000",
-                             "tracking.log_model=false", f"tracking.uri={uri}"], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "shallownet-train"),
+            *QUICK,
+            "train.epochs=2000000",
+            "tracking.log_model=false",
+            f"tracking.uri={uri}",
+        ],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         client, deadline, live = client_for(uri), time.time() + 120, []
         while not live and time.time() < deadline:

@@ -50,8 +50,11 @@ class NetModel(mlflow.pyfunc.PythonModel):
         a = np.asarray(model_input, dtype=np.float64)
         (W1, W2), (b1, b2) = self.weights, self.biases
         z = a @ W1 + b1
-        h = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0.0),
-             "leaky_relu": lambda v: np.maximum(v, self.alpha * v)}[self.activation](z)
+        h = {
+            "tanh": np.tanh,
+            "relu": lambda v: np.maximum(v, 0.0),
+            "leaky_relu": lambda v: np.maximum(v, self.alpha * v),
+        }[self.activation](z)
         return 1.0 / (1.0 + np.exp(-(h @ W2 + b2)[:, 0]))
 
 
@@ -79,8 +82,10 @@ def main(cfg):
 
         now = int(time.time() * 1000)
         steps = study.recorded_epochs(cfg.epochs, cfg.max_points)
-        mlflow.MlflowClient().log_batch(run.info.run_id, metrics=[
-            Metric(key, float(curves[key][s]), now, int(s)) for key in study.CURVES for s in steps])
+        mlflow.MlflowClient().log_batch(
+            run.info.run_id,
+            metrics=[Metric(key, float(curves[key][s]), now, int(s)) for key in study.CURVES for s in steps],
+        )
 
         fig1 = study.loss_curve_figure(curves, name)
         mlflow.log_figure(fig1, "plots/loss_curve.png")
@@ -91,11 +96,17 @@ def main(cfg):
 
         model = NetModel(net.weights, net.biases, cfg.activation, cfg.leaky_relu_alpha)
         example = data[0][:5]
-        reqs = None if cfg.mlflow.infer_requirements else [
-            f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
-        mlflow.pyfunc.log_model(name="model", python_model=model,
-                                signature=infer_signature(example, model.predict(None, example)),
-                                pip_requirements=reqs)
+        reqs = (
+            None
+            if cfg.mlflow.infer_requirements
+            else [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
+        )
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=infer_signature(example, model.predict(None, example)),
+            pip_requirements=reqs,
+        )
     return float(curves["test_accuracy"][-1])
 
 

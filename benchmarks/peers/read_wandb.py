@@ -42,7 +42,7 @@ def records(path):
         if length == 0 and kind == 0:  # zero padding at the end of a block or file
             pos += left
             continue
-        body = data[pos + CHUNK.size:pos + CHUNK.size + length]
+        body = data[pos + CHUNK.size : pos + CHUNK.size + length]
         if len(body) < length:
             break  # a truncated last chunk (run still being written): ignore it
         if zlib.crc32(bytes([kind]) + body) & 0xFFFFFFFF != crc:
@@ -87,8 +87,13 @@ def final_losses(log):
     def value(v):  # config values are stored as {"value": ...} in some versions
         return v["value"] if isinstance(v, dict) and "value" in v else v
 
-    return (value(config["activation"]), int(value(config["seed"])),
-            float(json.loads(last["train_loss"])), float(json.loads(last["test_loss"])), points)
+    return (
+        value(config["activation"]),
+        int(value(config["seed"])),
+        float(json.loads(last["train_loss"])),
+        float(json.loads(last["test_loss"])),
+        points,
+    )
 
 
 def main(argv):

@@ -35,7 +35,8 @@ def _load_model_package():
     if "model" in sys.modules:
         return sys.modules["model"]
     spec = importlib.util.spec_from_file_location(
-        "model", MODEL_DIR / "__init__.py", submodule_search_locations=[str(MODEL_DIR)])
+        "model", MODEL_DIR / "__init__.py", submodule_search_locations=[str(MODEL_DIR)]
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules["model"] = mod
     spec.loader.exec_module(mod)
@@ -58,15 +59,26 @@ def load_data(data):
     from sklearn.model_selection import train_test_split
 
     X, y = make_classification(
-        n_samples=data["n_samples"], n_features=data["n_features"], n_redundant=0,
-        n_informative=data["n_features"], n_clusters_per_class=1, flip_y=data["flip_y"],
-        class_sep=data["class_sep"], random_state=data["random_state"])
+        n_samples=data["n_samples"],
+        n_features=data["n_features"],
+        n_redundant=0,
+        n_informative=data["n_features"],
+        n_clusters_per_class=1,
+        flip_y=data["flip_y"],
+        class_sep=data["class_sep"],
+        random_state=data["random_state"],
+    )
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.int64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=data["test_size"],
-                                              random_state=data["random_state"])
-    return (np.ascontiguousarray(X_tr), np.ascontiguousarray(X_te),
-            np.ascontiguousarray(y_tr), np.ascontiguousarray(y_te))
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, test_size=data["test_size"], random_state=data["random_state"]
+    )
+    return (
+        np.ascontiguousarray(X_tr),
+        np.ascontiguousarray(X_te),
+        np.ascontiguousarray(y_tr),
+        np.ascontiguousarray(y_te),
+    )
 
 
 def recorded_epochs(epochs, max_points):
@@ -87,8 +99,14 @@ def fit(cfg, data, on_record=None):
     """
     X_tr, X_te, y_tr, y_te = data
     epochs = int(cfg["epochs"])
-    net = MLP([X_tr.shape[1], int(cfg["hidden"]), 1], cfg["activation"], "sigmoid",
-              "small_random", seed=int(cfg["seed"]), leaky_relu_alpha=float(cfg["leaky_relu_alpha"]))
+    net = MLP(
+        [X_tr.shape[1], int(cfg["hidden"]), 1],
+        cfg["activation"],
+        "sigmoid",
+        "small_random",
+        seed=int(cfg["seed"]),
+        leaky_relu_alpha=float(cfg["leaky_relu_alpha"]),
+    )
     curves = {k: np.full(epochs, np.nan) for k in CURVES}
     Y_te = y_te.reshape(-1, 1).astype(np.float64)
     record = set(recorded_epochs(epochs, int(cfg["max_points"])).tolist()) if on_record else ()
@@ -104,8 +122,7 @@ def fit(cfg, data, on_record=None):
             on_record(e, {k: float(curves[k][e]) for k in CURVES})
 
     t0 = time.perf_counter()
-    hist = train_net(net, X_tr, y_tr, epochs=epochs, lr=float(cfg["lr"]), loss="bce",
-                     callback=on_epoch)
+    hist = train_net(net, X_tr, y_tr, epochs=epochs, lr=float(cfg["lr"]), loss="bce", callback=on_epoch)
     seconds = time.perf_counter() - t0
     if hist.diverged_at is not None:
         raise RuntimeError(f"{cfg['activation']} seed {cfg['seed']} diverged at epoch {hist.diverged_at}")
@@ -155,10 +172,21 @@ def decision_boundary_figure(net, data, title):
     fig, ax = plt.subplots(figsize=(4.8, 4), dpi=80)
     cs = ax.contourf(xx, yy, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
     ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5)
-    ax.scatter(X_tr[:, 0], X_tr[:, 1], c=y_tr, cmap="RdBu_r", edgecolors="k", s=18, vmin=0,
-               vmax=1, label="train")
-    ax.scatter(X_te[:, 0], X_te[:, 1], c=y_te, cmap="RdBu_r", edgecolors="k", s=18, marker="s",
-               vmin=0, vmax=1, label="test")
+    ax.scatter(
+        X_tr[:, 0], X_tr[:, 1], c=y_tr, cmap="RdBu_r", edgecolors="k", s=18, vmin=0, vmax=1, label="train"
+    )
+    ax.scatter(
+        X_te[:, 0],
+        X_te[:, 1],
+        c=y_te,
+        cmap="RdBu_r",
+        edgecolors="k",
+        s=18,
+        marker="s",
+        vmin=0,
+        vmax=1,
+        label="test",
+    )
     fig.colorbar(cs, ax=ax, label="P(class 1)")
     ax.set_xlabel("feature 1")
     ax.set_ylabel("feature 2")
@@ -170,8 +198,14 @@ def decision_boundary_figure(net, data, title):
 # ------------------------------------------------------------------------------ --pure
 
 STUDY = {"hidden": 4, "epochs": 2000, "lr": 0.1, "leaky_relu_alpha": 0.01, "max_points": 200}
-DATA = {"n_samples": 500, "n_features": 3, "class_sep": 1.5, "flip_y": 0.1,
-        "random_state": 42, "test_size": 0.2}
+DATA = {
+    "n_samples": 500,
+    "n_features": 3,
+    "class_sep": 1.5,
+    "flip_y": 0.1,
+    "random_state": 42,
+    "test_size": 0.2,
+}
 
 
 def pure():
@@ -185,8 +219,7 @@ def pure():
             for seed in SEEDS:
                 _, curves, seconds = fit(dict(STUDY, activation=act, seed=seed), data)
                 total += seconds
-                finals[f"{act}/{seed}"] = [float(curves["train_loss"][-1]),
-                                           float(curves["test_loss"][-1])]
+                finals[f"{act}/{seed}"] = [float(curves["train_loss"][-1]), float(curves["test_loss"][-1])]
     return {"seconds": total, "finals": finals}
 
 

@@ -59,8 +59,11 @@ def main(cfg):
     if cfg.wandb.log_model:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "net.npz")
-            np.savez(path, **{f"W{i}": W for i, W in enumerate(net.weights)},
-                     **{f"b{i}": b for i, b in enumerate(net.biases)})
+            np.savez(
+                path,
+                **{f"W{i}": W for i, W in enumerate(net.weights)},
+                **{f"b{i}": b for i, b in enumerate(net.biases)},
+            )
             run.log_model(path=path, name=f"net-{name}")
     run.finish()
     return float(curves["test_accuracy"][-1])

@@ -43,17 +43,28 @@ class Rule:
         return out
 
     def params(self):
-        return {"adaptive.compare": ", ".join(map(str, self.compare)),
-                "adaptive.min_seeds": self.min_seeds, "adaptive.step": self.step,
-                "adaptive.max_seeds": self.max_seeds, "adaptive.target_width": self.target_width,
-                "adaptive.alpha": self.alpha}
+        return {
+            "adaptive.compare": ", ".join(map(str, self.compare)),
+            "adaptive.min_seeds": self.min_seeds,
+            "adaptive.step": self.step,
+            "adaptive.max_seeds": self.max_seeds,
+            "adaptive.target_width": self.target_width,
+            "adaptive.alpha": self.alpha,
+        }
 
 
 def study_runs(client, experiment, sweep_id, seeds, tmp):
     """(tidy run table, factors) of the sweep's runs with seed < ``seeds``, as the report
     builds it (a resumed sweep has more: each round is judged on its own seeds)."""
     from . import tracking
-    from .report.runs import ALL_FACTOR, add_curve_measures, find_factors, load_curves, split_parent, tidy_runs
+    from .report.runs import (
+        ALL_FACTOR,
+        add_curve_measures,
+        find_factors,
+        load_curves,
+        split_parent,
+        tidy_runs,
+    )
 
     _, frame = tracking.load_sweep_runs(client, experiment, sweep_id)
     _, children = split_parent(frame)
@@ -69,8 +80,9 @@ def judge(rule, runs, factors):
     decided."""
     from .report.stats import evaluate_comparisons
 
-    res = evaluate_comparisons(runs, rule.comparisons(), factors, alpha=rule.alpha,
-                               target_width=rule.target_width)
+    res = evaluate_comparisons(
+        runs, rule.comparisons(), factors, alpha=rule.alpha, target_width=rule.target_width
+    )
     return res, bool(len(res)) and bool(res["decided"].all())
 
 
@@ -84,16 +96,24 @@ def after_round(session, rule, round_no, seeds):
     metrics = {"adaptive.round": round_no, "adaptive.seeds": seeds}
     for _, r in res.iterrows():
         key = f"adaptive.{r['name'].replace(':', '.')}"
-        metrics.update({f"{key}.mean_diff": r["mean_diff"], f"{key}.adj_ci_low": r["adj_ci_low"],
-                        f"{key}.adj_ci_high": r["adj_ci_high"], f"{key}.decided": float(r["decided"])})
+        metrics.update(
+            {
+                f"{key}.mean_diff": r["mean_diff"],
+                f"{key}.adj_ci_low": r["adj_ci_low"],
+                f"{key}.adj_ci_high": r["adj_ci_high"],
+                f"{key}.decided": float(r["decided"]),
+            }
+        )
     tracking.log_round(session.client, session.parent, metrics, step=round_no)
     stop = decided or seeds >= rule.max_seeds
     if stop:
-        reason = (f"decided after round {round_no} ({seeds} seeds): "
-                  + "; ".join(f"{r['name']}: {r['decided_by']}" for _, r in res.iterrows())
-                  if decided else
-                  f"max_seeds={rule.max_seeds} reached after round {round_no}, undecided: "
-                  + "; ".join(r["name"] for _, r in res.iterrows() if not r["decided"]))
+        reason = (
+            f"decided after round {round_no} ({seeds} seeds): "
+            + "; ".join(f"{r['name']}: {r['decided_by']}" for _, r in res.iterrows())
+            if decided
+            else f"max_seeds={rule.max_seeds} reached after round {round_no}, undecided: "
+            + "; ".join(r["name"] for _, r in res.iterrows() if not r["decided"])
+        )
         tracking.set_tags(session.client, session.parent, {TAG_STOP: reason})
         from .train import emit
 

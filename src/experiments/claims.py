@@ -50,9 +50,15 @@ def close_stale(client, runs, who="shallownet"):
         if procs.owner_alive(owner, beat, now):
             continue
         host = (owner or {}).get("host", "?")
-        tracking.end_run(client, run.info.run_id, "KILLED", {
-            TAG_FAILURE: f"its process ({host}, pid {(owner or {}).get('pid', '?')}) is gone: "
-                         f"closed by {who}"})
+        tracking.end_run(
+            client,
+            run.info.run_id,
+            "KILLED",
+            {
+                TAG_FAILURE: f"its process ({host}, pid {(owner or {}).get('pid', '?')}) is gone: "
+                f"closed by {who}"
+            },
+        )
         closed.add(run.info.run_id)
     return closed
 
@@ -66,20 +72,38 @@ def claim(client, experiment_id, config_hash, key, data_fingerprint, create, com
     returns it (an MLflow Run); ``compete`` is False for a single run or ``force=true`` (always trains)."""
     same_config = tracking.runs_tagged(client, experiment_id, tracking.TAG_CONFIG_HASH, config_hash)
     closed = close_stale(client, same_config)
-    done = sorted((r for r in same_config if r.info.status == "FINISHED"
-                   and r.data.tags.get(TAG_RUN_KEY) == key and _counts(r)), key=_order)
+    done = sorted(
+        (
+            r
+            for r in same_config
+            if r.info.status == "FINISHED" and r.data.tags.get(TAG_RUN_KEY) == key and _counts(r)
+        ),
+        key=_order,
+    )
     if compete and done:
         return Claim(skipped_for=done[0])
-    older = sorted((r for r in same_config if r.info.status == "FINISHED"
-                    and r.data.tags.get(TAG_RUN_KEY) != key and _counts(r)), key=_order)
-    retrain = (f"{what_changed(older[-1].data.tags, data_fingerprint)} changed since run "
-               f"{older[-1].info.run_id}" if older else "")
+    older = sorted(
+        (
+            r
+            for r in same_config
+            if r.info.status == "FINISHED" and r.data.tags.get(TAG_RUN_KEY) != key and _counts(r)
+        ),
+        key=_order,
+    )
+    retrain = (
+        f"{what_changed(older[-1].data.tags, data_fingerprint)} changed since run {older[-1].info.run_id}"
+        if older
+        else ""
+    )
     me = create()
     run_id = me.info.run_id
     if not compete:
         return Claim(run_id, retrain=retrain)
-    rivals = [r for r in tracking.runs_tagged(client, experiment_id, TAG_RUN_KEY, key)
-              if _counts(r) and r.info.run_id != run_id]
+    rivals = [
+        r
+        for r in tracking.runs_tagged(client, experiment_id, TAG_RUN_KEY, key)
+        if _counts(r) and r.info.run_id != run_id
+    ]
     closed |= close_stale(client, rivals)
     finished = sorted((r for r in rivals if r.info.status == "FINISHED"), key=_order)
     earlier = [r for r in _live(rivals, closed) if _order(r) < _order(me)]

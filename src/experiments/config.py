@@ -167,9 +167,17 @@ def validate(cfg):
         _fail("train.epochs", f"must be >= 1, got {t['epochs']}")
     if t["loss"] not in LOSSES:
         _fail("train.loss", f"unknown loss {t['loss']!r}", list(LOSSES))
-    if t["loss"] == "bce" and m["output"] != "sigmoid" or t["loss"] == "cross_entropy" and m["output"] != "softmax":
-        _fail("train.loss", f"{t['loss']!r} does not fit model.output={m['output']!r} "
-              "(bce goes with sigmoid, cross_entropy with softmax, mse with either)")
+    if (
+        t["loss"] == "bce"
+        and m["output"] != "sigmoid"
+        or t["loss"] == "cross_entropy"
+        and m["output"] != "softmax"
+    ):
+        _fail(
+            "train.loss",
+            f"{t['loss']!r} does not fit model.output={m['output']!r} "
+            "(bce goes with sigmoid, cross_entropy with softmax, mse with either)",
+        )
     if t["loss"] == "mse" and m["output"] == "softmax":
         _fail("train.loss", "mse needs model.output=sigmoid")
     if t["batch_size"] is not None and t["batch_size"] < 1:
@@ -220,12 +228,14 @@ def check_memory(c, n_train=0, n_test=0, n_features=2):
     (``model.hidden_sizes=[100000,100000]`` needs 320 GB; ``train.epochs=10**12`` 40 TB)."""
     need, have = memory_needed(c, n_train, n_test, n_features), _available_bytes()
     if have is not None and need > have:
-        gib = 2 ** 30
-        _fail("model.hidden_sizes / train.epochs",
-              f"this run needs about {need / gib:.1f} GiB of memory "
-              f"(hidden_sizes {c['model']['hidden_sizes']}, {c['train']['epochs']} epochs"
-              f"{f', {n_train} training rows' if n_train else ''}); this machine has "
-              f"{have / gib:.1f} GiB available")
+        gib = 2**30
+        _fail(
+            "model.hidden_sizes / train.epochs",
+            f"this run needs about {need / gib:.1f} GiB of memory "
+            f"(hidden_sizes {c['model']['hidden_sizes']}, {c['train']['epochs']} epochs"
+            f"{f', {n_train} training rows' if n_train else ''}); this machine has "
+            f"{have / gib:.1f} GiB available",
+        )
 
 
 def check_override_keys(args):
@@ -241,9 +251,13 @@ def check_override_keys(args):
             continue
         if path[0] == "dataset":
             name = choices.get("dataset", "classification" if "experiment" not in choices else None)
-            if name in datasets.GENERATORS and (len(path) > 2 or path[1] not in datasets.dataset_params(name)):
-                raise ConfigError(f"unknown key '{'.'.join(path)}' for dataset {name!r}; valid keys: "
-                                  f"{', '.join(datasets.dataset_params(name))}")
+            if name in datasets.GENERATORS and (
+                len(path) > 2 or path[1] not in datasets.dataset_params(name)
+            ):
+                raise ConfigError(
+                    f"unknown key '{'.'.join(path)}' for dataset {name!r}; valid keys: "
+                    f"{', '.join(datasets.dataset_params(name))}"
+                )
             continue
         node = nodes.get(path[0])
         sub = {f.name for f in fields(node)} if is_dataclass(node) else set()
@@ -281,8 +295,16 @@ def config_hash(c):
 
 
 # How a swept key's value reads in a run name: "lr0.5", "h16", "s3"; group choices bare.
-SHORT = {"seed": "s", "lr_schedule.lr": "lr", "model.hidden_sizes": "h", "train.epochs": "e",
-         "activation": "", "initializer": "", "lr_schedule": "", "dataset": ""}
+SHORT = {
+    "seed": "s",
+    "lr_schedule.lr": "lr",
+    "model.hidden_sizes": "h",
+    "train.epochs": "e",
+    "activation": "",
+    "initializer": "",
+    "lr_schedule": "",
+    "dataset": "",
+}
 
 
 def _dataset_label(d):
@@ -298,8 +320,10 @@ def run_name(c, swept=None):
         order = sorted(swept, key=lambda kv: kv[0] == "seed")  # the seed last
         return "-".join(_short(k, v) for k, v in order)
     hidden = "x".join(map(str, c["model"]["hidden_sizes"]))
-    return (f"{_dataset_label(c['dataset'])}-{c['activation']['name']}-{c['initializer']['name']}"
-            f"-h{hidden}-lr{c['lr_schedule']['lr']:g}-s{c['seed']}")
+    return (
+        f"{_dataset_label(c['dataset'])}-{c['activation']['name']}-{c['initializer']['name']}"
+        f"-h{hidden}-lr{c['lr_schedule']['lr']:g}-s{c['seed']}"
+    )
 
 
 def _short(key, value):

@@ -174,9 +174,7 @@ def circle(seed, n_samples=500, noise=0.0):
     rng = np.random.default_rng(seed)
     R = PLAYGROUND_RADIUS
     n_in = n_samples // 2
-    r = np.concatenate(
-        [rng.uniform(0, 0.5 * R, n_in), rng.uniform(0.7 * R, R, n_samples - n_in)]
-    )  # (N,)
+    r = np.concatenate([rng.uniform(0, 0.5 * R, n_in), rng.uniform(0.7 * R, R, n_samples - n_in)])  # (N,)
     angle = rng.uniform(0, 2 * np.pi, n_samples)  # (N,)
     X = np.column_stack([r * np.sin(angle), r * np.cos(angle)])  # (N, 2)
     shift = rng.uniform(-R, R, (n_samples, 2)) * noise  # (N, 2)
@@ -254,8 +252,10 @@ def _labels_01(values, target, path, positive):
     if positive is not None:
         hits = [c for c in classes if str(c) == str(positive)]
         if not hits:
-            raise DataError(f"csv dataset: positive={positive!r} is not a value of target column "
-                            f"'{target}' in '{path}' (its values: {shown}).")
+            raise DataError(
+                f"csv dataset: positive={positive!r} is not a value of target column "
+                f"'{target}' in '{path}' (its values: {shown})."
+            )
         return np.array([str(v) == str(positive) for v in values])
     if set(classes.tolist()) <= {0, 1, False, True}:
         return values == 1
@@ -290,8 +290,10 @@ def csv(seed, path, target, positive=None):
     header = _header(path)
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
-        raise DataError(f"csv dataset: column name(s) {repeated} appear more than once in "
-                        f"'{path}'; give every column its own name.")
+        raise DataError(
+            f"csv dataset: column name(s) {repeated} appear more than once in "
+            f"'{path}'; give every column its own name."
+        )
     columns = [str(c) for c in df.columns]
     if target not in columns:
         raise DataError(
@@ -424,8 +426,7 @@ def dataset_params(name) -> list[str]:
     """Valid config keys for dataset ``name``: its generator's parameters, then the common keys."""
     if name not in GENERATORS:
         raise DataError(
-            f"dataset: unknown name={name!r}; valid names: {sorted(GENERATORS)}. "
-            "Set 'name' to one of them."
+            f"dataset: unknown name={name!r}; valid names: {sorted(GENERATORS)}. Set 'name' to one of them."
         )
     own = [p.name for p in _signature_params(name)]
     return own + [k for k in COMMON_KEYS if k not in own]
@@ -486,8 +487,7 @@ def validate_params(cfg: dict) -> None:
     name = cfg["name"]
     if not isinstance(name, str) or name not in GENERATORS:
         raise DataError(
-            f"dataset: unknown name={name!r}; valid names: {sorted(GENERATORS)}. "
-            "Set 'name' to one of them."
+            f"dataset: unknown name={name!r}; valid names: {sorted(GENERATORS)}. Set 'name' to one of them."
         )
     valid = dataset_params(name)
     unknown = [k for k in cfg if k not in valid]
@@ -497,18 +497,14 @@ def validate_params(cfg: dict) -> None:
             "Remove them or fix their spelling."
         )
     missing = [
-        p.name
-        for p in _signature_params(name)
-        if p.default is inspect.Parameter.empty and p.name not in cfg
+        p.name for p in _signature_params(name) if p.default is inspect.Parameter.empty and p.name not in cfg
     ]
     if missing:
         raise DataError(f"dataset '{name}': missing required key(s) {missing}; add them.")
 
     seed = cfg.get("seed", DEFAULT_SEED)
     if not _is_int(seed) or not 0 <= seed < 2**32:
-        raise DataError(
-            f"dataset '{name}': seed={seed!r} is invalid; use an integer in [0, 2**32 - 1]."
-        )
+        raise DataError(f"dataset '{name}': seed={seed!r} is invalid; use an integer in [0, 2**32 - 1].")
     test_size = cfg.get("test_size", DEFAULT_TEST_SIZE[name])
     if test_size is not None and (not _is_real(test_size) or not 0.0 < test_size < 1.0):
         raise DataError(
@@ -517,9 +513,7 @@ def validate_params(cfg: dict) -> None:
         )
     standardize = cfg.get("standardize", False)
     if not isinstance(standardize, (bool, np.bool_)):
-        raise DataError(
-            f"dataset '{name}': standardize={standardize!r} is invalid; use true or false."
-        )
+        raise DataError(f"dataset '{name}': standardize={standardize!r} is invalid; use true or false.")
     for key, value in cfg.items():
         if key not in COMMON_KEYS:
             _check_param(name, key, value)
@@ -547,9 +541,7 @@ def _split(name, X, y, seed, test_size):
         from sklearn.model_selection import train_test_split
 
         try:
-            X_tr, X_te, y_tr, y_te = train_test_split(
-                X, y, test_size=test_size, random_state=seed
-            )
+            X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, random_state=seed)
         except ValueError as exc:
             raise DataError(
                 f"dataset '{name}': cannot split {n} samples with test_size={test_size} "
@@ -580,9 +572,7 @@ def load(cfg: dict) -> Split:
     X, y = GENERATORS[name](seed, **params)  # (N, d), (N,)
     X, y = _features(X), _labels(y)
     if not np.isfinite(X).all():
-        raise DataError(
-            f"dataset '{name}': the features contain inf or NaN values; clean the data."
-        )
+        raise DataError(f"dataset '{name}': the features contain inf or NaN values; clean the data.")
 
     X_tr, X_te, y_tr, y_te = _split(name, X, y, seed, test_size)
     classes = np.unique(y_tr)

@@ -34,30 +34,41 @@ def main():
     for study in STUDIES:
         step(f"sweep: shallownet-train -m experiment={study}")
         out = run("shallownet-train", "-m", f"experiment={study}")
-        print("\n".join(line for line in out.splitlines()
-                        if line.startswith(("[", "sweep", "best", "finished", "failed", "  ", "shallownet:"))
-                        and "INFO" not in line))
+        print(
+            "\n".join(
+                line
+                for line in out.splitlines()
+                if line.startswith(("[", "sweep", "best", "finished", "failed", "  ", "shallownet:"))
+                and "INFO" not in line
+            )
+        )
         step(f"report: shallownet-report --sweep latest   ({study})")
         out = run("shallownet-report", "--sweep", "latest")
         print(out.strip())
-        reports.append(next(line.split("report: ", 1)[1] for line in out.splitlines()
-                            if line.startswith("report: ")))
+        reports.append(
+            next(line.split("report: ", 1)[1] for line in out.splitlines() if line.startswith("report: "))
+        )
 
     step("reproduce one run of the first sweep: shallownet-reproduce RUN_ID")
     from . import tracking
 
     client = tracking.connect(tracking.DEFAULT_URI)
-    child = tracking.latest_run(client, tracking.DEFAULT_EXPERIMENT,
-                                f"tags.`{tracking.TAG_ROLE}` = 'child' and attributes.status = 'FINISHED'"
-                                " and params.`dataset.name` = 'classification'")
+    child = tracking.latest_run(
+        client,
+        tracking.DEFAULT_EXPERIMENT,
+        f"tags.`{tracking.TAG_ROLE}` = 'child' and attributes.status = 'FINISHED'"
+        " and params.`dataset.name` = 'classification'",
+    )
     out = run("shallownet-reproduce", child.info.run_id)
     print(out.strip())
 
     step(f"done in {time.time() - t0:.0f}s")
     for path in reports:
         print(f"report: {Path(path).with_suffix('.html')}")
-    print("MLflow UI: make ui   then open http://127.0.0.1:5000 (experiment 'shallownet'; expand a"
-          " sweep's parent run to compare its children)")
+    print(
+        "MLflow UI: make ui   then open http://127.0.0.1:5000 (experiment 'shallownet'; expand a"
+        " sweep's parent run to compare its children)"
+    )
 
 
 if __name__ == "__main__":

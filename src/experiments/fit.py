@@ -74,9 +74,15 @@ def layer_sizes(c, split):
 
 def make_net(c, split):
     """The MLP a validated config describes, sized for the data."""
-    return MLP(layer_sizes(c, split), c["activation"]["name"], c["model"]["output"],
-               c["initializer"]["name"], seed=c["seed"], dtype=c["train"]["dtype"],
-               leaky_relu_alpha=c["activation"]["alpha"])
+    return MLP(
+        layer_sizes(c, split),
+        c["activation"]["name"],
+        c["model"]["output"],
+        c["initializer"]["name"],
+        seed=c["seed"],
+        dtype=c["train"]["dtype"],
+        leaky_relu_alpha=c["activation"]["alpha"],
+    )
 
 
 def _recorder(net, split, loss, curves):
@@ -104,11 +110,19 @@ def fit(c, split, curves):
     try:
         net = make_net(c, split)
         curves.allocate()
-        hist = train(net, split.X_train, split.y_train, epochs=c["train"]["epochs"],
-                     lr=config.schedule_spec(c), loss=c["train"]["loss"],
-                     batch_size=c["train"]["batch_size"], l2=c["train"]["l2"], seed=c["seed"],
-                     callback=_recorder(net, split, c["train"]["loss"], curves),
-                     divergence_factor=c["train"]["divergence_factor"])
+        hist = train(
+            net,
+            split.X_train,
+            split.y_train,
+            epochs=c["train"]["epochs"],
+            lr=config.schedule_spec(c),
+            loss=c["train"]["loss"],
+            batch_size=c["train"]["batch_size"],
+            l2=c["train"]["l2"],
+            seed=c["seed"],
+            callback=_recorder(net, split, c["train"]["loss"], curves),
+            divergence_factor=c["train"]["divergence_factor"],
+        )
     except KeyboardInterrupt:
         status, reason = "KILLED", f"interrupted at epoch {curves.n}"
     except MemoryError:
@@ -120,6 +134,8 @@ def fit(c, split, curves):
     if diverged is not None:
         status = "DIVERGED"
         first = hist.loss[0] if len(hist.loss) else float("nan")
-        reason = (f"diverged at epoch {diverged}: loss {hist.diverged_loss:.4g} (initial "
-                  f"{first:.4g}, limit {c['train']['divergence_factor']:g}x)")
+        reason = (
+            f"diverged at epoch {diverged}: loss {hist.diverged_loss:.4g} (initial "
+            f"{first:.4g}, limit {c['train']['divergence_factor']:g}x)"
+        )
     return Fit(net, curves, status, reason, diverged, seconds)

@@ -39,7 +39,9 @@ def run_key(config_hash, data_fingerprint, code=None):
 def what_changed(old_tags, data_fingerprint, code=None):
     """Why a FINISHED run of the same config is not this run: 'the data', 'the code', both."""
     code = code or code_fingerprint()
-    changed = [what for what, tag, now in (("the data", TAG_DATA, data_fingerprint),
-                                          ("the code", TAG_CODE, code))
-               if old_tags.get(tag) != now]
+    changed = [
+        what
+        for what, tag, now in (("the data", TAG_DATA, data_fingerprint), ("the code", TAG_CODE, code))
+        if old_tags.get(tag) != now
+    ]
     return " and ".join(changed) or "the run's identity"

@@ -28,8 +28,7 @@ from pathlib import Path
 ENV = "SHALLOWNET_SWEEP"
 OUTCOME = "outcome.json"
 STARTED = "started.json"
-EXIT_CODES = {"FINISHED": 0, "SKIPPED": 0, "DIVERGED": 1, "FAILED": 1, "CONFIG_ERROR": 2,
-              "TRACKING_ERROR": 3}
+EXIT_CODES = {"FINISHED": 0, "SKIPPED": 0, "DIVERGED": 1, "FAILED": 1, "CONFIG_ERROR": 2, "TRACKING_ERROR": 3}
 # overrides that say where and how a job runs, not what it computes: left out of progress lines
 NOT_SHOWN = ("tracking.", "experiment=", "hparams_search=", "hydra", "force=")
 
@@ -95,9 +94,13 @@ class Job:
 
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
-        return cls(overrides=list(hc.overrides.task), sweep=Sweep.from_env() if multirun else None,
-                   num=hc.job.num if multirun else None, out_dir=Path(hc.runtime.output_dir),
-                   in_sweep=multirun)
+        return cls(
+            overrides=list(hc.overrides.task),
+            sweep=Sweep.from_env() if multirun else None,
+            num=hc.job.num if multirun else None,
+            out_dir=Path(hc.runtime.output_dir),
+            in_sweep=multirun,
+        )
 
     def tidy(self):
         """Remove a single run's Hydra directory, and its parents up to the working directory,
@@ -126,14 +129,21 @@ class Job:
 
     def started(self):
         if self.in_sweep:
-            _write_json(self.out_dir / STARTED, {"host": socket.gethostname(), "pid": os.getpid(),
-                                                 "session": self._session()})
+            _write_json(
+                self.out_dir / STARTED,
+                {"host": socket.gethostname(), "pid": os.getpid(), "session": self._session()},
+            )
 
     def report(self, outcome):
         """Leave the job's outcome for the sweep (a no-op for a single run)."""
         if self.in_sweep:
-            info = {**asdict(outcome), "num": self.num, "overrides": " ".join(self.overrides),
-                    "shown": self.shown, "session": self._session()}
+            info = {
+                **asdict(outcome),
+                "num": self.num,
+                "overrides": " ".join(self.overrides),
+                "shown": self.shown,
+                "session": self._session(),
+            }
             _write_json(self.out_dir / OUTCOME, info)
 
     def _session(self):

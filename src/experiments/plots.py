@@ -69,8 +69,7 @@ def _save(canvas, path):
     all 255), at zlib level 1, which is as small as RGBA at the default level 6 and twice as
     fast; with no text chunk (no "Software" version string), so identical inputs give identical
     bytes."""
-    rgba = PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw",
-                                "RGBA", 0, 1)
+    rgba = PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     rgba.convert("RGB").save(path, format="png", dpi=(DPI, DPI), compress_level=1)
 
 
@@ -221,7 +220,7 @@ def _build_loss_figure():
     lines = {}
     for ax, keys in ((ax1, LOSS_KEYS), (ax2, ACCURACY_KEYS)):
         for key, style in keys:
-            lines[key], = ax.plot([], [], style, label=key)
+            (lines[key],) = ax.plot([], [], style, label=key)
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
     ax1.set_yscale("log")
@@ -233,8 +232,7 @@ def _build_loss_figure():
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)  # fixed: only x autoscales
     _legend(ax2, [lines[k] for k, _ in ACCURACY_KEYS], loc="lower right")
-    return {"canvas": canvas, "axes": (ax1, ax2), "lines": lines,
-            "title": fig.suptitle("", fontsize=9)}
+    return {"canvas": canvas, "axes": (ax1, ax2), "lines": lines, "title": fig.suptitle("", fontsize=9)}
 
 
 def _loss_shortcuts(f):
@@ -262,8 +260,18 @@ def loss_curve(curves, path, title=""):
 
 # ------------------------------------------------------------------------ decision boundary
 def _scatter(ax, marker, label):
-    return ax.scatter(np.zeros(1), np.zeros(1), c=np.zeros(1), cmap=CMAP, edgecolors="k", s=18,
-                      marker=marker, vmin=0, vmax=1, label=label)
+    return ax.scatter(
+        np.zeros(1),
+        np.zeros(1),
+        c=np.zeros(1),
+        cmap=CMAP,
+        edgecolors="k",
+        s=18,
+        marker=marker,
+        vmin=0,
+        vmax=1,
+        label=label,
+    )
 
 
 def _build_boundary_figure():
@@ -273,18 +281,27 @@ def _build_boundary_figure():
     ax = fig.subplots()
     # The colorbar shows only the fixed levels, colormap and alpha: it is made from a template
     # contour set here and is then the same for every run (no new colorbar axes per run).
-    template = ax.contourf(*np.meshgrid([0, 1], [0, 1]), np.eye(2), levels=LEVELS, cmap=CMAP,
-                           alpha=0.6)
+    template = ax.contourf(*np.meshgrid([0, 1], [0, 1]), np.eye(2), levels=LEVELS, cmap=CMAP, alpha=0.6)
     colorbar = fig.colorbar(template, ax=ax, label="P(class 1)")
     template.remove()
     train, test = _scatter(ax, "o", "train"), _scatter(ax, "s", "test")
     ax.set_xlabel("feature 1")
     ax.set_ylabel("feature 2")
     # the legends ax.legend() makes with and without test points; each run sets the one it shows
-    legends = {False: _legend(ax, [train, test], loc="upper right", fontsize=7),
-               True: _legend(ax, [train], loc="upper right", fontsize=7)}
-    return {"canvas": canvas, "ax": ax, "colorbar": colorbar.ax, "train": train, "test": test,
-            "contours": [], "legends": legends, "title": ax.set_title("", fontsize=8)}
+    legends = {
+        False: _legend(ax, [train, test], loc="upper right", fontsize=7),
+        True: _legend(ax, [train], loc="upper right", fontsize=7),
+    }
+    return {
+        "canvas": canvas,
+        "ax": ax,
+        "colorbar": colorbar.ax,
+        "train": train,
+        "test": test,
+        "contours": [],
+        "legends": legends,
+        "title": ax.set_title("", fontsize=8),
+    }
 
 
 def _boundary_shortcuts(f):

@@ -15,8 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import (ConfigCompositionException, MissingConfigException,
-                          OverrideParseException)
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
@@ -38,8 +37,7 @@ def check(argv, config_dir=None):
         return
     try:
         config.check_override_keys(args.overrides)
-        with initialize_config_dir(config_dir=config_dir or args.config_dir or CONF_DIR,
-                                   version_base="1.3"):
+        with initialize_config_dir(config_dir=config_dir or args.config_dir or CONF_DIR, version_base="1.3"):
             for job in _jobs(args, covering):
                 config.validate(compose(args.config_name or "train", overrides=job))
     except config.ConfigError as err:
@@ -80,12 +78,16 @@ def explain(err):
     if isinstance(cause, ConfigAttributeError) and getattr(cause, "full_key", None):
         key = cause.full_key
         if "." not in key:
-            valid = ", ".join(sorted({f.name for f in config.fields(config.TrainConfig)}
-                                     | {"experiment", "hparams_search"}))
+            valid = ", ".join(
+                sorted({f.name for f in config.fields(config.TrainConfig)} | {"experiment", "hparams_search"})
+            )
             return f"unknown key '{key}'; valid keys and groups: {valid}"
         return f"unknown key '{key}'"
     if isinstance(cause, ValidationError):
-        message = re.sub(r"^Value (.*) of type '(\w+)' could not be converted to (\w+)$",
-                         r"\1 is not of type \3", str(cause).splitlines()[0])
+        message = re.sub(
+            r"^Value (.*) of type '(\w+)' could not be converted to (\w+)$",
+            r"\1 is not of type \3",
+            str(cause).splitlines()[0],
+        )
         return f"{getattr(cause, 'full_key', '') or '?'}: {message}"
     return str(err).splitlines()[0]

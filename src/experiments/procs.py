@@ -43,8 +43,12 @@ def _start_ticks(pid):
 def owner(pid=None):
     """This process (or ``pid`` on this machine) as a run's owner: a dict of strings."""
     pid = os.getpid() if pid is None else pid
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": str(pid),
-            "start": str(_start_ticks(pid))}
+    return {
+        "host": socket.gethostname(),
+        "boot": _boot_id(),
+        "pid": str(pid),
+        "start": str(_start_ticks(pid)),
+    }
 
 
 def owner_alive(who, heartbeat_ms, now_ms):

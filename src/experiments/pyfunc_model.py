@@ -19,8 +19,13 @@ def net_from_npz(path):
 
     with np.load(path) as f:
         meta = json.loads(str(f["meta"]))
-        net = MLP(meta["layer_sizes"], meta["hidden_activation"], meta["output_activation"],
-                  dtype=meta["dtype"], leaky_relu_alpha=meta["leaky_relu_alpha"])
+        net = MLP(
+            meta["layer_sizes"],
+            meta["hidden_activation"],
+            meta["output_activation"],
+            dtype=meta["dtype"],
+            leaky_relu_alpha=meta["leaky_relu_alpha"],
+        )
         n = len(meta["layer_sizes"]) - 1
         net.weights = [f[f"W{i}"] for i in range(n)]
         net.biases = [f[f"b{i}"] for i in range(n)]

@@ -21,8 +21,11 @@ def summary(fitted, split, status):
     """Summary metrics (step 0): final values, epochs done, timings, and the test AUC of a
     FINISHED run."""
     cur, n = fitted.curves.done(), fitted.curves.n
-    out = {"epochs_completed": n, "train_seconds": fitted.seconds,
-           "seconds_per_epoch": fitted.seconds / max(n, 1)}
+    out = {
+        "epochs_completed": n,
+        "train_seconds": fitted.seconds,
+        "seconds_per_epoch": fitted.seconds / max(n, 1),
+    }
     if n:
         out.update({f"final_{k}": cur[k][-1] for k in METRIC_KEYS if k != "lr"})
     if status == "FINISHED":
@@ -61,7 +64,8 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True, mark
     (art / "plots").mkdir(parents=True)
     cur = fitted.curves.done()
     pd.DataFrame({"epoch": cur["epoch"], **{k: cur[k] for k in METRIC_KEYS}}).to_parquet(
-        art / "curves.parquet", index=False)
+        art / "curves.parquet", index=False
+    )
     (art / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(c)))
     (art / "environment.txt").write_text(environment)
     mark("curves_config_env")
@@ -69,7 +73,14 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True, mark
         name = config.run_name(c)
         plots.loss_curve(cur, art / "plots" / "loss_curve.png", name)
         if status != "KILLED" and fitted.net is not None:
-            plots.decision_boundary(fitted.net, split.X_train, split.y_train, split.X_test,
-                                    split.y_test, art / "plots" / "decision_boundary.png", name,
-                                    same_points=split.test_is_train)
+            plots.decision_boundary(
+                fitted.net,
+                split.X_train,
+                split.y_train,
+                split.X_test,
+                split.y_test,
+                art / "plots" / "decision_boundary.png",
+                name,
+                same_points=split.test_is_train,
+            )
         mark("plots")

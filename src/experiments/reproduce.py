@@ -62,15 +62,19 @@ def _refuse_code(node, where):
         for key, value in node.items():
             path = f"{where}{key}"
             if key == "hydra" or str(key).startswith("_") and str(key).endswith("_"):
-                raise ReproduceError(f"stored config refused: key '{path}' is not a value of a "
-                                     "shallownet run (Hydra would act on it)")
+                raise ReproduceError(
+                    f"stored config refused: key '{path}' is not a value of a "
+                    "shallownet run (Hydra would act on it)"
+                )
             _refuse_code(value, path + ".")
     elif isinstance(node, list):
         for i, value in enumerate(node):
             _refuse_code(value, f"{where}[{i}].")
     elif isinstance(node, str) and "${" in node:
-        raise ReproduceError(f"stored config refused: '{where.rstrip('.')}' holds an "
-                             f"interpolation ({node!r}), which Hydra would resolve")
+        raise ReproduceError(
+            f"stored config refused: '{where.rstrip('.')}' holds an "
+            f"interpolation ({node!r}), which Hydra would resolve"
+        )
 
 
 def _value(v):
@@ -111,21 +115,28 @@ def _code_dir(run, tmp):
     commit when it was clean, else None (this tree)."""
     commit = run.data.tags.get("git_commit", "unknown")
     dirty = run.data.tags.get("git_dirty", "unknown")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
     if commit == head:
-        return None, (None if dirty == "false" else
-                      "the run was recorded from a dirty tree: using the current tree")
+        return None, (
+            None if dirty == "false" else "the run was recorded from a dirty tree: using the current tree"
+        )
     if dirty != "false":
         return None, f"the run was recorded from a dirty tree at {commit[:10]}: using the current tree"
-    ok = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT_ROOT,
-                        capture_output=True).returncode == 0
+    ok = (
+        subprocess.run(
+            ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT_ROOT, capture_output=True
+        ).returncode
+        == 0
+    )
     if not ok:
         return None, f"commit {commit[:10]} is not in this repository: using the current tree"
     code = Path(tmp) / "code"
     code.mkdir()
-    archive = subprocess.run(["git", "archive", commit, "src", "conf"], cwd=PROJECT_ROOT,
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", commit, "src", "conf"], cwd=PROJECT_ROOT, capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
     return code, None
 
@@ -191,7 +202,10 @@ def compare(client, old_id, new_id):
         if sa != sb:
             first = next((i for i, (p, q) in enumerate(zip(sa, sb)) if p != q), min(len(sa), len(sb)))
             where = (sa + sb)[first] if first < max(len(sa), len(sb)) else "end"
-            return False, f"metric {key}: logged steps differ ({len(sa)} vs {len(sb)} points; first at step {where})"
+            return (
+                False,
+                f"metric {key}: logged steps differ ({len(sa)} vs {len(sb)} points; first at step {where})",
+            )
         diff = _first_difference(np.array([m[1] for m in a]), np.array([m[1] for m in b]))
         if diff:
             return False, f"metric {key} differs first at step {sa[diff[0]]}: {diff[1]}"
@@ -219,8 +233,11 @@ def environment_differences(client, run_id):
             return []
     then, now = _freeze(stored), _freeze(tracking.pip_freeze())
     skip = {"shallownet"}  # this project itself: its code is compared by commit
-    return [f"{name} {then.get(name, 'absent')} -> {now.get(name, 'absent')}"
-            for name in sorted(set(then) | set(now)) if name not in skip and then.get(name) != now.get(name)]
+    return [
+        f"{name} {then.get(name, 'absent')} -> {now.get(name, 'absent')}"
+        for name in sorted(set(then) | set(now))
+        if name not in skip and then.get(name) != now.get(name)
+    ]
 
 
 def _freeze(text):
@@ -229,12 +246,17 @@ def _freeze(text):
 
 def likely_causes(client, old_id, new_id):
     old, new = client.get_run(old_id).data.tags, client.get_run(new_id).data.tags
-    causes = [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new))
-              if k.startswith("version.") or k in ("python_version", "cpu", "git_commit")
-              if old.get(k) != new.get(k)]
+    causes = [
+        f"{k}: {old.get(k)} -> {new.get(k)}"
+        for k in sorted(set(old) | set(new))
+        if k.startswith("version.") or k in ("python_version", "cpu", "git_commit")
+        if old.get(k) != new.get(k)
+    ]
     if old.get(tracking.TAG_DATA) != new.get(tracking.TAG_DATA):
-        causes.append(f"the data changed: fingerprint {str(old.get(tracking.TAG_DATA))[:12]} -> "
-                      f"{str(new.get(tracking.TAG_DATA))[:12]}")
+        causes.append(
+            f"the data changed: fingerprint {str(old.get(tracking.TAG_DATA))[:12]} -> "
+            f"{str(new.get(tracking.TAG_DATA))[:12]}"
+        )
     if old.get("git_dirty") != "false":
         causes.append("the original run was recorded from a dirty tree")
     return causes
@@ -244,8 +266,10 @@ def reproduce_one(client, run_id, uri):
     """(new run id, identical?, message, warnings) for one run."""
     status = client.get_run(run_id).info.status
     if status in ("KILLED", "RUNNING"):
-        raise ReproduceError(f"run {run_id} is {status}: an interrupted run stopped at an "
-                             "arbitrary epoch, there is nothing to compare with")
+        raise ReproduceError(
+            f"run {run_id} is {status}: an interrupted run stopped at an "
+            "arbitrary epoch, there is nothing to compare with"
+        )
     new_id, warnings = rerun(client, run_id, uri)
     same, msg = compare(client, run_id, new_id)
     return new_id, same, msg, warnings
@@ -280,19 +304,24 @@ def _announce_versions(client, run_id):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        prog="shallownet-reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="shallownet-reproduce",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Re-run a recorded run (or every child of a sweep) from the store and compare "
-                    "it bit for bit:\nevery metric history and curves.parquet, exactly.",
+        "it bit for bit:\nevery metric history and curves.parquet, exactly.",
         epilog="examples:\n  shallownet-reproduce 3f2a9c...        prints 'identical' or the first "
-               "difference\n  shallownet-reproduce --sweep latest   every child of the latest sweep\n\n"
-               "The stored config is data: a hydra node, _target_ keys or ${...} interpolations are\n"
-               "refused. Packages that differ from the run's environment are named first.\n\n"
-               "exit codes: 0 identical, 1 a difference (or a run that did not re-run),\n"
-               "2 usage error or unusable store or run")
+        "difference\n  shallownet-reproduce --sweep latest   every child of the latest sweep\n\n"
+        "The stored config is data: a hydra node, _target_ keys or ${...} interpolations are\n"
+        "refused. Packages that differ from the run's environment are named first.\n\n"
+        "exit codes: 0 identical, 1 a difference (or a run that did not re-run),\n"
+        "2 usage error or unusable store or run",
+    )
     ap.add_argument("run_id", nargs="?", help="the MLflow run id to reproduce")
     ap.add_argument("--sweep", help="reproduce every child run of a sweep (its id, or 'latest')")
-    ap.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", tracking.DEFAULT_URI),
-                    help="the store (default: $MLFLOW_TRACKING_URI, else %(default)s)")
+    ap.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", tracking.DEFAULT_URI),
+        help="the store (default: $MLFLOW_TRACKING_URI, else %(default)s)",
+    )
     ap.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT, help="experiment of --sweep")
     args = ap.parse_args(argv)
     if bool(args.run_id) == bool(args.sweep):

@@ -210,9 +210,11 @@ def find_pg_bindir() -> Path:
     if os.environ.get("PG_BINDIR"):
         candidates.append(Path(os.environ["PG_BINDIR"]))
     else:
-        candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                             key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-                             reverse=True)
+        candidates += sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+            reverse=True,
+        )
         if shutil.which("initdb"):
             candidates.append(Path(shutil.which("initdb")).parent)
     for cand in candidates:
@@ -220,10 +222,14 @@ def find_pg_bindir() -> Path:
             return cand
     raise ServerError(
         "PostgreSQL server binaries (initdb, pg_ctl, postgres, psql) not found in "
-        + (f"$PG_BINDIR={os.environ['PG_BINDIR']}" if os.environ.get("PG_BINDIR") else
-           "/usr/lib/postgresql/*/bin or PATH")
+        + (
+            f"$PG_BINDIR={os.environ['PG_BINDIR']}"
+            if os.environ.get("PG_BINDIR")
+            else "/usr/lib/postgresql/*/bin or PATH"
+        )
         + ". Install them (Debian: `apt-get install -y postgresql-15`), point $PG_BINDIR at "
-        "them, or use `--backend sqlite`.")
+        "them, or use `--backend sqlite`."
+    )
 
 
 def pg_user() -> str:
@@ -238,8 +244,10 @@ def pg_user() -> str:
                 return name
         except KeyError:
             continue
-    raise ServerError("running as root and no unprivileged user for PostgreSQL: create one "
-                      "(`useradd --system postgres`) or set SHALLOWNET_PG_USER")
+    raise ServerError(
+        "running as root and no unprivileged user for PostgreSQL: create one "
+        "(`useradd --system postgres`) or set SHALLOWNET_PG_USER"
+    )
 
 
 def _as_user(user: str, cmd: list[str]) -> list[str]:
@@ -256,30 +264,40 @@ def _as_user(user: str, cmd: list[str]) -> list[str]:
     return cmd
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None, log: Path | None = None,
-         timeout: float = 120, env: Mapping[str, str] | None = None,
-         input: str | None = None) -> subprocess.CompletedProcess:
+def _run(
+    cmd: list[str],
+    what: str,
+    cwd: Path | None = None,
+    log: Path | None = None,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     env = {**(os.environ if env is None else env), "LC_ALL": "C", "LANG": "C"}
     # secrets go through ``input`` (a pipe) or files, never through ``cmd``: /proc/PID/cmdline
     # is readable by every local user
     stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     try:
-        res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                             timeout=timeout, **stdin)
+        res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **stdin)
     except subprocess.TimeoutExpired as exc:
         raise ServerError(f"{what} timed out after {timeout}s: {' '.join(cmd)}") from exc
     if res.returncode != 0:
         extra = f"\n--- {log} (tail) ---\n{_tail(log)}" if log else ""
-        raise ServerError(f"{what} failed (exit {res.returncode}): {' '.join(cmd)}\n"
-                          f"{res.stdout}{res.stderr}{extra}")
+        raise ServerError(
+            f"{what} failed (exit {res.returncode}): {' '.join(cmd)}\n{res.stdout}{res.stderr}{extra}"
+        )
     return res
 
 
 def _user_can_write(user: str, path: Path) -> bool:
     if os.geteuid() != 0:
         return os.access(path, os.W_OK | os.X_OK)
-    res = subprocess.run(_as_user(user, ["test", "-w", str(path), "-a", "-x", str(path)]),
-                         stdin=subprocess.DEVNULL, capture_output=True, cwd="/")
+    res = subprocess.run(
+        _as_user(user, ["test", "-w", str(path), "-a", "-x", str(path)]),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        cwd="/",
+    )
     return res.returncode == 0
 
 
@@ -326,11 +344,14 @@ def pg_driver() -> str:
     SQLAlchemy 2.0 but psycopg (3) in SQLAlchemy 2.1.
     """
     import importlib.util
+
     for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
         if importlib.util.find_spec(module) is not None:
             return dialect
-    raise ServerError("no PostgreSQL driver for MLflow: `pip install 'psycopg[binary]'` "
-                      "(or psycopg2-binary), or use `--backend sqlite`")
+    raise ServerError(
+        "no PostgreSQL driver for MLflow: `pip install 'psycopg[binary]'` "
+        "(or psycopg2-binary), or use `--backend sqlite`"
+    )
 
 
 def _note(message: str) -> None:
@@ -352,8 +373,7 @@ def _scram_verifier(password: str, iterations: int = 4096) -> str:
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
     server_key = hmac.digest(salted, b"Server Key", "sha256")
-    salt64, stored64, server64 = (base64.b64encode(raw).decode()
-                                  for raw in (salt, stored_key, server_key))
+    salt64, stored64, server64 = (base64.b64encode(raw).decode() for raw in (salt, stored_key, server_key))
     return f"SCRAM-SHA-256${iterations}:{salt64}${stored64}:{server64}"
 
 
@@ -394,12 +414,10 @@ def libpq_env(pgpass: str | Path, env: Mapping[str, str] | None = None) -> dict[
 def _pg_uri(driver: str, user: str, port: int, pgpass: Path) -> str:
     # no password in the URI (it lands in server.json and on mlflow's command line); libpq
     # reads it from ``passfile``, so the URI alone works for whoever can read that file
-    return (f"{driver}://{user}@{HOST}:{port}/{DATABASE}"
-            f"?passfile={urllib.parse.quote(str(pgpass))}")
+    return f"{driver}://{user}@{HOST}:{port}/{DATABASE}?passfile={urllib.parse.quote(str(pgpass))}"
 
 
-def _initdb(bindir: Path, datadir: Path, base: Path, user: str, password: str,
-            durable: bool) -> None:
+def _initdb(bindir: Path, datadir: Path, base: Path, user: str, password: str, durable: bool) -> None:
     """A new cluster whose superuser ``user`` has ``password`` and needs it everywhere."""
     # initdb runs as ``user``: hand it the verifier in a file only ``user`` can read, in the
     # 0700 base directory, deleted as soon as initdb is done
@@ -409,8 +427,17 @@ def _initdb(bindir: Path, datadir: Path, base: Path, user: str, password: str,
     if os.geteuid() == 0:
         pw = pwd.getpwnam(user)
         os.chown(pwfile, pw.pw_uid, pw.pw_gid)
-    cmd = [str(bindir / "initdb"), "-D", str(datadir), "-U", user, f"--auth={PG_AUTH}",
-           f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C"]
+    cmd = [
+        str(bindir / "initdb"),
+        "-D",
+        str(datadir),
+        "-U",
+        user,
+        f"--auth={PG_AUTH}",
+        f"--pwfile={pwfile}",
+        "--encoding=UTF8",
+        "--locale=C",
+    ]
     if not durable:
         cmd.append("--no-sync")
     try:
@@ -418,20 +445,25 @@ def _initdb(bindir: Path, datadir: Path, base: Path, user: str, password: str,
     finally:
         pwfile.unlink(missing_ok=True)
     with (datadir / "postgresql.conf").open("a") as fh:
-        fh.write(f"\n# settings of experiments.server (rewritten on every start)\n"
-                 f"include_if_exists = '{PG_CONF}'\n")
+        fh.write(
+            f"\n# settings of experiments.server (rewritten on every start)\n"
+            f"include_if_exists = '{PG_CONF}'\n"
+        )
 
 
-def _set_password_offline(bindir: Path, datadir: Path, base: Path, user: str,
-                          password: str) -> None:
+def _set_password_offline(bindir: Path, datadir: Path, base: Path, user: str, password: str) -> None:
     """Give the superuser of the stopped cluster ``password``.
 
     Single-user mode takes no connections, so an old ``trust`` pg_hba.conf is never live
     while the password is being set; the verifier goes through stdin, not the command line.
     """
     sql = f"ALTER ROLE CURRENT_USER PASSWORD '{_scram_verifier(password)}';\n"
-    _run(_as_user(user, [str(bindir / "postgres"), "--single", "-D", str(datadir), "postgres"]),
-         "setting the PostgreSQL password (single-user mode)", cwd=base, input=sql)
+    _run(
+        _as_user(user, [str(bindir / "postgres"), "--single", "-D", str(datadir), "postgres"]),
+        "setting the PostgreSQL password (single-user mode)",
+        cwd=base,
+        input=sql,
+    )
 
 
 def _write_hba(datadir: Path) -> None:
@@ -440,11 +472,13 @@ def _write_hba(datadir: Path) -> None:
     (datadir / "pg_hba.conf").write_text(
         "# written by experiments.server on every start: local development only\n"
         f"local all all {PG_AUTH}\n"
-        f"host all all {HOST}/32 {PG_AUTH}\n")
+        f"host all all {HOST}/32 {PG_AUTH}\n"
+    )
 
 
-def _cluster_password(bindir: Path, datadir: Path, base: Path, user: str, pgpass: Path,
-                      notify: Callable[[str], None]) -> str:
+def _cluster_password(
+    bindir: Path, datadir: Path, base: Path, user: str, pgpass: Path, notify: Callable[[str], None]
+) -> str:
     """The existing cluster's password from ``pgpass``, or a new one set offline when there is
     no pgpass (a ``trust`` cluster from an older version, or a deleted file)."""
     password = _read_pgpass_password(pgpass)
@@ -458,8 +492,14 @@ def _cluster_password(bindir: Path, datadir: Path, base: Path, user: str, pgpass
     return password
 
 
-def start_postgres(workdir: str | Path, port: int, *, durable: bool = True,
-                   timeout: float = 60, notify: Callable[[str], None] = _note) -> dict[str, Any]:
+def start_postgres(
+    workdir: str | Path,
+    port: int,
+    *,
+    durable: bool = True,
+    timeout: float = 60,
+    notify: Callable[[str], None] = _note,
+) -> dict[str, Any]:
     """Create (once) and start a PostgreSQL cluster on 127.0.0.1:``port`` with database ``mlflow``.
 
     Re-uses an existing cluster in the same workdir (data survives restarts).  ``durable=False``
@@ -479,13 +519,22 @@ def start_postgres(workdir: str | Path, port: int, *, durable: bool = True,
     base = _pg_base(workdir, user)
     datadir, sockdir, log = base / "data", base / "run", base / "postgres.log"
     pgpass = workdir / PGPASS
-    info = {"user": user, "port": port, "bindir": str(bindir), "base": str(base),
-            "datadir": str(datadir), "log": str(log), "pgpass": str(pgpass),
-            "uri": _pg_uri(driver, user, port, pgpass)}
+    info = {
+        "user": user,
+        "port": port,
+        "bindir": str(bindir),
+        "base": str(base),
+        "datadir": str(datadir),
+        "log": str(log),
+        "pgpass": str(pgpass),
+        "uri": _pg_uri(driver, user, port, pgpass),
+    }
 
     if _postmaster_pid(datadir) and pid_alive(_postmaster_pid(datadir)):
-        raise ServerError(f"a PostgreSQL server is already running on {datadir} "
-                          f"(pid {_postmaster_pid(datadir)}); stop it first")
+        raise ServerError(
+            f"a PostgreSQL server is already running on {datadir} "
+            f"(pid {_postmaster_pid(datadir)}); stop it first"
+        )
     if not (datadir / "PG_VERSION").exists():
         password = _new_password()  # once per cluster: restarts read it back from pgpass
         _initdb(bindir, datadir, base, user, password, durable)
@@ -514,9 +563,26 @@ def start_postgres(workdir: str | Path, port: int, *, durable: bool = True,
         for path in (sockdir, datadir / PG_CONF, datadir / "pg_hba.conf"):
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
-    _run(_as_user(user, [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-w",
-                         "-t", str(int(timeout)), "start"]),
-         "pg_ctl start", cwd=base, log=log, timeout=timeout + 10)
+    _run(
+        _as_user(
+            user,
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ],
+        ),
+        "pg_ctl start",
+        cwd=base,
+        log=log,
+        timeout=timeout + 10,
+    )
     info["pid"] = _postmaster_pid(datadir)
     try:
         _create_database(info)
@@ -528,8 +594,23 @@ def start_postgres(workdir: str | Path, port: int, *, durable: bool = True,
 
 def _create_database(pg: Mapping[str, Any]) -> None:
     """``CREATE DATABASE mlflow`` unless it exists, logging in with the pgpass file."""
-    psql = [str(Path(pg["bindir"]) / "psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1",
-            "-h", HOST, "-p", str(pg["port"]), "-U", pg["user"], "-d", "postgres", "-tA"]
+    psql = [
+        str(Path(pg["bindir"]) / "psql"),
+        "-X",
+        "-q",
+        "-w",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        HOST,
+        "-p",
+        str(pg["port"]),
+        "-U",
+        pg["user"],
+        "-d",
+        "postgres",
+        "-tA",
+    ]
     env = libpq_env(pg["pgpass"])
     query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
     try:
@@ -537,8 +618,10 @@ def _create_database(pg: Mapping[str, Any]) -> None:
     except ServerError as exc:
         if "password authentication failed" not in str(exc):
             raise
-        raise ServerError(f"{exc}\n{pg['pgpass']} does not hold this cluster's password; "
-                          "delete it and start again to set a new one") from None
+        raise ServerError(
+            f"{exc}\n{pg['pgpass']} does not hold this cluster's password; "
+            "delete it and start again to set a new one"
+        ) from None
     if exists != "1":
         _run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], "CREATE DATABASE", env=env)
 
@@ -553,10 +636,25 @@ def stop_postgres(pg: Mapping[str, Any] | None, timeout: float = 30) -> None:
         return
     for mode in ("fast", "immediate"):
         try:
-            _run(_as_user(user, [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", mode, "-w",
-                                 "-t", str(int(timeout)), "stop"]),
-                 f"pg_ctl stop -m {mode}", cwd=Path(pg.get("base", datadir.parent)),
-                 timeout=timeout + 10)
+            _run(
+                _as_user(
+                    user,
+                    [
+                        str(bindir / "pg_ctl"),
+                        "-D",
+                        str(datadir),
+                        "-m",
+                        mode,
+                        "-w",
+                        "-t",
+                        str(int(timeout)),
+                        "stop",
+                    ],
+                ),
+                f"pg_ctl stop -m {mode}",
+                cwd=Path(pg.get("base", datadir.parent)),
+                timeout=timeout + 10,
+            )
         except ServerError:
             if not (datadir / "postmaster.pid").exists():
                 break
@@ -579,10 +677,17 @@ def _wait_gone(pids: list[int], timeout: float) -> bool:
     return not any(pid_alive(p) for p in pids)
 
 
-def start_mlflow_server(backend_uri: str, artifacts_dir: str | Path, port: int,
-                        host: str = HOST, *, log_path: str | Path | None = None,
-                        workers: int = 1, timeout: float = 90,
-                        pgpass: str | Path | None = None) -> subprocess.Popen:
+def start_mlflow_server(
+    backend_uri: str,
+    artifacts_dir: str | Path,
+    port: int,
+    host: str = HOST,
+    *,
+    log_path: str | Path | None = None,
+    workers: int = 1,
+    timeout: float = 90,
+    pgpass: str | Path | None = None,
+) -> subprocess.Popen:
     """Start ``mlflow server`` (proxied artifacts in ``artifacts_dir``) and wait for /health.
 
     The server runs in its own session (so Ctrl-C in a terminal goes to us, not to it) with its
@@ -596,33 +701,56 @@ def start_mlflow_server(backend_uri: str, artifacts_dir: str | Path, port: int,
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     log_path = Path(log_path) if log_path else artifacts_dir.parent / MLFLOW_LOG
     _require_free(port, "MLflow server")
-    cmd = [sys.executable, "-m", "mlflow", "server",
-           "--backend-store-uri", backend_uri,
-           "--serve-artifacts", "--artifacts-destination", str(artifacts_dir),
-           "--host", host, "--port", str(port), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(artifacts_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     env = {**os.environ, **SERVER_ENV}
     if pgpass is not None:
         env = libpq_env(pgpass, env)
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, cwd=artifacts_dir.parent,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=artifacts_dir.parent,
+            start_new_session=True,
+        )
     proc.log_path = str(log_path)  # type: ignore[attr-defined]
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + timeout
     try:
         while True:
             if proc.poll() is not None:
-                raise ServerError(f"mlflow server exited with code {proc.returncode} before "
-                                  f"answering {url}/health\n--- {log_path} (tail) ---\n"
-                                  f"{_tail(log_path)}")
+                raise ServerError(
+                    f"mlflow server exited with code {proc.returncode} before "
+                    f"answering {url}/health\n--- {log_path} (tail) ---\n"
+                    f"{_tail(log_path)}"
+                )
             if health_ok(url, timeout=1.0):
                 return proc
             if time.monotonic() > deadline:
-                raise ServerError(f"mlflow server did not answer {url}/health within "
-                                  f"{timeout}s\n--- {log_path} (tail) ---\n{_tail(log_path)}")
+                raise ServerError(
+                    f"mlflow server did not answer {url}/health within "
+                    f"{timeout}s\n--- {log_path} (tail) ---\n{_tail(log_path)}"
+                )
             time.sleep(0.2)
     except BaseException:  # timeout, early exit, Ctrl-C: leave nothing behind
         stop_mlflow_server(proc)
@@ -670,8 +798,12 @@ def stop_mlflow_server(server: subprocess.Popen | int | None, timeout: float = 1
             proc.wait(timeout=5)
 
 
-def stop(workdir: str | Path | None = None, *, server: subprocess.Popen | int | None = None,
-         postgres: Mapping[str, Any] | None = None) -> None:
+def stop(
+    workdir: str | Path | None = None,
+    *,
+    server: subprocess.Popen | int | None = None,
+    postgres: Mapping[str, Any] | None = None,
+) -> None:
     """Stop the MLflow server, then PostgreSQL.  Idempotent.
 
     Give the handles (``server`` Popen or pid, ``postgres`` dict from :func:`start_postgres`),
@@ -699,10 +831,16 @@ def load_state(workdir: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def start(workdir: str | Path = DEFAULT_WORKDIR, *, backend: str = "postgres",
-          port: int = DEFAULT_PORT, pg_port: int | None = None, durable: bool = True,
-          timeout: float = 90, notify: Callable[[str], None] = _note,
-          ) -> tuple[dict[str, Any], subprocess.Popen]:
+def start(
+    workdir: str | Path = DEFAULT_WORKDIR,
+    *,
+    backend: str = "postgres",
+    port: int = DEFAULT_PORT,
+    pg_port: int | None = None,
+    durable: bool = True,
+    timeout: float = 90,
+    notify: Callable[[str], None] = _note,
+) -> tuple[dict[str, Any], subprocess.Popen]:
     """Start the backend store and the MLflow server; write ``<workdir>/server.json``.
 
     Returns ``(state, server_process)``; ``state["tracking_uri"]`` is the http URI.
@@ -712,10 +850,11 @@ def start(workdir: str | Path = DEFAULT_WORKDIR, *, backend: str = "postgres",
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     old = load_state(workdir)
-    if old and (pid_alive(old.get("mlflow_pid")) or
-                pid_alive((old.get("postgres") or {}).get("pid"))):
-        raise ServerError(f"a server from {workdir / STATE_FILE} is still running "
-                          f"({old.get('tracking_uri')}); run `stop` first")
+    if old and (pid_alive(old.get("mlflow_pid")) or pid_alive((old.get("postgres") or {}).get("pid"))):
+        raise ServerError(
+            f"a server from {workdir / STATE_FILE} is still running "
+            f"({old.get('tracking_uri')}); run `stop` first"
+        )
     _require_free(port, "MLflow server")
     pg = None
     if backend == "postgres":
@@ -726,17 +865,28 @@ def start(workdir: str | Path = DEFAULT_WORKDIR, *, backend: str = "postgres",
     else:
         backend_uri = f"sqlite:///{workdir / 'server.db'}"
     try:
-        proc = start_mlflow_server(backend_uri, workdir / "artifacts", port,
-                                   log_path=workdir / MLFLOW_LOG, timeout=timeout,
-                                   pgpass=pg and pg["pgpass"])
+        proc = start_mlflow_server(
+            backend_uri,
+            workdir / "artifacts",
+            port,
+            log_path=workdir / MLFLOW_LOG,
+            timeout=timeout,
+            pgpass=pg and pg["pgpass"],
+        )
     except BaseException:
         stop_postgres(pg)
         raise
-    state = {"backend": backend, "backend_uri": backend_uri,
-             "tracking_uri": f"http://{HOST}:{port}", "port": port,
-             "mlflow_pid": proc.pid, "mlflow_log": str(workdir / MLFLOW_LOG),
-             "artifacts": str(workdir / "artifacts"), "postgres": pg,
-             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    state = {
+        "backend": backend,
+        "backend_uri": backend_uri,
+        "tracking_uri": f"http://{HOST}:{port}",
+        "port": port,
+        "mlflow_pid": proc.pid,
+        "mlflow_log": str(workdir / MLFLOW_LOG),
+        "artifacts": str(workdir / "artifacts"),
+        "postgres": pg,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     tmp = workdir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(workdir / STATE_FILE)
@@ -786,23 +936,34 @@ PARENT_TAG = "mlflow.parentRunId"
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def _all_runs(client, experiment_id: str, view_type) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], run_view_type=view_type, max_results=1000,
-                                  order_by=["attributes.start_time ASC"], page_token=token)
+        page = client.search_runs(
+            [experiment_id],
+            run_view_type=view_type,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
         runs.extend(page)
         token = page.token
         if not token:
             return runs
 
 
-def migrate(src_uri: str, dst_uri: str, experiment: str = "shallownet", *,
-            dst_experiment: str | None = None, include_deleted: bool = False,
-            log=print) -> dict[str, str]:
+def migrate(
+    src_uri: str,
+    dst_uri: str,
+    experiment: str = "shallownet",
+    *,
+    dst_experiment: str | None = None,
+    include_deleted: bool = False,
+    log=print,
+) -> dict[str, str]:
     """Copy every run of ``experiment`` from ``src_uri`` to ``dst_uri``; return {old_id: new_id}.
 
     Copies run name, status, start/end time, params, tags, every metric with its full history
@@ -841,6 +1002,7 @@ def migrate(src_uri: str, dst_uri: str, experiment: str = "shallownet", *,
         # parents before children (any depth)
         by_id = {r.info.run_id: r for r in runs}
         ordered, placed = [], set()
+
         def place(run, seen=()):
             rid = run.info.run_id
             if rid in placed:
@@ -850,6 +1012,7 @@ def migrate(src_uri: str, dst_uri: str, experiment: str = "shallownet", *,
                 place(by_id[parent], (*seen, rid))
             placed.add(rid)
             ordered.append(run)
+
         for run in runs:
             place(run)
 
@@ -866,17 +1029,25 @@ def migrate(src_uri: str, dst_uri: str, experiment: str = "shallownet", *,
                     tags[PARENT_TAG] = id_map[parent]
                 else:
                     log(f"warning: run {old}: parent {parent} was not migrated; link dropped")
-            new = dst.create_run(dst_exp_id, start_time=run.info.start_time, tags=tags,
-                                 run_name=run.info.run_name).info.run_id
+            new = dst.create_run(
+                dst_exp_id, start_time=run.info.start_time, tags=tags, run_name=run.info.run_name
+            ).info.run_id
             params = [Param(k, v) for k, v in run.data.params.items()]
             for chunk in _chunks(params, 100):
                 dst.log_batch(new, params=chunk)
             metrics = []
             for key in sorted(run.data.metrics):
                 for m in src.get_metric_history(old, key):
-                    metrics.append(Metric(m.key, m.value, m.timestamp, m.step,
-                                          dataset_name=m.dataset_name,
-                                          dataset_digest=m.dataset_digest))
+                    metrics.append(
+                        Metric(
+                            m.key,
+                            m.value,
+                            m.timestamp,
+                            m.step,
+                            dataset_name=m.dataset_name,
+                            dataset_digest=m.dataset_digest,
+                        )
+                    )
             for chunk in _chunks(metrics, 1000):
                 dst.log_batch(new, metrics=chunk)
             if run.inputs and run.inputs.dataset_inputs:
@@ -893,8 +1064,10 @@ def migrate(src_uri: str, dst_uri: str, experiment: str = "shallownet", *,
             dst.log_batch(new, tags=[RunTag(MIGRATED_TAG, old)])
             id_map[old] = new
             copied += 1
-        log(f"migrated {copied} run(s) of experiment {experiment!r} to {dst_uri} "
-            f"(experiment {name!r}, id {dst_exp_id}); {len(already & set(by_id))} already there")
+        log(
+            f"migrated {copied} run(s) of experiment {experiment!r} to {dst_uri} "
+            f"(experiment {name!r}, id {dst_exp_id}); {len(already & set(by_id))} already there"
+        )
         return {old: id_map[old] for old in by_id if old in id_map}
 
 
@@ -904,8 +1077,12 @@ def migrate(src_uri: str, dst_uri: str, experiment: str = "shallownet", *,
 def _print_uri(state: Mapping[str, Any]) -> None:
     uri = state["tracking_uri"]
     print(f"tracking.uri={uri}", flush=True)
-    print(f"# or: export MLFLOW_TRACKING_URI={uri}   (backend: {state['backend_uri']}; "
-          f"log: {state['mlflow_log']})", file=sys.stderr, flush=True)
+    print(
+        f"# or: export MLFLOW_TRACKING_URI={uri}   (backend: {state['backend_uri']}; "
+        f"log: {state['mlflow_log']})",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _print_access(state: Mapping[str, Any]) -> None:
@@ -913,23 +1090,33 @@ def _print_access(state: Mapping[str, Any]) -> None:
     if not state.get("postgres"):
         return
     pgpass = state["postgres"]["pgpass"]
-    print(f"# PostgreSQL wants a password ({PG_AUTH}); yours is in {pgpass} (mode 0600)\n"
-          f"# other local accounts: use tracking.uri (MLflow's HTTP API has no login); for SQL "
-          f"access: install -m 600 -o THEM {pgpass} ~THEM/.pgpass", file=sys.stderr, flush=True)
+    print(
+        f"# PostgreSQL wants a password ({PG_AUTH}); yours is in {pgpass} (mode 0600)\n"
+        f"# other local accounts: use tracking.uri (MLflow's HTTP API has no login); for SQL "
+        f"access: install -m 600 -o THEM {pgpass} ~THEM/.pgpass",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    state, proc = start(args.workdir, backend=args.backend, port=args.port,
-                        pg_port=args.pg_port, timeout=args.timeout)
+    state, proc = start(
+        args.workdir, backend=args.backend, port=args.port, pg_port=args.pg_port, timeout=args.timeout
+    )
     _print_uri(state)
     _print_access(state)
     if args.detach:
-        print(f"# running in the background; stop with: python -m experiments.server stop "
-              f"--workdir {args.workdir}", file=sys.stderr, flush=True)
+        print(
+            f"# running in the background; stop with: python -m experiments.server stop "
+            f"--workdir {args.workdir}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 0
 
     def _interrupt(signum, _frame):
         raise KeyboardInterrupt
+
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a shell's `&` ignores it
         signal.signal(sig, _interrupt)
     print("# serving in the foreground; Ctrl-C stops it", file=sys.stderr, flush=True)
@@ -937,8 +1124,11 @@ def _cmd_start(args: argparse.Namespace) -> int:
     try:
         while proc.poll() is None:
             time.sleep(0.5)
-        print(f"mlflow server exited with code {proc.returncode}\n--- log tail ---\n"
-              f"{_tail(state['mlflow_log'])}", file=sys.stderr)
+        print(
+            f"mlflow server exited with code {proc.returncode}\n--- log tail ---\n"
+            f"{_tail(state['mlflow_log'])}",
+            file=sys.stderr,
+        )
         code = 1
     except KeyboardInterrupt:
         print("# stopping ...", file=sys.stderr, flush=True)
@@ -966,29 +1156,40 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"not running (no {Path(args.workdir) / STATE_FILE})")
         return 1
     print(f"tracking.uri={st['tracking_uri']}")
-    print(f"running={st['running']} healthy={st['healthy']} mlflow_pid={st['mlflow_pid']} "
-          f"alive={st['mlflow_alive']}")
+    print(
+        f"running={st['running']} healthy={st['healthy']} mlflow_pid={st['mlflow_pid']} "
+        f"alive={st['mlflow_alive']}"
+    )
     print(f"backend={st['backend']} {st['backend_uri']}")
     if st.get("postgres"):
-        print(f"postgres pid={st['postgres']['pid']} alive={st['postgres_alive']} "
-              f"data={st['postgres']['datadir']}")
+        print(
+            f"postgres pid={st['postgres']['pid']} alive={st['postgres_alive']} "
+            f"data={st['postgres']['datadir']}"
+        )
     print(f"artifacts={st['artifacts']} log={st['mlflow_log']}")
     return 0 if st["running"] else 1
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
+
     try:
-        migrate(args.src, args.dst, args.experiment, dst_experiment=args.to_experiment,
-                include_deleted=args.include_deleted)
+        migrate(
+            args.src,
+            args.dst,
+            args.experiment,
+            dst_experiment=args.to_experiment,
+            include_deleted=args.include_deleted,
+        )
     except MlflowException as exc:
         raise ServerError(f"migration failed: {exc}") from exc
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.server", description=__doc__
-                                     .split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.server", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("start", help="start PostgreSQL (or SQLite) + mlflow server on 127.0.0.1")
     p.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
@@ -998,8 +1199,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detach", action="store_true", help="return after start; `stop` ends it")
     p.add_argument("--timeout", type=float, default=90, help="seconds to wait for /health")
     p.set_defaults(func=_cmd_start)
-    for name, func, text in (("stop", _cmd_stop, "stop a detached server"),
-                             ("status", _cmd_status, "show the server's state")):
+    for name, func, text in (
+        ("stop", _cmd_stop, "stop a detached server"),
+        ("status", _cmd_status, "show the server's state"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--workdir", default=DEFAULT_WORKDIR)
         p.set_defaults(func=func)

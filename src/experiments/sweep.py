@@ -128,8 +128,11 @@ def swept_keys(config):
         if key.startswith("hydra."):
             continue
         o = parser.parse_override(f"{key}={value}")
-        if o.is_sweep_override() or OmegaConf.select(config, "hydra.sweeper.n_trials") is not None \
-                and key in (OmegaConf.select(config, "hydra.sweeper.params") or {}):
+        if (
+            o.is_sweep_override()
+            or OmegaConf.select(config, "hydra.sweeper.n_trials") is not None
+            and key in (OmegaConf.select(config, "hydra.sweeper.params") or {})
+        ):
             keys.append(o.key_or_group)
     return keys
 
@@ -137,8 +140,11 @@ def swept_keys(config):
 def definition(config):
     """(study, overrides, sweep_id): what identifies a sweep across sessions."""
     study = OmegaConf.select(config, "hydra.runtime.choices.experiment") or "custom"
-    overrides = {k: v for k, v in sweep_overrides(config).items()
-                 if k.lstrip("+") != "force" and not k.startswith("hydra.sweep")}
+    overrides = {
+        k: v
+        for k, v in sweep_overrides(config).items()
+        if k.lstrip("+") != "force" and not k.startswith("hydra.sweep")
+    }
     blob = json.dumps({"study": study, "overrides": overrides}, sort_keys=True)
     return study, overrides, hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -176,9 +182,11 @@ class Progress(threading.Thread):
 
         k, elapsed = len(self.seen), time.time() - self.t0
         eta = elapsed / k * (self.total - k) if k < self.total else 0.0
-        emit(f"[{k}/{self.total}] {o.get('shown') or '(defaults)'}: {o['status']}"
-             f" test_acc={_acc(o)} ({o.get('seconds', 0):.1f}s; {elapsed:.0f}s elapsed, "
-             f"ETA {eta:.0f}s)")
+        emit(
+            f"[{k}/{self.total}] {o.get('shown') or '(defaults)'}: {o['status']}"
+            f" test_acc={_acc(o)} ({o.get('seconds', 0):.1f}s; {elapsed:.0f}s elapsed, "
+            f"ETA {eta:.0f}s)"
+        )
 
 
 def _mtime(path):
@@ -254,15 +262,24 @@ class Session:
             self.progress = Progress(self.sweep_dir, self.session, self.total)
             _OPEN = self  # from here on, whatever happens, train.main closes the parent
         STOP.check()
-        self.job_env = jobs.Sweep(self.exp_id, self.parent, self.sweep_id, self.session,
-                                  self.total, os.getpid(), self.pool_workers,
-                                  self.swept).to_env()
+        self.job_env = jobs.Sweep(
+            self.exp_id,
+            self.parent,
+            self.sweep_id,
+            self.session,
+            self.total,
+            os.getpid(),
+            self.pool_workers,
+            self.swept,
+        ).to_env()
         self.progress.start()
         STOP.on_first_signal(self._forward_stop)
         from .train import emit
 
-        emit(f"shallownet: sweep {self.sweep_id} ({self.study}, {self.total} jobs) -> parent run "
-             f"{self.parent}{' (resumed)' if resumed else ''} in {self.uri}")
+        emit(
+            f"shallownet: sweep {self.sweep_id} ({self.study}, {self.total} jobs) -> parent run "
+            f"{self.parent}{' (resumed)' if resumed else ''} in {self.uri}"
+        )
 
     def _open_store(self):
         from . import claims, tracking
@@ -271,8 +288,9 @@ class Session:
         try:
             self.client = tracking.connect(tr.uri, tr.timeout, tr.retries)
             self.exp_id = tracking.ensure_experiment(tr.uri, tr.experiment, self.client)
-            claims.close_stale(self.client, tracking.running_runs(self.client, self.exp_id),
-                               who=f"sweep {self.sweep_id}")
+            claims.close_stale(
+                self.client, tracking.running_runs(self.client, self.exp_id), who=f"sweep {self.sweep_id}"
+            )
         except Exception as err:
             raise SweepAbort(3, f"tracking store {tr.uri} unusable: {tracking._first_line(err)}") from None
 
@@ -283,8 +301,11 @@ class Session:
         from .tracking import TAG_ROLE, TAG_SWEEP
 
         def parents():
-            return [r for r in tracking.runs_tagged(self.client, self.exp_id, TAG_SWEEP, self.sweep_id)
-                    if r.data.tags.get(TAG_ROLE) == "parent"]
+            return [
+                r
+                for r in tracking.runs_tagged(self.client, self.exp_id, TAG_SWEEP, self.sweep_id)
+                if r.data.tags.get(TAG_ROLE) == "parent"
+            ]
 
         try:
             found = sorted(parents(), key=lambda r: (r.info.start_time, r.info.run_id))
@@ -305,34 +326,46 @@ class Session:
         except SweepAbort:
             raise
         except Exception as err:
-            raise SweepAbort(3, f"cannot open the sweep's parent run in {self.uri}: "
-                                f"{tracking._first_line(err)}") from None
+            raise SweepAbort(
+                3, f"cannot open the sweep's parent run in {self.uri}: {tracking._first_line(err)}"
+            ) from None
 
     def _already_running(self, run):
         from . import tracking
 
         who, _ = tracking.run_owner(run)
         who = who or {}
-        return (f"sweep {self.sweep_id} is already running (parent run {run.info.run_id}, pid "
-                f"{who.get('pid', '?')} on {who.get('host', '?')}): wait for it to end or stop "
-                f"it; force=true starts an independent copy")
+        return (
+            f"sweep {self.sweep_id} is already running (parent run {run.info.run_id}, pid "
+            f"{who.get('pid', '?')} on {who.get('host', '?')}): wait for it to end or stop "
+            f"it; force=true starts an independent copy"
+        )
 
     def _parent_tags(self):
         from . import tracking
 
-        return {**tracking.owner_tags(), tracking.TAG_SESSION: self.session,
-                "sweep_dir": str(self.sweep_dir.resolve())}
+        return {
+            **tracking.owner_tags(),
+            tracking.TAG_SESSION: self.session,
+            "sweep_dir": str(self.sweep_dir.resolve()),
+        }
 
     def _create_parent(self):
         from . import tracking
 
         overrides = self.overrides
         definition_json = json.dumps({"study": self.study, "overrides": overrides}, sort_keys=True)
-        tags = {tracking.TAG_SWEEP: self.sweep_id, tracking.TAG_ROLE: "parent",
-                tracking.TAG_STUDY: self.study, "sweep_definition": definition_json,
-                **self._parent_tags(), **tracking.environment_tags()}
-        params = [("sweep.study", self.study), ("sweep.jobs", str(self.total))] + \
-                 [(f"sweep.{k}", str(v)[:6000]) for k, v in sorted(overrides.items())]
+        tags = {
+            tracking.TAG_SWEEP: self.sweep_id,
+            tracking.TAG_ROLE: "parent",
+            tracking.TAG_STUDY: self.study,
+            "sweep_definition": definition_json,
+            **self._parent_tags(),
+            **tracking.environment_tags(),
+        }
+        params = [("sweep.study", self.study), ("sweep.jobs", str(self.total))] + [
+            (f"sweep.{k}", str(v)[:6000]) for k, v in sorted(overrides.items())
+        ]
         name = f"{self.study}-{time.strftime('%Y%m%d-%H%M%S')}"
         return tracking.create_run(self.client, self.exp_id, name, tags, params)
 
@@ -367,8 +400,7 @@ class Session:
         if pids:
             say(f"stopping: {len(pids)} job(s) in flight record their runs")
         deadline = time.time() + FORWARD_WAIT_SECONDS
-        while time.time() < deadline and any(alive(p) for p in
-                                             jobs.in_flight(self.sweep_dir, self.session)):
+        while time.time() < deadline and any(alive(p) for p in jobs.in_flight(self.sweep_dir, self.session)):
             time.sleep(0.05)
         left = [p for p in jobs.in_flight(self.sweep_dir, self.session) if alive(p)]
         if left:
@@ -409,12 +441,14 @@ class Session:
         from .train import say
 
         self._end_leftovers(parent, outcomes)
-        runs = tracking.deciding_runs(tracking.get_runs(self.client, [self.exp_id],
-                                                        self._members(parent, outcomes)))
+        runs = tracking.deciding_runs(
+            tracking.get_runs(self.client, [self.exp_id], self._members(parent, outcomes))
+        )
         counts = _store_counts(runs, outcomes, self.total)
         counts["sweep_seconds"] = time.time() - self.t0
-        tracking.log_summary(self.client, parent, counts,
-                             note=_note(self.study, self.sweep_id, counts, outcomes))
+        tracking.log_summary(
+            self.client, parent, counts, note=_note(self.study, self.sweep_id, counts, outcomes)
+        )
         tracking.end_run(self.client, parent, "FINISHED" if complete else "KILLED")
         try:
             tracking.log_members(self.client, parent, [r.info.run_id for r in runs])
@@ -443,9 +477,15 @@ class Session:
             if o and o["status"] == "TRACKING_ERROR":
                 tracking.end_run(self.client, run.info.run_id, "FAILED", {TAG_FAILURE: o["message"]})
             else:
-                tracking.end_run(self.client, run.info.run_id, "KILLED",
-                                 {TAG_FAILURE: f"sweep {'interrupted' if STOP.requested else 'ended'} "
-                                               "before this job reported"})
+                tracking.end_run(
+                    self.client,
+                    run.info.run_id,
+                    "KILLED",
+                    {
+                        TAG_FAILURE: f"sweep {'interrupted' if STOP.requested else 'ended'} "
+                        "before this job reported"
+                    },
+                )
 
     def _members(self, parent, outcomes):
         """The run of every configuration of the sweep: its own children (all sessions), the
@@ -464,22 +504,32 @@ class Session:
         went wrong and the counts: the progress lines above already listed every job."""
         from .train import emit
 
-        lines = ["", f"sweep summary ({len(outcomes)}/{self.total} jobs this session"
-                 f"{'' if complete else ', INCOMPLETE'}; {time.time() - self.t0:.1f}s):"]
+        lines = [
+            "",
+            f"sweep summary ({len(outcomes)}/{self.total} jobs this session"
+            f"{'' if complete else ', INCOMPLETE'}; {time.time() - self.t0:.1f}s):",
+        ]
         lines += _level_table(outcomes, [k for k in self.swept if k != "seed"])
-        done = [o for o in outcomes if o["status"] in ("FINISHED", "SKIPPED")
-                and o.get("test_accuracy") is not None]
+        done = [
+            o
+            for o in outcomes
+            if o["status"] in ("FINISHED", "SKIPPED") and o.get("test_accuracy") is not None
+        ]
         if done:
             best = max(done, key=lambda o: o["test_accuracy"])
             lines.append(f"best: {best.get('shown') or '(defaults)'} (test_acc {best['test_accuracy']:.3f})")
         for o in outcomes:
             if o["status"] not in ("FINISHED", "SKIPPED"):
                 lines.append(f"{o['status']}: {o.get('shown') or '(defaults)'}: {o.get('message') or ''}")
-        lines.append(f"sweep {self.sweep_id}: {counts['jobs_finished']}/{self.total} configs finished, "
-                     f"failed {counts['jobs_failed']} (diverged {counts['jobs_diverged']}, killed {counts['jobs_killed']}), "
-                     f"skipped {counts['jobs_skipped']} this session")
-        lines.append(f"MLflow UI: make ui  (mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1),"
-                     f" then {tracking_link(self.exp_id, parent)}")
+        lines.append(
+            f"sweep {self.sweep_id}: {counts['jobs_finished']}/{self.total} configs finished, "
+            f"failed {counts['jobs_failed']} (diverged {counts['jobs_diverged']}, killed {counts['jobs_killed']}), "
+            f"skipped {counts['jobs_skipped']} this session"
+        )
+        lines.append(
+            f"MLflow UI: make ui  (mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1),"
+            f" then {tracking_link(self.exp_id, parent)}"
+        )
         emit("\n".join(lines))
 
 
@@ -498,10 +548,16 @@ def _level_table(outcomes, keys):
             given = dict(t.split("=", 1) for t in (o.get("shown") or "").split() if "=" in t)
             groups.setdefault(given.get(key, "all") if key else "all", []).append(o)
         for level, group in groups.items():
-            accs = [o["test_accuracy"] for o in group if o["status"] in ("FINISHED", "SKIPPED")
-                    and isinstance(o.get("test_accuracy"), (int, float))]
-            stats = (f"{sum(accs) / len(accs):>13.3f}  {min(accs):.3f}  {max(accs):.3f}" if accs
-                     else f"{'-':>13}  {'-':>5}  {'-':>5}")
+            accs = [
+                o["test_accuracy"]
+                for o in group
+                if o["status"] in ("FINISHED", "SKIPPED") and isinstance(o.get("test_accuracy"), (int, float))
+            ]
+            stats = (
+                f"{sum(accs) / len(accs):>13.3f}  {min(accs):.3f}  {max(accs):.3f}"
+                if accs
+                else f"{'-':>13}  {'-':>5}  {'-':>5}"
+            )
             rows.append((key or "", level, len(group), len(accs), stats))
     kw = max([len(r[0]) for r in rows] + [3])
     lw = max([len(str(r[1])) for r in rows] + [5])
@@ -516,10 +572,14 @@ def _launcher_pid(env):
 
 def _session_counts(outcomes, total):
     by = [o["status"] for o in outcomes]
-    return {"jobs_total": total, "jobs_finished": by.count("FINISHED") + by.count("SKIPPED"),
-            "jobs_failed": len(by) - by.count("FINISHED") - by.count("SKIPPED"),
-            "jobs_diverged": by.count("DIVERGED"), "jobs_killed": by.count("KILLED"),
-            "jobs_skipped": by.count("SKIPPED")}
+    return {
+        "jobs_total": total,
+        "jobs_finished": by.count("FINISHED") + by.count("SKIPPED"),
+        "jobs_failed": len(by) - by.count("FINISHED") - by.count("SKIPPED"),
+        "jobs_diverged": by.count("DIVERGED"),
+        "jobs_killed": by.count("KILLED"),
+        "jobs_skipped": by.count("SKIPPED"),
+    }
 
 
 def _store_counts(runs, outcomes, total):
@@ -529,10 +589,15 @@ def _store_counts(runs, outcomes, total):
 
     statuses = [tracking.outcome_of(run) for run in runs]
     skipped = sum(o["status"] == "SKIPPED" for o in outcomes)
-    return {"jobs_total": total, "jobs_finished": statuses.count("FINISHED"),
-            "jobs_failed": len(statuses) - statuses.count("FINISHED") - statuses.count("RUNNING"),
-            "jobs_diverged": statuses.count("DIVERGED"), "jobs_killed": statuses.count("KILLED"),
-            "jobs_skipped": skipped, "jobs_trained": len(outcomes) - skipped}
+    return {
+        "jobs_total": total,
+        "jobs_finished": statuses.count("FINISHED"),
+        "jobs_failed": len(statuses) - statuses.count("FINISHED") - statuses.count("RUNNING"),
+        "jobs_diverged": statuses.count("DIVERGED"),
+        "jobs_killed": statuses.count("KILLED"),
+        "jobs_skipped": skipped,
+        "jobs_trained": len(outcomes) - skipped,
+    }
 
 
 def _exit_code(outcomes, complete, closed, total):
@@ -551,13 +616,17 @@ def _exit_code(outcomes, complete, closed, total):
 def _note(study, sweep_id, counts, outcomes):
     """The parent's description in the MLflow UI (markdown); the report replaces it with its
     findings."""
-    rows = "\n".join(f"| {o.get('shown') or '(defaults)'} | {o['status']} | {_acc(o)} |"
-                     for o in sorted(outcomes, key=lambda o: o.get("num") or 0))
-    return (f"**{study}** sweep `{sweep_id}`: {counts['jobs_finished']}/{counts['jobs_total']} "
-            f"configurations finished, {counts['jobs_failed']} failed "
-            f"({counts['jobs_diverged']} diverged).\n\n"
-            f"| job | status (this session) | test acc |\n|---|---|---|\n{rows}\n\n"
-            "Run `shallownet-report --sweep " + sweep_id + "` for the statistics.")
+    rows = "\n".join(
+        f"| {o.get('shown') or '(defaults)'} | {o['status']} | {_acc(o)} |"
+        for o in sorted(outcomes, key=lambda o: o.get("num") or 0)
+    )
+    return (
+        f"**{study}** sweep `{sweep_id}`: {counts['jobs_finished']}/{counts['jobs_total']} "
+        f"configurations finished, {counts['jobs_failed']} failed "
+        f"({counts['jobs_diverged']} diverged).\n\n"
+        f"| job | status (this session) | test acc |\n|---|---|---|\n{rows}\n\n"
+        "Run `shallownet-report --sweep " + sweep_id + "` for the statistics."
+    )
 
 
 def _tidy(sweep_dir, session):

@@ -80,7 +80,7 @@ def configure(uri, timeout=10, retries=2):
 
 
 def sqlite_path(uri):
-    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
 
 
 @contextlib.contextmanager
@@ -169,8 +169,9 @@ def runs_tagged(client, experiment_id, tag, value):
 def latest_run(client, experiment_name, filter_string):
     """The most recently started run of the named experiment matching the filter."""
     exp = client.get_experiment_by_name(experiment_name)
-    runs = client.search_runs([exp.experiment_id], filter_string,
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string, order_by=["attributes.start_time DESC"], max_results=1
+    )
     return runs[0]
 
 
@@ -209,8 +210,11 @@ def create_run(client, experiment_id, name, tags, params=(), parent_run_id=None,
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params])
     if dataset:
-        _log_dataset(client, run.info.run_id, DatasetInput(
-            Dataset(**dataset), tags=[InputTag("mlflow.data.context", "training")]))
+        _log_dataset(
+            client,
+            run.info.run_id,
+            DatasetInput(Dataset(**dataset), tags=[InputTag("mlflow.data.context", "training")]),
+        )
     return run
 
 
@@ -245,8 +249,12 @@ def end_run(client, run_id, status, tags=None):
 def step_aside(client, run_id, winner_id):
     """A claim that lost to an older one: say so, end it and delete it (a deleted run stays in
     the store, restorable, but out of every search and of the UI's lists)."""
-    end_run(client, run_id, "KILLED", {TAG_SKIPPED_FOR: winner_id,
-                                       TAG_FAILURE: f"stepped aside: run {winner_id} trains this config"})
+    end_run(
+        client,
+        run_id,
+        "KILLED",
+        {TAG_SKIPPED_FOR: winner_id, TAG_FAILURE: f"stepped aside: run {winner_id} trains this config"},
+    )
     client.delete_run(run_id)
 
 
@@ -340,8 +348,7 @@ def log_summary(client, parent_id, counts, note=None):
 
     now = int(time.time() * 1000)
     tags = [RunTag(TAG_NOTE, note)] if note else []
-    client.log_batch(parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()],
-                     tags=tags)
+    client.log_batch(parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()], tags=tags)
 
 
 class Pulse:
@@ -385,7 +392,7 @@ class Pulse:
         from mlflow.entities import Metric, RunTag
 
         n = self.curves.n
-        new = self.steps[self.sent:np.searchsorted(self.steps, n)]
+        new = self.steps[self.sent : np.searchsorted(self.steps, n)]
         now = int(time.time() * 1000)
         values = self.curves.values
         metrics = [Metric(k, float(values[k][s]), now, int(s)) for s in new for k in METRIC_KEYS]
@@ -395,8 +402,7 @@ class Pulse:
 
 def _git(*args):
     try:
-        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
         return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -460,7 +466,7 @@ def recorded_steps(planned, n, max_points):
     steps = planned_steps(planned, max_points)
     steps = steps[steps < n]
     if n and (not len(steps) or steps[-1] != n - 1):
-        steps = np.append(steps[:max_points - 1], n - 1)
+        steps = np.append(steps[: max_points - 1], n - 1)
     return steps
 
 
@@ -485,9 +491,13 @@ def metric_batch(curves, summary, max_points, model_id=None, planned=None, alrea
 
 def save_net(net, path):
     """Weights and architecture in one .npz: what the pyfunc model loads."""
-    meta = {"layer_sizes": net.layer_sizes, "hidden_activation": net.hidden_activation,
-            "output_activation": net.output_activation, "dtype": net.dtype.name,
-            "leaky_relu_alpha": net.leaky_relu_alpha}
+    meta = {
+        "layer_sizes": net.layer_sizes,
+        "hidden_activation": net.hidden_activation,
+        "output_activation": net.output_activation,
+        "dtype": net.dtype.name,
+        "leaky_relu_alpha": net.leaky_relu_alpha,
+    }
     arrays = {f"W{i}": W for i, W in enumerate(net.weights)}
     arrays.update({f"b{i}": b for i, b in enumerate(net.biases)})
     np.savez(path, meta=json.dumps(meta), **arrays)
@@ -521,9 +531,16 @@ def log_model(run_id, experiment_id, net, X_example, workdir):
     with warnings.catch_warnings():  # the signature is explicit; an example would cost a reload
         warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
         return Model.log(
-            None, name="model", flavor=mlflow.pyfunc, run_id=run_id, python_model=str(PYFUNC_FILE),
-            artifacts={"weights": str(weights)}, code_paths=[str(MODEL_DIR)],
-            signature=infer_signature(example, proba), pip_requirements=reqs)
+            None,
+            name="model",
+            flavor=mlflow.pyfunc,
+            run_id=run_id,
+            python_model=str(PYFUNC_FILE),
+            artifacts={"weights": str(weights)},
+            code_paths=[str(MODEL_DIR)],
+            signature=infer_signature(example, proba),
+            pip_requirements=reqs,
+        )
 
 
 # ---- reading runs for reports
@@ -544,14 +561,16 @@ def require_store(uri):
     if uri.startswith("sqlite:"):
         if not uri.startswith("sqlite:///"):
             raise TrackingError(f"unsupported sqlite tracking URI {uri!r}: use sqlite:///PATH")
-        path = uri[len("sqlite:///"):].split("?", 1)[0]
+        path = uri[len("sqlite:///") :].split("?", 1)[0]
         if not path or path == ":memory:":
             raise TrackingError(f"tracking store {uri!r} has no file")
         if not Path(path).is_file():
-            raise TrackingError(f"tracking store not found: no sqlite file at {path} "
-                                "(pass --tracking-uri or set MLFLOW_TRACKING_URI)")
+            raise TrackingError(
+                f"tracking store not found: no sqlite file at {path} "
+                "(pass --tracking-uri or set MLFLOW_TRACKING_URI)"
+            )
     elif uri.startswith("file:") or "://" not in uri:
-        path = uri[len("file://"):] if uri.startswith("file://") else uri
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
         if not Path(path).exists():
             raise TrackingError(f"tracking store not found: {path}")
 
@@ -570,16 +589,23 @@ def runs_frame(runs):
 
     rows = []
     for r in runs:
-        row = {"run_id": r.info.run_id, "experiment_id": r.info.experiment_id,
-               "status": r.info.status, "artifact_uri": r.info.artifact_uri,
-               "start_time": r.info.start_time, "end_time": r.info.end_time}
+        row = {
+            "run_id": r.info.run_id,
+            "experiment_id": r.info.experiment_id,
+            "status": r.info.status,
+            "artifact_uri": r.info.artifact_uri,
+            "start_time": r.info.start_time,
+            "end_time": r.info.end_time,
+        }
         row.update({f"metrics.{k}": v for k, v in r.data.metrics.items()})
         row.update({f"params.{k}": v for k, v in r.data.params.items()})
         row.update({f"tags.{k}": v for k, v in r.data.tags.items()})
         rows.append(row)
     base = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
-    keys = sorted({k for row in rows for k in row if k not in base},
-                  key=lambda k: (("metrics.", "params.", "tags.").index(k[:k.index(".") + 1]), k))
+    keys = sorted(
+        {k for row in rows for k in row if k not in base},
+        key=lambda k: (("metrics.", "params.", "tags.").index(k[: k.index(".") + 1]), k),
+    )
     df = pd.DataFrame(rows, columns=base + keys)
     for col in ("start_time", "end_time"):
         df[col] = pd.to_datetime(df[col], unit="ms", utc=True)
@@ -592,8 +618,9 @@ def search_all(client, experiment_ids, filter_string=""):
     """Every active run matching ``filter_string`` (all pages)."""
     runs, token = [], None
     while True:
-        page = client.search_runs(list(experiment_ids), filter_string or "",
-                                  max_results=SEARCH_PAGE, page_token=token)
+        page = client.search_runs(
+            list(experiment_ids), filter_string or "", max_results=SEARCH_PAGE, page_token=token
+        )
         runs.extend(page)
         token = getattr(page, "token", None)
         if not token:
@@ -662,9 +689,10 @@ def get_runs(client, experiment_ids, run_ids, chunk=100):
     wanted = list(dict.fromkeys(run_ids))
     found = {}
     for i in range(0, len(wanted), chunk):
-        ids = ", ".join(_filter_quote(r) for r in wanted[i:i + chunk])
-        found.update({r.info.run_id: r for r in search_all(client, experiment_ids,
-                                                           f"attributes.run_id IN ({ids})")})
+        ids = ", ".join(_filter_quote(r) for r in wanted[i : i + chunk])
+        found.update(
+            {r.info.run_id: r for r in search_all(client, experiment_ids, f"attributes.run_id IN ({ids})")}
+        )
     for rid in (r for r in wanted if r not in found):
         try:
             run = client.get_run(rid)
@@ -705,8 +733,11 @@ def load_experiment_runs(client, experiment_name, filter_string=""):
     role = runs.get(f"tags.{TAG_ROLE}")
     children = runs if role is None else runs[role != "parent"]
     if children.empty:
-        raise RunsNotFound(f"no runs in experiment {experiment_name!r} match {filter_string!r}"
-                           if filter_string else f"no runs in experiment {experiment_name!r}")
+        raise RunsNotFound(
+            f"no runs in experiment {experiment_name!r} match {filter_string!r}"
+            if filter_string
+            else f"no runs in experiment {experiment_name!r}"
+        )
     return runs
 
 
@@ -732,5 +763,5 @@ def set_description(client, run_id, markdown):
     to MLflow's tag limit, with a last line saying so."""
     if len(markdown) > NOTE_MAX_CHARS:
         cut = "\n\n(description cut to MLflow's tag limit)"
-        markdown = markdown[:NOTE_MAX_CHARS - len(cut)] + cut
+        markdown = markdown[: NOTE_MAX_CHARS - len(cut)] + cut
     client.set_tag(run_id, TAG_NOTE, markdown)

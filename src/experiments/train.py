@@ -93,8 +93,14 @@ def prepare(cfg, job):
         raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
     force = bool(c.pop("force", False))
     chash = config.config_hash(c)
-    return Spec(c, split, force, config.run_name(c, job.swept_values()), chash,
-                identity.run_key(chash, split.fingerprint))
+    return Spec(
+        c,
+        split,
+        force,
+        config.run_name(c, job.swept_values()),
+        chash,
+        identity.run_key(chash, split.fingerprint),
+    )
 
 
 def open_store(spec, job):
@@ -104,11 +110,15 @@ def open_store(spec, job):
     with STOP.deferred():
         try:
             client = tracking.connect(tr["uri"], tr["timeout"], tr["retries"])
-            exp_id = (job.sweep.experiment_id if job.sweep else
-                      tracking.ensure_experiment(tr["uri"], tr["experiment"], client))
+            exp_id = (
+                job.sweep.experiment_id
+                if job.sweep
+                else tracking.ensure_experiment(tr["uri"], tr["experiment"], client)
+            )
         except Exception as err:  # unreachable server, locked, broken or full store
-            raise RunError(3, "TRACKING_ERROR", f"tracking store {tr['uri']} unusable: "
-                                                f"{tracking._first_line(err)}") from None
+            raise RunError(
+                3, "TRACKING_ERROR", f"tracking store {tr['uri']} unusable: {tracking._first_line(err)}"
+            ) from None
     STOP.check()
     return client, exp_id
 
@@ -141,15 +151,24 @@ def run_tags(spec, job):
 def dataset_input(spec):
     """What MLflow's Datasets column and lineage show of the run's data."""
     d, split = spec.c["dataset"], spec.split
-    source = {"path": str(d["path"])} if d["name"] == "csv" else {
-        "generator": f"experiments.datasets.{d['name']}", "params": d}
-    profile = {"n_train": len(split.y_train), "n_test": len(split.y_test),
-               "n_features": int(split.X_train.shape[1]),
-               "test_is_train": split.test_is_train}
-    return {"name": config._dataset_label(d), "digest": split.fingerprint[:16],
-            "source_type": "local" if d["name"] == "csv" else "code",
-            "source": json.dumps(source, sort_keys=True, default=str),
-            "profile": json.dumps(profile, sort_keys=True)}
+    source = (
+        {"path": str(d["path"])}
+        if d["name"] == "csv"
+        else {"generator": f"experiments.datasets.{d['name']}", "params": d}
+    )
+    profile = {
+        "n_train": len(split.y_train),
+        "n_test": len(split.y_test),
+        "n_features": int(split.X_train.shape[1]),
+        "test_is_train": split.test_is_train,
+    }
+    return {
+        "name": config._dataset_label(d),
+        "digest": split.fingerprint[:16],
+        "source_type": "local" if d["name"] == "csv" else "code",
+        "source": json.dumps(source, sort_keys=True, default=str),
+        "profile": json.dumps(profile, sort_keys=True),
+    }
 
 
 def claim(client, exp_id, spec, job):
@@ -158,16 +177,27 @@ def claim(client, exp_id, spec, job):
     parent = job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES")
 
     def create():
-        return tracking.create_run(client, exp_id, spec.name, run_tags(spec, job), params, parent,
-                                   dataset=dataset_input(spec))
+        return tracking.create_run(
+            client, exp_id, spec.name, run_tags(spec, job), params, parent, dataset=dataset_input(spec)
+        )
 
     with STOP.deferred():
         try:
-            got = claims.claim(client, exp_id, spec.config_hash, spec.key, spec.split.fingerprint,
-                               create, compete=job.in_sweep and not spec.force)
+            got = claims.claim(
+                client,
+                exp_id,
+                spec.config_hash,
+                spec.key,
+                spec.split.fingerprint,
+                create,
+                compete=job.in_sweep and not spec.force,
+            )
         except Exception as err:
-            raise RunError(3, "TRACKING_ERROR", f"cannot create a run in {spec.c['tracking']['uri']}: "
-                                                f"{tracking._first_line(err)}") from None
+            raise RunError(
+                3,
+                "TRACKING_ERROR",
+                f"cannot create a run in {spec.c['tracking']['uri']}: {tracking._first_line(err)}",
+            ) from None
     return got
 
 
@@ -194,8 +224,12 @@ def _progress_line(t0):
             return
         spent = time.perf_counter() - t0
         eta = spent / n * (planned - n)
-        emit(f"shallownet: epoch {n}/{planned} train_loss={curves.values['train_loss'][n - 1]:.4g}"
-             f" ({spent:.0f}s, ETA {eta:.0f}s)", sys.stderr)
+        emit(
+            f"shallownet: epoch {n}/{planned} train_loss={curves.values['train_loss'][n - 1]:.4g}"
+            f" ({spent:.0f}s, ETA {eta:.0f}s)",
+            sys.stderr,
+        )
+
     return line
 
 
@@ -209,17 +243,26 @@ def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
             if tr["log_model"] and status == "FINISHED":
                 # Before the metrics: given none, MLflow links none to the model by itself
                 # (it would copy every point at step 0, reading each key's history back).
-                model_id = tracking.log_model(run_id, exp_id, fitted.net, spec.split.X_train,
-                                              tmp).model_id
+                model_id = tracking.log_model(run_id, exp_id, fitted.net, spec.split.X_train, tmp).model_id
                 phases.mark("model")
         finally:  # the metrics land even when logging the model failed
-            tracking.log_metrics(client, run_id, tracking.metric_batch(
-                fitted.curves.done(), summary, tr["max_points"], model_id,
-                planned=fitted.curves.planned, already=live_points))
+            tracking.log_metrics(
+                client,
+                run_id,
+                tracking.metric_batch(
+                    fitted.curves.done(),
+                    summary,
+                    tr["max_points"],
+                    model_id,
+                    planned=fitted.curves.planned,
+                    already=live_points,
+                ),
+            )
             phases.mark("metrics")
         art = Path(tmp) / "artifacts"
-        record.write_files(art, spec.c, fitted, spec.split, status, tracking.pip_freeze(),
-                           tr["log_plots"], phases.mark)
+        record.write_files(
+            art, spec.c, fitted, spec.split, status, tracking.pip_freeze(), tr["log_plots"], phases.mark
+        )
         tracking.log_files(client, run_id, art)
         phases.mark("artifacts")
 
@@ -230,12 +273,23 @@ def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
     reason, or (store gone) to the next run that meets it: RunError(3)."""
     with STOP.deferred():
         try:
-            send(client, exp_id, run_id, spec, fitted, record.store_status(fitted, STOP.requested),
-                 live_points, phases)
+            send(
+                client,
+                exp_id,
+                run_id,
+                spec,
+                fitted,
+                record.store_status(fitted, STOP.requested),
+                live_points,
+                phases,
+            )
             status, reason = record.store_status(fitted, STOP.requested), fitted.reason
             if status == "KILLED":
-                reason = (f"{reason} ({STOP.describe()})" if reason else
-                          f"interrupted ({STOP.describe()}) while recording")
+                reason = (
+                    f"{reason} ({STOP.describe()})"
+                    if reason
+                    else f"interrupted ({STOP.describe()}) while recording"
+                )
             tracking.end_run(client, run_id, status, record.end_tags(fitted, reason))
             phases.mark("end_run")
         except Exception as err:
@@ -249,8 +303,12 @@ def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
 
 
 def _recording_error(err):
-    if isinstance(err, OSError) and err.errno == 28 or "disk is full" in str(err) \
-            or "No space left" in str(err):
+    if (
+        isinstance(err, OSError)
+        and err.errno == 28
+        or "disk is full" in str(err)
+        or "No space left" in str(err)
+    ):
         return f"disk full ({tracking._first_line(err)})"
     return tracking._first_line(err)
 
@@ -276,16 +334,25 @@ def run(cfg, job, phases=None):
     status, reason = record_run(client, exp_id, got.run_id, spec, fitted, live_points, phases)
     shown = "DIVERGED" if fitted.status == "DIVERGED" else status
     acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
-    return Outcome(shown, reason or "", got.run_id, acc, phases.elapsed(), spec.name,
-                   tracking.ui_link(exp_id, got.run_id))
+    return Outcome(
+        shown,
+        reason or "",
+        got.run_id,
+        acc,
+        phases.elapsed(),
+        spec.name,
+        tracking.ui_link(exp_id, got.run_id),
+    )
 
 
 def _skipped(other, spec, phases):
     acc = other.data.metrics.get("final_test_accuracy")
-    why = ("an identical run FINISHED" if other.info.status == "FINISHED"
-           else "an identical run is in progress")
-    return Outcome("SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc,
-                   phases.elapsed(), spec.name)
+    why = (
+        "an identical run FINISHED" if other.info.status == "FINISHED" else "an identical run is in progress"
+    )
+    return Outcome(
+        "SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc, phases.elapsed(), spec.name
+    )
 
 
 # ------------------------------------------------------------------------------ entry points
@@ -311,8 +378,9 @@ def run_job(cfg):
     except KeyboardInterrupt:
         if not job.in_sweep:
             raise
-        outcome = Outcome("KILLED", f"interrupted ({STOP.name}) before the run was created",
-                          seconds=phases.elapsed())
+        outcome = Outcome(
+            "KILLED", f"interrupted ({STOP.name}) before the run was created", seconds=phases.elapsed()
+        )
     except Exception as err:  # a bug before the run existed: this job fails, the others go on
         if not job.in_sweep:
             raise
@@ -329,8 +397,10 @@ def run_job(cfg):
 
 def _profile(phases):
     if os.environ.get("SHALLOWNET_PROFILE"):
-        emit("shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.seconds.items()}),
-             sys.stderr)
+        emit(
+            "shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.seconds.items()}),
+            sys.stderr,
+        )
 
 
 def _end_sweep_job(job, outcome):
@@ -351,8 +421,10 @@ def _gc_between_jobs(phases):
 
 def _end_single(outcome):
     if outcome.status == "FINISHED":
-        emit(f"shallownet: run {outcome.name} ({outcome.run_id}) finished in {outcome.seconds:.1f}s:"
-             f" test_acc={outcome.test_accuracy:.3f}")
+        emit(
+            f"shallownet: run {outcome.name} ({outcome.run_id}) finished in {outcome.seconds:.1f}s:"
+            f" test_acc={outcome.test_accuracy:.3f}"
+        )
         emit(f"MLflow UI: make ui, then {outcome.link}")
         return outcome.test_accuracy
     say(f"run {outcome.name} ({outcome.run_id}) {outcome.status}: {outcome.message}")

@@ -43,8 +43,16 @@ class MLP:
         biases: list of arrays (fan_out,); readable and assignable.
     """
 
-    def __init__(self, layer_sizes, hidden_activation="tanh", output_activation="sigmoid",
-                 initializer="xavier_uniform", seed=0, dtype="float64", leaky_relu_alpha=0.01):
+    def __init__(
+        self,
+        layer_sizes,
+        hidden_activation="tanh",
+        output_activation="sigmoid",
+        initializer="xavier_uniform",
+        seed=0,
+        dtype="float64",
+        leaky_relu_alpha=0.01,
+    ):
         sizes = [int(s) for s in layer_sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"layer_sizes needs >= 2 positive sizes, got {list(layer_sizes)}")
@@ -76,8 +84,10 @@ class MLP:
         self.train_logits = None  # set by train() for its callback (full batch)
 
     def __repr__(self):
-        return (f"MLP({self.layer_sizes}, hidden_activation={self.hidden_activation!r}, "
-                f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})")
+        return (
+            f"MLP({self.layer_sizes}, hidden_activation={self.hidden_activation!r}, "
+            f"output_activation={self.output_activation!r}, dtype={self.dtype.name!r})"
+        )
 
     @property
     def n_params(self):
@@ -121,8 +131,9 @@ class MLP:
         _choice("loss", loss, tuple(LOSSES))
         needed = LOSS_OUTPUT[loss]
         if needed is not None and self.output_activation != needed:
-            raise ValueError(f"loss {loss!r} needs output_activation={needed!r}, "
-                             f"got {self.output_activation!r}")
+            raise ValueError(
+                f"loss {loss!r} needs output_activation={needed!r}, got {self.output_activation!r}"
+            )
         if loss == "mse" and self.output_activation == "softmax":
             raise ValueError("loss 'mse' needs an element-wise output activation, not softmax")
         return LOSSES[loss]
@@ -134,9 +145,9 @@ class MLP:
         flat = np.empty(self.n_params_for(sizes), dtype or self.dtype)
         Ws, bs, o = [], [], 0
         for fi, fo in zip(sizes[:-1], sizes[1:]):
-            Ws.append(flat[o:o + fi * fo].reshape(fi, fo))
+            Ws.append(flat[o : o + fi * fo].reshape(fi, fo))
             o += fi * fo
-            bs.append(flat[o:o + fo])
+            bs.append(flat[o : o + fo])
             o += fo
         return flat, Ws, bs
 
@@ -154,7 +165,9 @@ class MLP:
             "A": [np.empty((n, s), dt) for s in sizes],
             "D": [np.empty((n, s), dt) for s in sizes],
             "T": [np.empty((n, s), dt) for s in sizes],
-            "g": g, "gW": gW, "gb": gb,
+            "g": g,
+            "gW": gW,
+            "gb": gb,
         }
 
     def _forward(self, X, Ws, bs, ws):
@@ -220,6 +233,7 @@ class History:
     loss or the parameters became non-finite or the loss exceeded divergence_factor x the
     initial loss; None when training ran to the end.
     """
+
     loss: np.ndarray
     lr: np.ndarray
     diverged_at: int | None = None
@@ -254,8 +268,20 @@ def _schedule(lr, epochs):
     return None, {"lr": rate, "epochs": epochs}
 
 
-def train(net, X, y, *, epochs, lr, loss="bce", batch_size=None, l2=0.0, seed=0, callback=None,
-          divergence_factor=100.0):
+def train(
+    net,
+    X,
+    y,
+    *,
+    epochs,
+    lr,
+    loss="bce",
+    batch_size=None,
+    l2=0.0,
+    seed=0,
+    callback=None,
+    divergence_factor=100.0,
+):
     """Gradient descent on ``net`` in place; returns a :class:`History`.
 
     Args:
@@ -290,8 +316,9 @@ def train(net, X, y, *, epochs, lr, loss="bce", batch_size=None, l2=0.0, seed=0,
     Y = net.targets(y)  # (N, K)
     n = X.shape[0]
     if X.ndim != 2 or X.shape[1] != net.layer_sizes[0] or Y.shape[0] != n:
-        raise ValueError(f"X must be (N, {net.layer_sizes[0]}) with one target per row; "
-                         f"got X {X.shape}, y {np.shape(y)}")
+        raise ValueError(
+            f"X must be (N, {net.layer_sizes[0]}) with one target per row; got X {X.shape}, y {np.shape(y)}"
+        )
     full = batch_size is None or int(batch_size) >= n
     bsz = n if full else int(batch_size)
     if bsz < 1:
@@ -370,7 +397,7 @@ def train(net, X, y, *, epochs, lr, loss="bce", batch_size=None, l2=0.0, seed=0,
                 for start in range(0, n, bsz):
                     m = min(bsz, n - start)
                     w = spaces.get(m) or spaces.setdefault(m, net._workspace(m))
-                    value, rate, ok = step(Xbuf[start:start + m], Ybuf[start:start + m], w, e, rate)
+                    value, rate, ok = step(Xbuf[start : start + m], Ybuf[start : start + m], w, e, rate)
                     if ok is not True:
                         break
                     total += value * m

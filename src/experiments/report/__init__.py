@@ -21,5 +21,4 @@ from ..tracking import load_sweep_runs
 from .build import Report, ReportError, build_report
 from .cli import main
 
-__all__ = ["main", "build_report", "load_sweep_runs", "Report",
-           "ReportError"]
+__all__ = ["main", "build_report", "load_sweep_runs", "Report", "ReportError"]

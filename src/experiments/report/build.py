@@ -14,8 +14,18 @@ import pandas as pd
 from .. import tracking
 from . import checks, claims as claims_mod, document, factorial, figures, stats
 from .fmt import is_missing
-from .runs import (ALL_FACTOR, COMPARE_METRICS, add_curve_measures, constant_value,
-                   find_factors, load_curves, lr_varies, sort_levels, split_parent, tidy_runs)
+from .runs import (
+    ALL_FACTOR,
+    COMPARE_METRICS,
+    add_curve_measures,
+    constant_value,
+    find_factors,
+    load_curves,
+    lr_varies,
+    sort_levels,
+    split_parent,
+    tidy_runs,
+)
 
 DEFAULT_LOSS_FRACTION = 0.5
 REPORT_FILES = ("report_md", "report_html", "summary_csv", "comparisons_csv")
@@ -28,6 +38,7 @@ class ReportError(RuntimeError):
 @dataclass
 class Study:
     """Everything the document, the figures and the description are made from."""
+
     runs: pd.DataFrame  # run table: one row per child run
     children: pd.DataFrame  # the child rows of the runs frame (params.*, tags.*)
     parent: pd.Series | None
@@ -92,8 +103,11 @@ def new_study(runs_df, ignore_params, alpha, title) -> Study:
     parents, children = split_parent(runs_df)
     if children.empty:
         raise ReportError("no child runs to report on")
-    parent = (parents.sort_values(["start_time", "run_id"], kind="mergesort").iloc[-1]
-              if not parents.empty else None)
+    parent = (
+        parents.sort_values(["start_time", "run_id"], kind="mergesort").iloc[-1]
+        if not parents.empty
+        else None
+    )
     factors, aliases = find_factors(children, ignore=tuple(ignore_params))
     runs = tidy_runs(children, factors if factors else [ALL_FACTOR])
     s = Study(runs, children, parent, factors, aliases, alpha)
@@ -101,8 +115,7 @@ def new_study(runs_df, ignore_params, alpha, title) -> Study:
     if s.sweep_id is None:
         ids = _one_value(children, tracking.TAG_SWEEP)
         s.sweep_id = ids[0] if len(ids) == 1 else None
-    s.study = _tag(parent, tracking.TAG_STUDY) or ", ".join(
-        _one_value(children, tracking.TAG_STUDY)) or None
+    s.study = _tag(parent, tracking.TAG_STUDY) or ", ".join(_one_value(children, tracking.TAG_STUDY)) or None
     s.title = title or f"shallownet report: {s.study or s.sweep_id or 'runs'}"
     return s
 
@@ -126,12 +139,11 @@ def analyse(s: Study, curves: dict) -> None:
     def result_of(cmp):
         return stats.orient(s.results.iloc[index[cmp.hypothesis()]], cmp)
 
-    sched = next((f for f in factors if f.startswith("lr_schedule.") and f.endswith(".name")),
-                 None)
-    s.flags = checks.study_checks(runs, factors, curves,
-                                  constant_value(s.children, "lr_schedule.name"))
-    s.identical = {(f["factor"], frozenset((f["a"], f["b"]))) for f in s.flags
-                   if f["kind"] == "identical arms"}
+    sched = next((f for f in factors if f.startswith("lr_schedule.") and f.endswith(".name")), None)
+    s.flags = checks.study_checks(runs, factors, curves, constant_value(s.children, "lr_schedule.name"))
+    s.identical = {
+        (f["factor"], frozenset((f["a"], f["b"]))) for f in s.flags if f["kind"] == "identical arms"
+    }
     s.claims = claims_mod.judge(claims, result_of, s.alpha, s.identical)
     s.show_lr = sched is not None or any(lr_varies(c) for c in curves.values())
     if len(factors) >= 2:
@@ -157,46 +169,55 @@ def _factorial(s: Study) -> None:
         col = {"emm": f"{m}_emm", "ci_low": f"{m}_emm_ci_low", "ci_high": f"{m}_emm_ci_high"}
         for k, name in col.items():
             sel = s.summary["factor"] == f
-            s.summary.loc[sel, name] = s.summary.loc[sel, "level"].map(e[k]).to_numpy(
-                dtype=np.float64)
+            s.summary.loc[sel, name] = s.summary.loc[sel, "level"].map(e[k]).to_numpy(dtype=np.float64)
 
 
 def draw(s: Study, curves, client, out_dir: Path, tmp: Path) -> dict:
     """Every figure of the study -> {key: path}."""
     f, F = s.table_factors, {}
-    F["curves"] = figures.fig_curves(s.runs, curves, f, s.threshold, out_dir / "curves.png",
-                                     s.show_lr)
+    F["curves"] = figures.fig_curves(s.runs, curves, f, s.threshold, out_dir / "curves.png", s.show_lr)
     if len(s.factors) >= 2:
         for i, fac in enumerate(s.factors):
             F[f"by_setting:{fac}"] = figures.fig_curves_by_setting(
-                s.runs, curves, s.factors, fac, s.threshold,
-                out_dir / f"curves_by_setting_{i + 1}.png")
+                s.runs, curves, s.factors, fac, s.threshold, out_dir / f"curves_by_setting_{i + 1}.png"
+            )
     means = {}
     for fac in f:
         sub = s.summary[s.summary["factor"] == fac]
         e = s.level_emms.get(("final_test_accuracy", fac))
-        means[fac] = pd.DataFrame({
-            "level": sub["level"].to_numpy(),
-            "mean": sub["level"].map(e["emm"]).to_numpy() if e is not None
-            else sub["final_test_accuracy_mean"].to_numpy(),
-            "ci_low": sub["level"].map(e["ci_low"]).to_numpy() if e is not None
-            else sub["final_test_accuracy_ci_low"].to_numpy(),
-            "ci_high": sub["level"].map(e["ci_high"]).to_numpy() if e is not None
-            else sub["final_test_accuracy_ci_high"].to_numpy(),
-            "n": sub["final_test_accuracy_n"].to_numpy()})
+        means[fac] = pd.DataFrame(
+            {
+                "level": sub["level"].to_numpy(),
+                "mean": sub["level"].map(e["emm"]).to_numpy()
+                if e is not None
+                else sub["final_test_accuracy_mean"].to_numpy(),
+                "ci_low": sub["level"].map(e["ci_low"]).to_numpy()
+                if e is not None
+                else sub["final_test_accuracy_ci_low"].to_numpy(),
+                "ci_high": sub["level"].map(e["ci_high"]).to_numpy()
+                if e is not None
+                else sub["final_test_accuracy_ci_high"].to_numpy(),
+                "n": sub["final_test_accuracy_n"].to_numpy(),
+            }
+        )
     what = "marginal mean, model 95% CI" if s.level_emms else "mean, 95% t CI"
-    F["level_means"] = figures.fig_level_means(s.runs, f, means, out_dir / "accuracy.png",
-                                               what)
+    F["level_means"] = figures.fig_level_means(s.runs, f, means, out_dir / "accuracy.png", what)
     if len(s.pairwise):
-        F["effects"] = figures.fig_effects(s.pairwise, list(COMPARE_METRICS),
-                                           out_dir / "effects.png", s.identical)
+        F["effects"] = figures.fig_effects(
+            s.pairwise, list(COMPARE_METRICS), out_dir / "effects.png", s.identical
+        )
     if len(s.factors) >= 2:
         F["heatmap"] = figures.fig_heatmap(s.runs, s.factors, out_dir / "accuracy_heatmap.png")
         F["interactions"] = figures.fig_interactions(
-            s.factors, s.pair_emms, {m: a["note"] for m, a in s.anova.items()},
-            ["final_test_accuracy", "final_train_loss"], out_dir / "interactions.png")
-    F["boundaries"] = figures.fig_boundaries(s.runs, f, client, tmp / "png",
-                                             out_dir / "decision_boundaries.png")
+            s.factors,
+            s.pair_emms,
+            {m: a["note"] for m, a in s.anova.items()},
+            ["final_test_accuracy", "final_train_loss"],
+            out_dir / "interactions.png",
+        )
+    F["boundaries"] = figures.fig_boundaries(
+        s.runs, f, client, tmp / "png", out_dir / "decision_boundaries.png"
+    )
     act = next((x for x in s.factors if x in ("activation.name", "activation")), None)
     if act is not None:
         alpha = constant_value(s.children, "activation.alpha")
@@ -204,19 +225,22 @@ def draw(s: Study, curves, client, out_dir: Path, tmp: Path) -> dict:
             alpha = float(alpha) if alpha is not None else 0.01
         except ValueError:
             alpha = 0.01
-        F["activations"] = figures.fig_activations(sort_levels(s.runs[act]), alpha,
-                                                   out_dir / "activations.png")
+        F["activations"] = figures.fig_activations(
+            sort_levels(s.runs[act]), alpha, out_dir / "activations.png"
+        )
     return F
 
 
 def write_documents(s: Study, out_dir: Path) -> dict:
     blocks = document.document(s)
-    paths = {"report_md": out_dir / "report.md", "report_html": out_dir / "report.html",
-             "summary_csv": out_dir / "summary.csv",
-             "comparisons_csv": out_dir / "comparisons.csv"}
+    paths = {
+        "report_md": out_dir / "report.md",
+        "report_html": out_dir / "report.html",
+        "summary_csv": out_dir / "summary.csv",
+        "comparisons_csv": out_dir / "comparisons.csv",
+    }
     paths["report_md"].write_bytes(document.render_markdown(blocks).encode("utf-8"))
-    paths["report_html"].write_bytes(
-        document.render_html(blocks, out_dir, s.title).encode("utf-8"))
+    paths["report_html"].write_bytes(document.render_html(blocks, out_dir, s.title).encode("utf-8"))
     for key, frame in (("summary_csv", s.summary), ("comparisons_csv", s.results)):
         text = frame.to_csv(index=False, lineterminator="\n", float_format="%.6g")
         paths[key].write_bytes(text.encode("utf-8"))
@@ -227,36 +251,53 @@ def publish(s: Study, client, report: Report) -> None:
     """Log the report's files under report/ of the parent run and set its description."""
     pid = report.parent_run_id
     keys = list(REPORT_FILES) + sorted(k for k in s.files if k not in REPORT_FILES)
-    report.logged_artifacts = tracking.log_report_files(client, pid,
-                                                        [s.files[k] for k in keys])
+    report.logged_artifacts = tracking.log_report_files(client, pid, [s.files[k] for k in keys])
     page = tracking.artifact_page(str(s.parent["experiment_id"]), pid, "report/report.html")
     report.description = document.description(s, page)
     tracking.set_description(client, pid, report.description)
 
 
-def build_report(runs_df: pd.DataFrame, out_dir, client=None, *, title: str | None = None,
-                 loss_threshold: float | None = None,
-                 loss_fraction: float = DEFAULT_LOSS_FRACTION, ignore_params=(),
-                 log_artifacts: bool = True, alpha: float = stats.ALPHA) -> Report:
+def build_report(
+    runs_df: pd.DataFrame,
+    out_dir,
+    client=None,
+    *,
+    title: str | None = None,
+    loss_threshold: float | None = None,
+    loss_fraction: float = DEFAULT_LOSS_FRACTION,
+    ignore_params=(),
+    log_artifacts: bool = True,
+    alpha: float = stats.ALPHA,
+) -> Report:
     """Write the report of the runs in ``runs_df`` (a tracking.search_runs_frame frame) into
     ``out_dir``. A parent run in the frame (tag shallownet.role = parent) is not analysed;
     with ``log_artifacts`` it receives the files under ``report/`` and its description.
     ``client`` reads the artifacts (default: the store of $MLFLOW_TRACKING_URI)."""
-    client = client or tracking.open_store(
-        os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI)
+    client = client or tracking.open_store(os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     s = new_study(runs_df, ignore_params, alpha, title)
     with tempfile.TemporaryDirectory(prefix="shallownet-report-") as tmp:
         curves = load_curves(client, list(s.runs["run_id"]), Path(tmp) / "curves")
         s.threshold, s.threshold_text, s.horizon = add_curve_measures(
-            s.runs, curves, loss_threshold, loss_fraction)
+            s.runs, curves, loss_threshold, loss_fraction
+        )
         analyse(s, curves)
         s.files = draw(s, curves, client, out_dir, Path(tmp))
     s.files.update(write_documents(s, out_dir))
-    report = Report(out_dir, s.files, s.summary, s.results, s.runs, s.factors, s.threshold,
-                    s.claims, s.flags, s.anova,
-                    None if s.parent is None else str(s.parent["run_id"]))
+    report = Report(
+        out_dir,
+        s.files,
+        s.summary,
+        s.results,
+        s.runs,
+        s.factors,
+        s.threshold,
+        s.claims,
+        s.flags,
+        s.anova,
+        None if s.parent is None else str(s.parent["run_id"]),
+    )
     if log_artifacts and s.parent is not None:
         publish(s, client, report)
     return report

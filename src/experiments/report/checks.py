@@ -20,8 +20,7 @@ def _same_curve(c1, c2) -> bool:
     for col in CURVE_COLUMNS:
         if (col in c1) != (col in c2):
             return False
-        if col in c1 and not np.array_equal(c1[col].to_numpy(), c2[col].to_numpy(),
-                                            equal_nan=True):
+        if col in c1 and not np.array_equal(c1[col].to_numpy(), c2[col].to_numpy(), equal_nan=True):
             return False
     return True
 
@@ -35,10 +34,11 @@ def identical_arms(runs, factors, curves) -> list:
     for f in factors:
         keys = [g for g in factors if g != f] + ["seed"]
         levels = sort_levels(fin[f])
-        by_key = {lv: {tuple(r[k] for k in keys): r for _, r in fin[fin[f] == lv].iterrows()}
-                  for lv in levels}
+        by_key = {
+            lv: {tuple(r[k] for k in keys): r for _, r in fin[fin[f] == lv].iterrows()} for lv in levels
+        }
         for i, a in enumerate(levels):
-            for b in levels[i + 1:]:
+            for b in levels[i + 1 :]:
                 common = sorted(set(by_key[a]) & set(by_key[b]))
                 if not common:
                     continue
@@ -49,8 +49,9 @@ def identical_arms(runs, factors, curves) -> list:
                     if ca is not None and cb is not None:
                         same = _same_curve(ca, cb)
                     else:
-                        same = all(ra[m] == rb[m] or (pd.isna(ra[m]) and pd.isna(rb[m]))
-                                   for m in SUMMARY_METRICS)
+                        same = all(
+                            ra[m] == rb[m] or (pd.isna(ra[m]) and pd.isna(rb[m])) for m in SUMMARY_METRICS
+                        )
                     if not same:
                         break
                 if same:
@@ -59,8 +60,7 @@ def identical_arms(runs, factors, curves) -> list:
 
 
 def _schedule_factor(factors):
-    return next((f for f in factors if f.startswith("lr_schedule.") and f.endswith("name")),
-                None)
+    return next((f for f in factors if f.startswith("lr_schedule.") and f.endswith("name")), None)
 
 
 def study_checks(runs, factors, curves, children_schedule=None) -> list:
@@ -69,65 +69,115 @@ def study_checks(runs, factors, curves, children_schedule=None) -> list:
     flags = []
     fin = runs[runs["state"] == "finished"]
     if not factors:
-        flags.append({"kind": "no factor", "text": "No parameter varies across the runs but "
-                      "the seed: there is nothing to compare, only one group to describe."})
+        flags.append(
+            {
+                "kind": "no factor",
+                "text": "No parameter varies across the runs but "
+                "the seed: there is nothing to compare, only one group to describe.",
+            }
+        )
     sched = _schedule_factor(factors)
     for f, a, b, k in identical_arms(runs, factors, curves):
-        text = (f"`{f}` = {a} and {b} are the same computation: in each of the {k} matched "
-                "pairs (same other factors and seed) the two runs have identical curves "
-                "(train and test loss and accuracy, lr at every epoch). Comparing them tests "
-                "nothing.")
+        text = (
+            f"`{f}` = {a} and {b} are the same computation: in each of the {k} matched "
+            "pairs (same other factors and seed) the two runs have identical curves "
+            "(train and test loss and accuracy, lr at every epoch). Comparing them tests "
+            "nothing."
+        )
         flags.append({"kind": "identical arms", "text": text, "factor": f, "a": a, "b": b})
     if "lr_decays" in fin:
-        levels = ([(sched, lv) for lv in sort_levels(fin[sched])] if sched else
-                  [(None, children_schedule)] if children_schedule else [])
+        levels = (
+            [(sched, lv) for lv in sort_levels(fin[sched])]
+            if sched
+            else [(None, children_schedule)]
+            if children_schedule
+            else []
+        )
         for f, lv in levels:
             if lv in (None, "constant"):
                 continue
             sub = fin if f is None else fin[fin[f] == lv]
             dec = sub["lr_decays"].dropna()
             if len(dec) and (dec == 0).all():
-                flags.append({"kind": "schedule never acted", "text": (
-                    f"The {lv} schedule never lowered the learning rate: 0 decays in each of "
-                    f"its {len(dec)} finished runs, so it ran as a constant rate.")})
+                flags.append(
+                    {
+                        "kind": "schedule never acted",
+                        "text": (
+                            f"The {lv} schedule never lowered the learning rate: 0 decays in each of "
+                            f"its {len(dec)} finished runs, so it ran as a constant rate."
+                        ),
+                    }
+                )
     for m in COMPARE_METRICS:
         v = fin[value_column(m)].astype(float)
         v = v[np.isfinite(v)]
         if m == ETT:
             continue
-        if len(v) >= 2 and v.nunique() == 1 and not (m == "final_test_accuracy"
-                                                      and v.iloc[0] >= 1.0):
-            flags.append({"kind": "zero variance", "text": (
-                f"{METRIC_LABELS[m]} is {num(v.iloc[0])} in every one of the {len(v)} "
-                "finished runs: no comparison on it can show a difference.")})
+        if len(v) >= 2 and v.nunique() == 1 and not (m == "final_test_accuracy" and v.iloc[0] >= 1.0):
+            flags.append(
+                {
+                    "kind": "zero variance",
+                    "text": (
+                        f"{METRIC_LABELS[m]} is {num(v.iloc[0])} in every one of the {len(v)} "
+                        "finished runs: no comparison on it can show a difference."
+                    ),
+                }
+            )
     acc = fin["final_test_accuracy"].astype(float)
     top = int((acc >= 1.0).sum())
     if 0 < top < len(acc) and top * 2 >= len(acc):
-        flags.append({"kind": "saturated", "text": (
-            f"{top} of {len(acc)} finished runs reach test accuracy 1 (the ceiling): "
-            "accuracy differences are cut off at the top; compare losses instead.")})
+        flags.append(
+            {
+                "kind": "saturated",
+                "text": (
+                    f"{top} of {len(acc)} finished runs reach test accuracy 1 (the ceiling): "
+                    "accuracy differences are cut off at the top; compare losses instead."
+                ),
+            }
+        )
     elif top and top == len(acc):
-        flags.append({"kind": "saturated", "text": (
-            "Every finished run reaches test accuracy 1 (the ceiling): accuracy cannot "
-            "separate the levels.")})
+        flags.append(
+            {
+                "kind": "saturated",
+                "text": (
+                    "Every finished run reaches test accuracy 1 (the ceiling): accuracy cannot "
+                    "separate the levels."
+                ),
+            }
+        )
     st = fin["ett_status"]
     if len(st) and (st == "not reached").all():
-        flags.append({"kind": "threshold", "text": "No finished run reaches the loss "
-                      "threshold: epochs to threshold are all censored."})
+        flags.append(
+            {
+                "kind": "threshold",
+                "text": "No finished run reaches the loss threshold: epochs to threshold are all censored.",
+            }
+        )
     elif len(st) and (st == "reached").all() and (fin[ETT] == fin[ETT].min()).all():
-        flags.append({"kind": "threshold", "text": (
-            f"Every finished run reaches the loss threshold at epoch {num(fin[ETT].min())}: "
-            "epochs to threshold cannot separate the levels (pick another --loss-fraction).")})
+        flags.append(
+            {
+                "kind": "threshold",
+                "text": (
+                    f"Every finished run reaches the loss threshold at epoch {num(fin[ETT].min())}: "
+                    "epochs to threshold cannot separate the levels (pick another --loss-fraction)."
+                ),
+            }
+        )
     seeds = fin["seed"].nunique()
     if factors and 0 < seeds < 3:
-        flags.append({"kind": "few seeds", "text": (
-            f"{seeds} seed(s): a CI over the seeds of one setting has {max(seeds - 1, 0)} "
-            "df (t(0.975, 1) = 12.71), so per-setting bands are wide; paired comparisons "
-            "pool the matched settings of the other factors and have more pairs.")})
+        flags.append(
+            {
+                "kind": "few seeds",
+                "text": (
+                    f"{seeds} seed(s): a CI over the seeds of one setting has {max(seeds - 1, 0)} "
+                    "df (t(0.975, 1) = 12.71), so per-setting bands are wide; paired comparisons "
+                    "pool the matched settings of the other factors and have more pairs."
+                ),
+            }
+        )
     return flags
 
 
 def flagged_levels(flags, factor):
     """{(a, b)} of the identical-arms flags of ``factor``."""
-    return {(fl["a"], fl["b"]) for fl in flags if fl["kind"] == "identical arms"
-            and fl["factor"] == factor}
+    return {(fl["a"], fl["b"]) for fl in flags if fl["kind"] == "identical arms" and fl["factor"] == factor}

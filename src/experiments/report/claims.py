@@ -50,8 +50,13 @@ def tutorial_claims(runs, children, factors) -> list:
     act_const = constant_value(children, "activation.name")
 
     if act is not None and {"relu", "tanh"} <= set(runs[act]):
-        claims.append(Claim("Tutorial 000/001", "ReLU converges faster than tanh (fewer epochs "
-                            "to the loss threshold)", Comparison(act, "relu", "tanh", ETT)))
+        claims.append(
+            Claim(
+                "Tutorial 000/001",
+                "ReLU converges faster than tanh (fewer epochs to the loss threshold)",
+                Comparison(act, "relu", "tanh", ETT),
+            )
+        )
 
     init = _find_factor(factors, ["initializer.name", "initializer"])
     if init is not None:
@@ -65,19 +70,24 @@ def tutorial_claims(runs, children, factors) -> list:
         if not he or not base:
             pass
         elif (act is not None and "relu" not in set(runs[act])) or (
-                act is None and act_const not in (None, "relu")):
+            act is None and act_const not in (None, "relu")
+        ):
             claims.append(Claim("Tutorials", text, None, why_not="no ReLU runs in this study"))
         else:
             for h in he:
                 for b in base:
                     for m in ("final_test_accuracy", ETT):
-                        claims.append(Claim("Tutorials", text, Comparison(init, h, b, m, where),
-                                            ctx))
+                        claims.append(Claim("Tutorials", text, Comparison(init, h, b, m, where), ctx))
 
     sched = _find_factor(factors, ["lr_schedule.name", "lr_schedule"])
     if sched is not None and {"plateau", "constant"} <= set(runs[sched]):
-        claims.append(Claim("Tutorials", "plateau decay reaches a lower final training loss",
-                            Comparison(sched, "plateau", "constant", "final_train_loss")))
+        claims.append(
+            Claim(
+                "Tutorials",
+                "plateau decay reaches a lower final training loss",
+                Comparison(sched, "plateau", "constant", "final_train_loss"),
+            )
+        )
 
     hid = _find_factor(factors, ["model.hidden_sizes", "hidden_sizes"])
     if hid is None:
@@ -95,14 +105,12 @@ def tutorial_claims(runs, children, factors) -> list:
                 ctx = f", measured on dataset {ds_const}, not quadrant"
             text = "wider hidden layers fit the quadrant task better"
             if ds is not None and "quadrant" not in set(runs[ds]):
-                claims.append(Claim("Tutorial 002", text, None,
-                                    why_not="no quadrant runs in this study"))
+                claims.append(Claim("Tutorial 002", text, None, why_not="no quadrant runs in this study"))
             else:
                 order = sorted(widths, key=lambda k: (widths[k], level_key(k)))
                 narrow, wide = order[0], order[-1]
                 for m in ("final_test_accuracy", "final_train_loss"):
-                    claims.append(Claim("Tutorial 002", text,
-                                        Comparison(hid, wide, narrow, m, where), ctx))
+                    claims.append(Claim("Tutorial 002", text, Comparison(hid, wide, narrow, m, where), ctx))
     return claims
 
 
@@ -119,10 +127,12 @@ def verdict(r, better: str, alpha: float, identical: bool) -> str:
     if r["holm_reject"]:
         return "yes" if favours else "no (the opposite holds)"
     seeds = r["seeds_needed"]
-    need = (f"; about {num(seeds)} seeds would give power 0.8 at this effect"
-            if not math.isnan(seeds) and math.isfinite(seeds) else "")
-    return (f"undecided (direction {'agrees' if favours else 'disagrees'}, Holm p >= "
-            f"{alpha:g}{need})")
+    need = (
+        f"; about {num(seeds)} seeds would give power 0.8 at this effect"
+        if not math.isnan(seeds) and math.isfinite(seeds)
+        else ""
+    )
+    return f"undecided (direction {'agrees' if favours else 'disagrees'}, Holm p >= {alpha:g}{need})"
 
 
 def judge(claims, result_of, alpha: float, identical_pairs) -> list:
@@ -133,35 +143,67 @@ def judge(claims, result_of, alpha: float, identical_pairs) -> list:
     for c in claims:
         if c.comparison is None:
             line = f"{c.tutorial}: {c.text}: not testable ({c.why_not})"
-            out.append({"tutorial": c.tutorial, "claim": c.text, "verdict": "not testable",
-                        "metric": "", "factor": "", "level_a": "", "level_b": "",
-                        "p": math.nan, "p_holm": math.nan, "n_pairs": 0, "short": line,
-                        "where": "", "text": line})
+            out.append(
+                {
+                    "tutorial": c.tutorial,
+                    "claim": c.text,
+                    "verdict": "not testable",
+                    "metric": "",
+                    "factor": "",
+                    "level_a": "",
+                    "level_b": "",
+                    "p": math.nan,
+                    "p_holm": math.nan,
+                    "n_pairs": 0,
+                    "short": line,
+                    "where": "",
+                    "text": line,
+                }
+            )
             continue
         cmp = c.comparison
         r = result_of(cmp)
         ident = (cmp.factor, frozenset((cmp.a, cmp.b))) in identical_pairs
         v = verdict(r, BETTER[cmp.metric], alpha, ident)
-        label = METRIC_LABELS[cmp.metric] + (" (restricted, see Definitions)"
-                                             if cmp.metric == ETT else "")
+        label = METRIC_LABELS[cmp.metric] + (" (restricted, see Definitions)" if cmp.metric == ETT else "")
         where = f"{cmp.a} vs {cmp.b}, {METRIC_LABELS[cmp.metric]}{c.context}"
-        short = (f"{c.tutorial}: {c.text}. {where}: {v}; diff {num(r['mean_diff'])} "
-                 f"{ci(r['ci_low'], r['ci_high'])}"
-                 + ("" if is_missing(r["p_holm"]) else f", Holm p {p_is(r['p_holm'])}"))
-        tests = ("no test" if is_missing(r["p"]) else
-                 f"paired t p {p_is(r['p'])}, Wilcoxon p {p_is(r['wilcoxon_p'])}, d_z "
-                 f"{num(r['cohen_dz'])}")
-        detail = (f"{cmp.factor}={cmp.a} vs {cmp.b}, {label}{c.context}: mean "
-                  f"{num(r['mean_a'])} vs {num(r['mean_b'])}, {tests}, "
-                  f"n pairs = {r['n_pairs']}")
+        short = (
+            f"{c.tutorial}: {c.text}. {where}: {v}; diff {num(r['mean_diff'])} "
+            f"{ci(r['ci_low'], r['ci_high'])}"
+            + ("" if is_missing(r["p_holm"]) else f", Holm p {p_is(r['p_holm'])}")
+        )
+        tests = (
+            "no test"
+            if is_missing(r["p"])
+            else f"paired t p {p_is(r['p'])}, Wilcoxon p {p_is(r['wilcoxon_p'])}, d_z {num(r['cohen_dz'])}"
+        )
+        detail = (
+            f"{cmp.factor}={cmp.a} vs {cmp.b}, {label}{c.context}: mean "
+            f"{num(r['mean_a'])} vs {num(r['mean_b'])}, {tests}, "
+            f"n pairs = {r['n_pairs']}"
+        )
         if cmp.metric == ETT and r["n_pairs"]:
-            detail += (f"; reached the threshold: {cmp.a} {num(r['n_reached_a'])}/"
-                       f"{r['n_pairs']}, {cmp.b} {num(r['n_reached_b'])}/{r['n_pairs']}")
+            detail += (
+                f"; reached the threshold: {cmp.a} {num(r['n_reached_a'])}/"
+                f"{r['n_pairs']}, {cmp.b} {num(r['n_reached_b'])}/{r['n_pairs']}"
+            )
         if r["note"]:
             detail += f"; {r['note']}"
-        out.append({"tutorial": c.tutorial, "claim": c.text, "verdict": v,
-                    "metric": cmp.metric, "factor": cmp.factor, "level_a": cmp.a,
-                    "level_b": cmp.b, "p": r["p"], "p_holm": r["p_holm"],
-                    "n_pairs": r["n_pairs"], "short": short, "where": where,
-                    "text": f"{short} ({detail})"})
+        out.append(
+            {
+                "tutorial": c.tutorial,
+                "claim": c.text,
+                "verdict": v,
+                "metric": cmp.metric,
+                "factor": cmp.factor,
+                "level_a": cmp.a,
+                "level_b": cmp.b,
+                "p": r["p"],
+                "p_holm": r["p_holm"],
+                "n_pairs": r["n_pairs"],
+                "short": short,
+                "where": where,
+                "text": f"{short} ({detail})",
+            }
+        )
     return out

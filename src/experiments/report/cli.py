@@ -31,37 +31,74 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="shallownet-report",
         description="Report of a shallownet sweep (or any runs of an experiment) from MLflow: "
-                    "per-level statistics, paired comparisons with effects, CIs and "
-                    "Holm-adjusted p, censored epochs to threshold, factorial effects, "
-                    "figures and the tutorials' claims.")
+        "per-level statistics, paired comparisons with effects, CIs and "
+        "Holm-adjusted p, censored epochs to threshold, factorial effects, "
+        "figures and the tutorials' claims.",
+    )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--sweep", metavar="SWEEP_ID|latest",
-                     help="sweep id (tag sweep_id) or 'latest' (most recent parent run)")
-    src.add_argument("--experiment", metavar="NAME",
-                     help="report on all child runs of this experiment (no parent logging)")
-    p.add_argument("--filter", default="", metavar="FILTER",
-                   help="mlflow search filter for --experiment, e.g. "
-                        "\"params.dataset.name = 'quadrant'\"")
-    p.add_argument("--experiment-name", default=tracking.DEFAULT_EXPERIMENT,
-                   help="experiment holding the sweep (with --sweep; default %(default)s)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                        f"{tracking.DEFAULT_URI})")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output directory (default outputs/reports/<sweep id or experiment>)")
+    src.add_argument(
+        "--sweep",
+        metavar="SWEEP_ID|latest",
+        help="sweep id (tag sweep_id) or 'latest' (most recent parent run)",
+    )
+    src.add_argument(
+        "--experiment", metavar="NAME", help="report on all child runs of this experiment (no parent logging)"
+    )
+    p.add_argument(
+        "--filter",
+        default="",
+        metavar="FILTER",
+        help="mlflow search filter for --experiment, e.g. \"params.dataset.name = 'quadrant'\"",
+    )
+    p.add_argument(
+        "--experiment-name",
+        default=tracking.DEFAULT_EXPERIMENT,
+        help="experiment holding the sweep (with --sweep; default %(default)s)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {tracking.DEFAULT_URI})",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output directory (default outputs/reports/<sweep id or experiment>)",
+    )
     thr = p.add_mutually_exclusive_group()
-    thr.add_argument("--loss-threshold", type=float, default=None, metavar="LOSS",
-                     help="absolute train-loss threshold for epochs-to-threshold")
-    thr.add_argument("--loss-fraction", type=float, default=DEFAULT_LOSS_FRACTION, metavar="F",
-                     help="threshold = F x median initial train loss of the runs "
-                          "(default %(default)s)")
-    p.add_argument("--alpha", type=float, default=ALPHA,
-                   help="familywise significance level (Holm) for the verdicts "
-                        "(default %(default)s)")
-    p.add_argument("--ignore-param", action="append", default=[], metavar="KEY",
-                   help="param never treated as a factor (repeatable)")
-    p.add_argument("--no-log", action="store_true",
-                   help="do not log the report to the parent run (artifacts, description)")
+    thr.add_argument(
+        "--loss-threshold",
+        type=float,
+        default=None,
+        metavar="LOSS",
+        help="absolute train-loss threshold for epochs-to-threshold",
+    )
+    thr.add_argument(
+        "--loss-fraction",
+        type=float,
+        default=DEFAULT_LOSS_FRACTION,
+        metavar="F",
+        help="threshold = F x median initial train loss of the runs (default %(default)s)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=ALPHA,
+        help="familywise significance level (Holm) for the verdicts (default %(default)s)",
+    )
+    p.add_argument(
+        "--ignore-param",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="param never treated as a factor (repeatable)",
+    )
+    p.add_argument(
+        "--no-log",
+        action="store_true",
+        help="do not log the report to the parent run (artifacts, description)",
+    )
     return p.parse_args(argv)
 
 
@@ -81,17 +118,25 @@ def main(argv=None) -> int:
         except Exception as e:  # connection errors, broken store, MLflow errors
             raise ReportError(f"cannot read runs from {uri}: {_one_line(e)}") from e
         out = Path(args.out) if args.out else Path("outputs") / "reports" / _safe_name(name)
-        report = build_report(runs, out, client, loss_threshold=args.loss_threshold,
-                              loss_fraction=args.loss_fraction, ignore_params=args.ignore_param,
-                              log_artifacts=args.sweep is not None and not args.no_log,
-                              alpha=args.alpha)
+        report = build_report(
+            runs,
+            out,
+            client,
+            loss_threshold=args.loss_threshold,
+            loss_fraction=args.loss_fraction,
+            ignore_params=args.ignore_param,
+            log_artifacts=args.sweep is not None and not args.no_log,
+            alpha=args.alpha,
+        )
     except ReportError as e:
         print(f"shallownet-report: error: {e}", file=sys.stderr)
         return 2
     print(summary_text(report))
     if report.logged_artifacts:
-        print(f"logged {len(report.logged_artifacts)} files to run {report.parent_run_id} "
-              "under report/ and set its description")
+        print(
+            f"logged {len(report.logged_artifacts)} files to run {report.parent_run_id} "
+            "under report/ and set its description"
+        )
     print(f"report: {report.files['report_md']}")
     return 0
 

@@ -52,7 +52,7 @@ def term_label(term: str, factors) -> str:
         return "residual"
     if term == "C(seed)":
         return "seed (block)"
-    parts = [factors[int(p[len("C(f"):-1])] for p in term.split(":")]
+    parts = [factors[int(p[len("C(f") : -1])] for p in term.split(":")]
     return " x ".join(parts)
 
 
@@ -85,9 +85,13 @@ def anova(runs, factors, metric) -> dict:
     from statsmodels.stats.anova import anova_lm
 
     ols, _, df, note = fit(runs, factors, metric)
-    out = {"metric": metric, "table": pd.DataFrame(
-        columns=["term", "df", "sum_sq", "F", "p", "partial_eta_sq"]), "df_resid": math.nan,
-           "n": len(df), "note": note}
+    out = {
+        "metric": metric,
+        "table": pd.DataFrame(columns=["term", "df", "sum_sq", "F", "p", "partial_eta_sq"]),
+        "df_resid": math.nan,
+        "n": len(df),
+        "note": note,
+    }
     if ols is None:
         return out
     with warnings.catch_warnings():
@@ -99,9 +103,16 @@ def anova(runs, factors, metric) -> dict:
         if term == "Residual":
             continue
         ss = float(r["sum_sq"])
-        rows.append({"term": term_label(term, factors), "df": float(r["df"]), "sum_sq": ss,
-                     "F": float(r["F"]), "p": float(r["PR(>F)"]),
-                     "partial_eta_sq": ss / (ss + ss_res) if ss + ss_res > 0 else math.nan})
+        rows.append(
+            {
+                "term": term_label(term, factors),
+                "df": float(r["df"]),
+                "sum_sq": ss,
+                "F": float(r["F"]),
+                "p": float(r["PR(>F)"]),
+                "partial_eta_sq": ss / (ss + ss_res) if ss + ss_res > 0 else math.nan,
+            }
+        )
     out["table"] = pd.DataFrame(rows, columns=out["table"].columns)
     out["df_resid"] = float(ols.df_resid)
     return out
@@ -126,8 +137,11 @@ def marginal_means(runs, factors, metric, by, level: float = 0.95) -> pd.DataFra
     rows = []
     for combo in itertools.product(*(levels[f] for f in by)):
         grid = pd.DataFrame(
-            [dict(zip([names[f] for f in others] + ["seed"], g))
-             for g in itertools.product(*(levels[f] for f in others), seeds)])
+            [
+                dict(zip([names[f] for f in others] + ["seed"], g))
+                for g in itertools.product(*(levels[f] for f in others), seeds)
+            ]
+        )
         for f, lv in zip(by, combo):
             grid[names[f]] = lv
         with warnings.catch_warnings():
@@ -141,6 +155,7 @@ def marginal_means(runs, factors, metric, by, level: float = 0.95) -> pd.DataFra
         lo, hi = mean - t * se, mean + t * se
         if clip is not None:  # a CI stays in the metric's range
             lo, hi = max(lo, clip[0]), min(hi, clip[1])
-        rows.append(dict(zip(by, combo)) | {"emm": mean, "se": se, "ci_low": lo,
-                                            "ci_high": hi, "n": int(mask.sum())})
+        rows.append(
+            dict(zip(by, combo)) | {"emm": mean, "se": se, "ci_low": lo, "ci_high": hi, "n": int(mask.sum())}
+        )
     return pd.DataFrame(rows, columns=cols)

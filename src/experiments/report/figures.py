@@ -15,15 +15,18 @@ import pandas as pd
 
 from .. import tracking
 from .fmt import num
-from .runs import (ETT, METRIC_LABELS, SHORT_LABELS, level_key, setting_label, short_name,
-                   sort_levels)
+from .runs import ETT, METRIC_LABELS, SHORT_LABELS, level_key, setting_label, short_name, sort_levels
 
 FIG_DPI = 100
 MIN_WIDTH_IN = 9.6  # 960 px
 LINESTYLES = ["-", "--", "-.", ":"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-CURVE_PANELS = [("train_loss", "train loss"), ("test_loss", "test loss"),
-                ("test_accuracy", "test accuracy"), ("lr", "learning rate")]
+CURVE_PANELS = [
+    ("train_loss", "train loss"),
+    ("test_loss", "test loss"),
+    ("test_accuracy", "test accuracy"),
+    ("lr", "learning rate"),
+]
 MAX_PAIRS = 6  # factor pairs drawn in heatmaps and interaction plots
 MAX_SETTINGS = 24  # panels of a per-setting figure
 
@@ -53,8 +56,7 @@ def _save(fig, path: Path) -> Path:
 def level_style(i: int, n_points: int = 0, n_levels: int = 1) -> dict:
     """Colour, line style and marker of the i-th level; markers spaced along a curve of
     n_points and shifted per level so that coinciding curves show every marker."""
-    st = {"color": f"C{i % 10}", "ls": LINESTYLES[i % len(LINESTYLES)],
-          "marker": MARKERS[i % len(MARKERS)]}
+    st = {"color": f"C{i % 10}", "ls": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)]}
     if n_points:
         step = max(1, n_points // 6)
         st["markevery"] = (min(n_points - 1, (i * step) // max(n_levels, 1)), step)
@@ -83,8 +85,11 @@ def seed_band(runs, curves, mask, column):
     sub = runs[mask & (runs["state"] == "finished")]
     per_seed, n_runs = {}, 0
     for seed in sort_levels(sub["seed"]):
-        series = [curves[r].set_index("epoch")[column] for r in sub[sub["seed"] == seed]["run_id"]
-                  if curves.get(r) is not None and column in curves[r]]
+        series = [
+            curves[r].set_index("epoch")[column]
+            for r in sub[sub["seed"] == seed]["run_id"]
+            if curves.get(r) is not None and column in curves[r]
+        ]
         if series:
             n_runs += len(series)
             per_seed[seed] = pd.concat(series, axis=1).mean(axis=1)
@@ -103,14 +108,24 @@ def seed_band(runs, curves, mask, column):
         lo, hi = np.clip(lo, 0, 1), np.clip(hi, 0, 1)
     elif column.endswith("loss") or column == "lr":
         lo = np.clip(lo, 0, None)
-    return {"x": m.index.to_numpy(dtype=np.float64), "mean": mean, "lo": lo, "hi": hi,
-            "per_seed": m.to_numpy(), "n_seeds": len(per_seed), "n_runs": n_runs}
+    return {
+        "x": m.index.to_numpy(dtype=np.float64),
+        "mean": mean,
+        "lo": lo,
+        "hi": hi,
+        "per_seed": m.to_numpy(),
+        "n_seeds": len(per_seed),
+        "n_runs": n_runs,
+    }
 
 
 def _spread(runs) -> str:
     n = runs.loc[runs["state"] == "finished", "seed"].nunique()
-    return ("band: 95% t CI over seeds" if n >= MIN_BAND_SEEDS else
-            f"thin lines: each of the {n} seeds (too few for a CI band)")
+    return (
+        "band: 95% t CI over seeds"
+        if n >= MIN_BAND_SEEDS
+        else f"thin lines: each of the {n} seeds (too few for a CI band)"
+    )
 
 
 def _set_limits(ax, lo, hi, column):
@@ -122,8 +137,7 @@ def _set_limits(ax, lo, hi, column):
         ax.set_ylim(lo - pad, hi + pad)
 
 
-def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, legend=True,
-                 limits=True):
+def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, legend=True, limits=True):
     """One line per level of ``factor``: the mean over seeds, with the 95% t band over seeds
     (MIN_BAND_SEEDS seeds or more) or each seed's own curve as a thin line (fewer). The axis
     limits follow the lines, not the bands (set here, or with limits=False returned as
@@ -136,8 +150,7 @@ def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, le
         if b is None:
             continue
         x, mean = b["x"], b["mean"]
-        same = next((k for k, v in drawn.items() if np.array_equal(v, mean, equal_nan=True)),
-                    None)
+        same = next((k for k, v in drawn.items() if np.array_equal(v, mean, equal_nan=True)), None)
         drawn[lv] = mean
         label = f"{lv} ({b['n_runs']} runs, {b['n_seeds']} seeds)"
         if same is not None:
@@ -148,12 +161,10 @@ def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, le
         if b["n_seeds"] >= MIN_BAND_SEEDS:
             ax.fill_between(x, b["lo"], b["hi"], color=st["color"], alpha=0.15, lw=0)
         elif b["n_seeds"] > 1:
-            ax.plot(x, b["per_seed"], color=st["color"], ls=st["ls"], lw=0.6, alpha=0.5,
-                    zorder=2)
+            ax.plot(x, b["per_seed"], color=st["color"], ls=st["ls"], lw=0.6, alpha=0.5, zorder=2)
             lines.append(b["per_seed"].ravel())
     if threshold is not None and np.isfinite(threshold) and ax.has_data():
-        ax.axhline(threshold, color="k", ls=(0, (2, 2)), lw=0.8,
-                   label=f"threshold {num(threshold)}")
+        ax.axhline(threshold, color="k", ls=(0, (2, 2)), lw=0.8, label=f"threshold {num(threshold)}")
         lines.append(np.array([threshold]))
     if legend and lines:
         ax.legend(fontsize=7, loc="best")
@@ -176,14 +187,23 @@ def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool) -> P
         for r, f in enumerate(factors):
             for c, (col, label) in enumerate(panels):
                 ax = axes[r, c]
-                _draw_levels(ax, runs, curves, f, col,
-                             threshold=threshold if col == "train_loss" else None,
-                             legend=c == 0)
+                _draw_levels(
+                    ax,
+                    runs,
+                    curves,
+                    f,
+                    col,
+                    threshold=threshold if col == "train_loss" else None,
+                    legend=c == 0,
+                )
                 ax.set_title(f"{short_name(f)}: {label}", fontsize=9)
                 ax.set_xlabel("epoch", fontsize=8)
                 ax.tick_params(labelsize=7)
-        what = ("per level: mean over seeds of each seed's average over the other factors' "
-                "settings" if len(factors) > 1 else "per level: mean over seeds")
+        what = (
+            "per level: mean over seeds of each seed's average over the other factors' settings"
+            if len(factors) > 1
+            else "per level: mean over seeds"
+        )
         fig.suptitle(f"{what}; {_spread(runs)}", fontsize=9)
         return _save(fig, path)
 
@@ -193,35 +213,47 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
     (mean and 95% t CI over the seeds of that setting)."""
     others = [f for f in factors if f != factor]
     fin = runs[runs["state"] == "finished"]
-    settings = sorted({tuple(r[o] for o in others) for _, r in fin.iterrows()},
-                      key=lambda t: tuple(level_key(str(x)) for x in t))
+    settings = sorted(
+        {tuple(r[o] for o in others) for _, r in fin.iterrows()},
+        key=lambda t: tuple(level_key(str(x)) for x in t),
+    )
     n_all = len(settings)
     settings = settings[:MAX_SETTINGS]
     ncols, nrows = _grid(len(settings), 3)
     with _style():
         fig = _figure(3.6 * ncols, 2.8 * nrows + 0.5)
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
-        for ax in axes.flat[len(settings):]:
+        for ax in axes.flat[len(settings) :]:
             ax.set_visible(False)
         ranges = []
         for ax, s in zip(axes.flat, settings):
             mask = pd.Series(True, index=runs.index)
             for o, v in zip(others, s):
                 mask &= runs[o] == v
-            r = _draw_levels(ax, runs, curves, factor, "train_loss", mask, threshold,
-                             legend=ax is axes.flat[0], limits=False)
+            r = _draw_levels(
+                ax,
+                runs,
+                curves,
+                factor,
+                "train_loss",
+                mask,
+                threshold,
+                legend=ax is axes.flat[0],
+                limits=False,
+            )
             if r is not None:
                 ranges.append(r)
-            ax.set_title(", ".join(f"{short_name(o)}={v}" for o, v in zip(others, s)),
-                         fontsize=8)
+            ax.set_title(", ".join(f"{short_name(o)}={v}" for o, v in zip(others, s)), fontsize=8)
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=7)
         if ranges:  # one y axis for every panel
-            _set_limits(axes.flat[0], min(r[0] for r in ranges), max(r[1] for r in ranges),
-                        "train_loss")
+            _set_limits(axes.flat[0], min(r[0] for r in ranges), max(r[1] for r in ranges), "train_loss")
         shown = "" if n_all == len(settings) else f" (the first {len(settings)} of {n_all})"
-        fig.suptitle(f"train loss by {factor} within each setting of the other factors{shown}: "
-                     f"mean over seeds; {_spread(runs)}", fontsize=9)
+        fig.suptitle(
+            f"train loss by {factor} within each setting of the other factors{shown}: "
+            f"mean over seeds; {_spread(runs)}",
+            fontsize=9,
+        )
         return _save(fig, path)
 
 
@@ -238,7 +270,7 @@ def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
     with _style():
         fig = _figure(3.4 * ncols, 3.4 * nrows + 0.4)
         axes = fig.subplots(nrows, ncols, squeeze=False)
-        for ax in axes.flat[len(factors):]:
+        for ax in axes.flat[len(factors) :]:
             ax.set_visible(False)
         for ax, f in zip(axes.flat, factors):
             m = means[f]
@@ -248,19 +280,29 @@ def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
                 v = fin.loc[fin[f] == lv, "final_test_accuracy"].astype(float).to_numpy()
                 v = v[np.isfinite(v)]
                 jitter = np.linspace(-0.18, 0.18, len(v)) if len(v) > 1 else np.zeros(len(v))
-                ax.plot(i - 0.08 + jitter * 0.5, np.sort(v), ls="none", marker=".", ms=4,
-                        color="0.6", zorder=1)
+                ax.plot(
+                    i - 0.08 + jitter * 0.5, np.sort(v), ls="none", marker=".", ms=4, color="0.6", zorder=1
+                )
                 vals.append(v)
                 row = m.iloc[i]
                 lo, hi = row["ci_low"], row["ci_high"]
-                err = ([[row["mean"] - lo], [hi - row["mean"]]] if np.isfinite(lo) else None)
+                err = [[row["mean"] - lo], [hi - row["mean"]]] if np.isfinite(lo) else None
                 st = level_style(i)
-                ax.errorbar([i + 0.12], [row["mean"]], yerr=err, color=st["color"],
-                            marker=st["marker"], ms=6, capsize=4, lw=1.6, zorder=3)
-                ax.annotate(num(row["mean"], 3), (i + 0.2, row["mean"]), fontsize=7,
-                            va="center")
-            allv = np.concatenate(vals + [m[["ci_low", "ci_high", "mean"]].to_numpy(
-                dtype=np.float64).ravel()])
+                ax.errorbar(
+                    [i + 0.12],
+                    [row["mean"]],
+                    yerr=err,
+                    color=st["color"],
+                    marker=st["marker"],
+                    ms=6,
+                    capsize=4,
+                    lw=1.6,
+                    zorder=3,
+                )
+                ax.annotate(num(row["mean"], 3), (i + 0.2, row["mean"]), fontsize=7, va="center")
+            allv = np.concatenate(
+                vals + [m[["ci_low", "ci_high", "mean"]].to_numpy(dtype=np.float64).ravel()]
+            )
             allv = allv[np.isfinite(allv)]
             if allv.size:
                 lo, hi = float(allv.min()), float(allv.max())
@@ -268,14 +310,12 @@ def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
                 ax.set_ylim(lo - pad, min(1.0 + pad / 2, hi + pad))
             if ax.get_ylim()[1] >= 1.0:
                 ax.axhline(1.0, color="0.5", lw=0.6, ls=":")
-            ax.set_xticks(range(len(levels)),
-                          [f"{lv}\n(n={n})" for lv, n in zip(levels, m["n"])], fontsize=7)
+            ax.set_xticks(range(len(levels)), [f"{lv}\n(n={n})" for lv, n in zip(levels, m["n"])], fontsize=7)
             ax.set_xlim(-0.6, len(levels) - 0.4)
             ax.set_xlabel(f, fontsize=8)
             ax.set_ylabel("final test accuracy", fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
-        fig.suptitle(f"final test accuracy per level: grey = runs, colour = {what}",
-                     fontsize=9)
+        fig.suptitle(f"final test accuracy per level: grey = runs, colour = {what}", fontsize=9)
         return _save(fig, path)
 
 
@@ -302,25 +342,40 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
                 if np.isfinite(r["adj_ci_low"]):
                     ax.plot([r["adj_ci_low"], r["adj_ci_high"]], [y, y], color=color, lw=0.8)
                 if np.isfinite(r["ci_low"]):
-                    ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=color, lw=3,
-                            solid_capstyle="butt")
+                    ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=color, lw=3, solid_capstyle="butt")
                 if np.isfinite(r["mean_diff"]):
-                    ax.plot([r["mean_diff"]], [y], marker=MARKERS[fi % len(MARKERS)], ms=6,
-                            color=color, mfc=color if r["holm_reject"] else "white", zorder=3)
+                    ax.plot(
+                        [r["mean_diff"]],
+                        [y],
+                        marker=MARKERS[fi % len(MARKERS)],
+                        ms=6,
+                        color=color,
+                        mfc=color if r["holm_reject"] else "white",
+                        zorder=3,
+                    )
                 if r["n_pairs"] >= 2 and r["sd_diff"] == 0 and r["mean_diff"] == 0:
-                    why = ("identical arms" if (key[0], frozenset(key[1:])) in identical
-                           else "no difference")
-                    ax.annotate(why, (r["mean_diff"], y), xytext=(6, 4),
-                                textcoords="offset points", fontsize=7, color="0.3")
+                    why = "identical arms" if (key[0], frozenset(key[1:])) in identical else "no difference"
+                    ax.annotate(
+                        why,
+                        (r["mean_diff"], y),
+                        xytext=(6, 4),
+                        textcoords="offset points",
+                        fontsize=7,
+                        color="0.3",
+                    )
             ax.axvline(0, color="k", lw=0.8, ls="--")
             ax.set_title(METRIC_LABELS[m] + (" (restricted)" if m == ETT else ""), fontsize=9)
             ax.set_xlabel("A - B" + (" (epochs)" if m == ETT else ""), fontsize=8)
             ax.tick_params(labelsize=7)
-        axes[0].set_yticks(range(len(labels)),
-                           [f"{short_name(f)}: {a} - {b}" for f, a, b in labels], fontsize=7)
+        axes[0].set_yticks(
+            range(len(labels)), [f"{short_name(f)}: {a} - {b}" for f, a, b in labels], fontsize=7
+        )
         axes[0].set_ylim(len(labels) - 0.5, -0.5)
-        fig.suptitle("paired differences A - B: thick = 95% CI, thin = Bonferroni-level CI, "
-                     "filled = Holm-adjusted p < alpha", fontsize=9)
+        fig.suptitle(
+            "paired differences A - B: thick = 95% CI, thin = Bonferroni-level CI, "
+            "filled = Holm-adjusted p < alpha",
+            fontsize=9,
+        )
         return _save(fig, path)
 
 
@@ -347,33 +402,42 @@ def fig_heatmap(runs, factors, path: Path) -> Path:
                     mean[i, j] = float(v.mean())
         cells.append((fa, fb, la, lb, mean, cnt))
     allm = np.concatenate([c[4].ravel() for c in cells])
-    vmin, vmax = (float(np.nanmin(allm)), float(np.nanmax(allm))) if np.isfinite(
-        allm).any() else (0.0, 1.0)
+    vmin, vmax = (float(np.nanmin(allm)), float(np.nanmax(allm))) if np.isfinite(allm).any() else (0.0, 1.0)
     if vmin == vmax:
         vmin, vmax = vmin - 0.01, vmax + 0.01
     ncols, nrows = _grid(len(pairs), 3)
     with _style():
         fig = _figure(3.9 * ncols + 1.0, 3.4 * nrows + 0.4)
         axes = fig.subplots(nrows, ncols, squeeze=False)
-        for ax in axes.flat[len(pairs):]:
+        for ax in axes.flat[len(pairs) :]:
             ax.set_visible(False)
         im = None
         for ax, (fa, fb, la, lb, mean, cnt) in zip(axes.flat, cells):
-            im = ax.imshow(np.ma.masked_invalid(mean), cmap="viridis", aspect="auto",
-                           vmin=vmin, vmax=vmax)
+            im = ax.imshow(np.ma.masked_invalid(mean), cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
             for i in range(len(la)):
                 for j in range(len(lb)):
                     bright = np.isfinite(mean[i, j]) and (mean[i, j] - vmin) / (vmax - vmin) > 0.6
-                    ax.text(j, i, f"{num(mean[i, j], 3)}\n(n={cnt[i, j]})", ha="center",
-                            va="center", fontsize=7, color="k" if bright else "w")
+                    ax.text(
+                        j,
+                        i,
+                        f"{num(mean[i, j], 3)}\n(n={cnt[i, j]})",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="k" if bright else "w",
+                    )
             ax.set_xticks(range(len(lb)), lb, fontsize=7)
             ax.set_yticks(range(len(la)), la, fontsize=7)
             ax.set_xlabel(fb, fontsize=8)
             ax.set_ylabel(fa, fontsize=8)
-        fig.colorbar(im, ax=[a for a in axes.flat if a.get_visible()],
-                     label="mean final test accuracy", shrink=0.9)
-        fig.suptitle("mean final test accuracy per cell (over the remaining factors and the "
-                     "seeds); one colour scale for all panels", fontsize=9)
+        fig.colorbar(
+            im, ax=[a for a in axes.flat if a.get_visible()], label="mean final test accuracy", shrink=0.9
+        )
+        fig.suptitle(
+            "mean final test accuracy per cell (over the remaining factors and the "
+            "seeds); one colour scale for all panels",
+            fontsize=9,
+        )
         return _save(fig, path)
 
 
@@ -389,29 +453,50 @@ def fig_interactions(factors, emms, notes, metrics, path: Path) -> Path:
             for c, (fa, fb) in enumerate(pairs):
                 ax = axes[r, c]
                 e = emms.get((m, fa, fb))
-                la, lb = (sort_levels(e[fa]), sort_levels(e[fb])) if e is not None and len(
-                    e) else ([], [])
+                la, lb = (sort_levels(e[fa]), sort_levels(e[fb])) if e is not None and len(e) else ([], [])
                 if not la:
-                    ax.text(0.5, 0.5, f"no model: {notes.get(m, '')}", ha="center",
-                            va="center", fontsize=7, transform=ax.transAxes, wrap=True)
+                    ax.text(
+                        0.5,
+                        0.5,
+                        f"no model: {notes.get(m, '')}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        transform=ax.transAxes,
+                        wrap=True,
+                    )
                 for j, b in enumerate(lb):
                     sub = e[e[fb] == b].set_index(fa).reindex(la)
                     x = np.arange(len(la)) + (j - (len(lb) - 1) / 2) * 0.06
                     y = sub["emm"].to_numpy(dtype=np.float64)
-                    err = np.vstack([y - sub["ci_low"].to_numpy(dtype=np.float64),
-                                     sub["ci_high"].to_numpy(dtype=np.float64) - y])
+                    err = np.vstack(
+                        [
+                            y - sub["ci_low"].to_numpy(dtype=np.float64),
+                            sub["ci_high"].to_numpy(dtype=np.float64) - y,
+                        ]
+                    )
                     st = level_style(j)
-                    ax.errorbar(x, y, yerr=err, capsize=3, lw=1.3, ms=5, label=f"{b}",
-                                **{k: st[k] for k in ("color", "ls", "marker")})
+                    ax.errorbar(
+                        x,
+                        y,
+                        yerr=err,
+                        capsize=3,
+                        lw=1.3,
+                        ms=5,
+                        label=f"{b}",
+                        **{k: st[k] for k in ("color", "ls", "marker")},
+                    )
                 if la:
                     ax.set_xticks(range(len(la)), la, fontsize=7)
                     ax.legend(title=short_name(fb), fontsize=7, title_fontsize=7)
                 ax.set_xlabel(fa, fontsize=8)
                 ax.set_ylabel(SHORT_LABELS[m] + " (marginal mean)", fontsize=8)
                 ax.tick_params(axis="y", labelsize=7)
-        fig.suptitle("interactions: model-based marginal means with 95% CIs (over the "
-                     "remaining factors and seeds); non-parallel lines = interaction",
-                     fontsize=9)
+        fig.suptitle(
+            "interactions: model-based marginal means with 95% CIs (over the "
+            "remaining factors and seeds); non-parallel lines = interaction",
+            fontsize=9,
+        )
         return _save(fig, path)
 
 
@@ -426,8 +511,9 @@ def median_run(runs, factor, level):
     sub = runs[runs[factor] == level]
     fin = sub[(sub["state"] == "finished") & np.isfinite(sub["final_test_accuracy"].astype(float))]
     pool = fin if len(fin) else sub
-    order = sorted(range(len(pool)), key=lambda i: (
-        pool["final_test_accuracy"].iloc[i] if len(fin) else 0.0, i))
+    order = sorted(
+        range(len(pool)), key=lambda i: (pool["final_test_accuracy"].iloc[i] if len(fin) else 0.0, i)
+    )
     return pool.iloc[order[(len(order) - 1) // 2]], len(pool)
 
 
@@ -447,14 +533,15 @@ def fig_boundaries(runs, factors, client, dst: Path, path: Path) -> Path:
                 ax = axes[r, c]
                 run, n = median_run(runs, f, lv)
                 where = setting_label(run, others)
-                title = (f"{short_name(f)}={lv}\n{where + ', ' if where else ''}seed "
-                         f"{run['seed']}\ntest acc {num(run['final_test_accuracy'], 3)} "
-                         f"(median of {n})")
+                title = (
+                    f"{short_name(f)}={lv}\n{where + ', ' if where else ''}seed "
+                    f"{run['seed']}\ntest acc {num(run['final_test_accuracy'], 3)} "
+                    f"(median of {n})"
+                )
                 if run["state"] != "finished":
                     title += f" ({run['state']})"
                 ax.set_title(title, fontsize=7)
-                p = tracking.download_artifact(client, run["run_id"],
-                                               "plots/decision_boundary.png", dst)
+                p = tracking.download_artifact(client, run["run_id"], "plots/decision_boundary.png", dst)
                 img = None
                 if p is not None:
                     try:
@@ -462,8 +549,15 @@ def fig_boundaries(runs, factors, client, dst: Path, path: Path) -> Path:
                     except Exception:
                         img = None
                 if img is None:
-                    ax.text(0.5, 0.5, "no decision_boundary.png", ha="center", va="center",
-                            fontsize=8, transform=ax.transAxes)
+                    ax.text(
+                        0.5,
+                        0.5,
+                        "no decision_boundary.png",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        transform=ax.transAxes,
+                    )
                 else:
                     ax.imshow(img, interpolation="nearest")
         fig.suptitle("decision boundary of the median-accuracy run of each level", fontsize=9)
@@ -494,8 +588,7 @@ def fig_activations(levels, alpha: float, path: Path) -> Path:
             ax.plot(z, d, color="C1", lw=1.5, ls="--", label=f"{name}'(z)")
             ax.axhline(0, color="0.7", lw=0.5)
             ax.axvline(0, color="0.7", lw=0.5)
-            ax.set_title(name + (f" (alpha={num(alpha)})" if name == "leaky_relu" else ""),
-                         fontsize=9)
+            ax.set_title(name + (f" (alpha={num(alpha)})" if name == "leaky_relu" else ""), fontsize=9)
             ax.set_xlabel("z")
             ax.legend(fontsize=8, loc="upper left")
         return _save(fig, path)

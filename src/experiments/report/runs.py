@@ -29,12 +29,23 @@ METRIC_LABELS = {
     "final_train_loss": "final train loss",
     ETT: "epochs to threshold",
 }
-SHORT_LABELS = {"final_test_accuracy": "test acc", "final_test_loss": "test loss",
-                "final_train_loss": "train loss", ETT: "epochs to thr."}
-BETTER = {"final_test_accuracy": "higher", "final_test_loss": "lower",
-          "final_train_loss": "lower", ETT: "lower"}
-BOUNDS = {"final_test_accuracy": (0.0, 1.0),  # a CI stays in the metric's range
-          "final_test_loss": (0.0, float("inf")), "final_train_loss": (0.0, float("inf"))}
+SHORT_LABELS = {
+    "final_test_accuracy": "test acc",
+    "final_test_loss": "test loss",
+    "final_train_loss": "train loss",
+    ETT: "epochs to thr.",
+}
+BETTER = {
+    "final_test_accuracy": "higher",
+    "final_test_loss": "lower",
+    "final_train_loss": "lower",
+    ETT: "lower",
+}
+BOUNDS = {
+    "final_test_accuracy": (0.0, 1.0),  # a CI stays in the metric's range
+    "final_test_loss": (0.0, float("inf")),
+    "final_train_loss": (0.0, float("inf")),
+}
 JOB_METRICS = ("jobs_total", "jobs_finished", "jobs_failed", "jobs_diverged", "jobs_skipped")
 
 
@@ -81,7 +92,8 @@ def level_key(s: str):
     try:
         v = ast.literal_eval(s)
         if isinstance(v, (list, tuple)) and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+        ):
             return (1, tuple(float(x) for x in v), s)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
@@ -115,8 +127,7 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
 
 def split_parent(runs_df: pd.DataFrame):
     """(parent rows, child rows) of a runs frame, by the role tag."""
-    role = _col(runs_df, f"tags.{tracking.TAG_ROLE}").map(
-        lambda v: None if is_missing(v) else str(v))
+    role = _col(runs_df, f"tags.{tracking.TAG_ROLE}").map(lambda v: None if is_missing(v) else str(v))
     return runs_df[role == "parent"], runs_df[role != "parent"]
 
 
@@ -124,7 +135,7 @@ def find_factors(children: pd.DataFrame, ignore=()) -> tuple[list, dict]:
     """Params that vary across the child runs -> (factors, {alias: factor it is aliased to})."""
     cand = {}
     for col in sorted(c for c in children.columns if c.startswith("params.")):
-        key = col[len("params."):]
+        key = col[len("params.") :]
         if key in REPLICATE_PARAMS or key in ignore or key.startswith(IGNORED_PREFIXES):
             continue
         vals = children[col].map(level_str)
@@ -149,7 +160,7 @@ def constant_params(children: pd.DataFrame, factors, aliases) -> list:
     """[(key, value)] of the params with one value over all child runs."""
     out = []
     for col in sorted(c for c in children.columns if c.startswith("params.")):
-        key = col[len("params."):]
+        key = col[len("params.") :]
         if key in factors or key in aliases or key in REPLICATE_PARAMS:
             continue
         if key.startswith(IGNORED_PREFIXES):
@@ -179,9 +190,9 @@ def _state(status, diverged) -> str:
 
 def tidy_runs(children: pd.DataFrame, factors) -> pd.DataFrame:
     """One row per child run, sorted by factor levels, seed and run id."""
+
     def tag(name):
-        return _col(children, f"tags.{name}").map(
-            lambda v: "" if is_missing(v) else str(v)).to_numpy()
+        return _col(children, f"tags.{name}").map(lambda v: "" if is_missing(v) else str(v)).to_numpy()
 
     t = pd.DataFrame({"run_id": children["run_id"].astype(str).to_numpy()})
     t["status"] = _col(children, "status").astype(str).to_numpy()
@@ -194,12 +205,12 @@ def tidy_runs(children: pd.DataFrame, factors) -> pd.DataFrame:
     for f in factors:
         t[f] = children["params." + f].map(level_str).to_numpy() if f != ALL_FACTOR else "all"
     for m in SUMMARY_METRICS + ("test_auc", "epochs_completed"):
-        v = pd.to_numeric(_col(children, "metrics." + m), errors="coerce").to_numpy(
-            dtype=np.float64)
+        v = pd.to_numeric(_col(children, "metrics." + m), errors="coerce").to_numpy(dtype=np.float64)
         # MLflow stores +-inf as +-float max: give the infinities back
         t[m] = np.where(np.abs(v) >= np.finfo(np.float64).max, np.copysign(np.inf, v), v)
-    keys = [tuple(level_key(r[f]) for f in factors) + (level_key(r["seed"]), r["run_id"])
-            for _, r in t.iterrows()]
+    keys = [
+        tuple(level_key(r[f]) for f in factors) + (level_key(r["seed"]), r["run_id"]) for _, r in t.iterrows()
+    ]
     order = sorted(range(len(t)), key=lambda i: keys[i])
     return t.iloc[order].reset_index(drop=True)
 
@@ -269,12 +280,10 @@ def choose_threshold(runs, loss_threshold=None, loss_fraction=0.5):
     init = init[np.isfinite(init)]
     med = float(np.median(init)) if init.size else math.nan
     t = loss_fraction * med
-    return t, (f"{num(loss_fraction)} x the median initial training loss of the runs "
-               f"({num(med)}) = {num(t)}")
+    return t, (f"{num(loss_fraction)} x the median initial training loss of the runs ({num(med)}) = {num(t)}")
 
 
-def add_curve_measures(runs: pd.DataFrame, curves: dict, loss_threshold=None,
-                       loss_fraction=0.5):
+def add_curve_measures(runs: pd.DataFrame, curves: dict, loss_threshold=None, loss_fraction=0.5):
     """Add initial_train_loss, ETT, ett_status (reached | not reached | no curve), the
     epochs trained, ETT_R, ett_reached (1: reached within the horizon) and lr_decays to
     ``runs``; returns (threshold, its sentence,
@@ -287,17 +296,16 @@ def add_curve_measures(runs: pd.DataFrame, curves: dict, loss_threshold=None,
     for r in ids:
         e = epochs_to_threshold(curves[r], threshold)
         ett.append(math.nan if e is None else e)
-        status.append("no curve" if curves[r] is None else
-                      ("not reached" if e is None else "reached"))
+        status.append("no curve" if curves[r] is None else ("not reached" if e is None else "reached"))
     runs[ETT] = ett
     runs["ett_status"] = status
-    runs["epochs_trained"] = [math.nan if curves[r] is None else float(len(curves[r]))
-                              for r in ids]
+    runs["epochs_trained"] = [math.nan if curves[r] is None else float(len(curves[r])) for r in ids]
     ok = (runs["state"] == "finished") & (runs["ett_status"] != "no curve")
     tau = horizon(runs)
-    runs[ETT_R] = [math.nan if not k or math.isnan(tau) else
-                   (min(e, tau) if s == "reached" else tau)
-                   for k, e, s in zip(ok, runs[ETT], runs["ett_status"])]
+    runs[ETT_R] = [
+        math.nan if not k or math.isnan(tau) else (min(e, tau) if s == "reached" else tau)
+        for k, e, s in zip(ok, runs[ETT], runs["ett_status"])
+    ]
     runs["ett_reached"] = [math.nan if math.isnan(v) else float(v < tau) for v in runs[ETT_R]]
     runs["lr_decays"] = [lr_decays(curves[r]) for r in ids]
     return threshold, text, tau

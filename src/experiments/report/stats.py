@@ -32,8 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .runs import (BOUNDS, ETT, ETT_R, SUMMARY_METRICS, bounds, level_key, sort_levels,
-                   value_column)
+from .runs import BOUNDS, ETT, ETT_R, SUMMARY_METRICS, bounds, level_key, sort_levels, value_column
 
 ALPHA = 0.05
 POWER = 0.8
@@ -51,8 +50,7 @@ def describe(values, bounds=None, level: float = 0.95) -> dict:
     values, clipped to ``bounds`` (lo, hi) when given."""
     from scipy import stats
 
-    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(
-        dtype=np.float64)
+    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     v = v[np.isfinite(v)]
     n = int(v.size)
     out = {"n": n, "mean": math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
@@ -64,8 +62,7 @@ def describe(values, bounds=None, level: float = 0.95) -> dict:
         std = float(np.std(v, ddof=1))
         lo = hi = mean
         if std > 0:
-            lo, hi = (float(x) for x in stats.t.interval(level, n - 1, loc=mean,
-                                                          scale=std / math.sqrt(n)))
+            lo, hi = (float(x) for x in stats.t.interval(level, n - 1, loc=mean, scale=std / math.sqrt(n)))
         if bounds is not None:
             lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         out.update(std=std, ci_low=lo, ci_high=hi)
@@ -113,12 +110,13 @@ def ett_summary(sub: pd.DataFrame) -> dict:
         f"{ETT}_n_reached": int(reached.sum()),
         f"{ETT}_n_not_reached": int((~reached).sum()),
         f"{ETT}_n_no_curve": int((fin["ett_status"] == "no curve").sum()),
-        f"{ETT}_km_median": km["median"], f"{ETT}_km_ci_low": km["ci_low"],
+        f"{ETT}_km_median": km["median"],
+        f"{ETT}_km_ci_low": km["ci_low"],
         f"{ETT}_km_ci_high": km["ci_high"],
-        f"{ETT}_rmean": r["mean"], f"{ETT}_rmean_ci_low": r["ci_low"],
+        f"{ETT}_rmean": r["mean"],
+        f"{ETT}_rmean_ci_low": r["ci_low"],
         f"{ETT}_rmean_ci_high": r["ci_high"],
-        f"{ETT}_mean_reached": float(curve.loc[reached, ETT].mean()) if reached.any()
-        else math.nan,
+        f"{ETT}_mean_reached": float(curve.loc[reached, ETT].mean()) if reached.any() else math.nan,
     }
 
 
@@ -130,10 +128,15 @@ def summarize(runs: pd.DataFrame, factors) -> pd.DataFrame:
         for level in sort_levels(runs[f]):
             sub = runs[runs[f] == level]
             fin = sub[sub["state"] == "finished"]
-            row = {"factor": f, "level": level, "n_runs": len(sub), "n_finished": len(fin),
-                   "n_failed": int(sub["state"].isin(["failed", "diverged"]).sum()),
-                   "n_diverged": int((sub["state"] == "diverged").sum()),
-                   "n_unfinished": int((sub["state"] == "unfinished").sum())}
+            row = {
+                "factor": f,
+                "level": level,
+                "n_runs": len(sub),
+                "n_finished": len(fin),
+                "n_failed": int(sub["state"].isin(["failed", "diverged"]).sum()),
+                "n_diverged": int((sub["state"] == "diverged").sum()),
+                "n_unfinished": int((sub["state"] == "unfinished").sum()),
+            }
             for m in SUMMARY_METRICS:
                 row.update({f"{m}_{k}": v for k, v in describe(fin[m], BOUNDS.get(m)).items()})
             row.update(ett_summary(sub))
@@ -153,6 +156,7 @@ def summarize(runs: pd.DataFrame, factors) -> pd.DataFrame:
 class Comparison:
     """Level ``a`` against level ``b`` of ``factor`` on ``metric`` (differences a - b), on the
     runs matching ``where`` (((factor, level), ...); empty: all runs)."""
+
     factor: str
     a: str
     b: str
@@ -211,9 +215,20 @@ def paired_effect(x, y, level: float = 0.95) -> dict:
     y = np.asarray(y, dtype=np.float64)
     n = int(x.size)
     d = x - y
-    out = {"n_pairs": n, "mean_a": math.nan, "mean_b": math.nan, "mean_diff": math.nan,
-           "sd_diff": math.nan, "cohen_dz": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-           "t_stat": math.nan, "p": math.nan, "wilcoxon_p": math.nan, "note": ""}
+    out = {
+        "n_pairs": n,
+        "mean_a": math.nan,
+        "mean_b": math.nan,
+        "mean_diff": math.nan,
+        "sd_diff": math.nan,
+        "cohen_dz": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "t_stat": math.nan,
+        "p": math.nan,
+        "wilcoxon_p": math.nan,
+        "note": "",
+    }
     if n == 0:
         out["note"] = "no matched pairs"
         return out
@@ -230,8 +245,7 @@ def paired_effect(x, y, level: float = 0.95) -> dict:
         warnings.simplefilter("ignore")
         t = stats.ttest_rel(x, y)
         ci = t.confidence_interval(level)
-        out.update(t_stat=float(t.statistic), p=float(t.pvalue), ci_low=float(ci.low),
-                   ci_high=float(ci.high))
+        out.update(t_stat=float(t.statistic), p=float(t.pvalue), ci_low=float(ci.low), ci_high=float(ci.high))
         try:
             out["wilcoxon_p"] = float(stats.wilcoxon(x, y).pvalue)
         except ValueError:
@@ -268,8 +282,7 @@ def paired_t_power(dz, n, alpha: float) -> float:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p = float(TTestPower().power(effect_size=abs(dz), nobs=n, alpha=alpha,
-                                     alternative="two-sided"))
+        p = float(TTestPower().power(effect_size=abs(dz), nobs=n, alpha=alpha, alternative="two-sided"))
         if math.isnan(p):
             crit = stats.t.isf(alpha / 2, n - 1)
             p = float(stats.nct.sf(crit, n - 1, abs(dz) * math.sqrt(n)))
@@ -299,16 +312,49 @@ def pairs_needed(dz, alpha: float, power: float = POWER) -> float:
 
 
 RESULT_COLUMNS = [
-    "name", "factor", "level_a", "level_b", "metric", "where", "n_pairs", "n_dropped",
-    "n_seeds", "pairs_per_seed", "mean_a", "mean_b", "mean_diff", "sd_diff", "cohen_dz",
-    "ci_low", "ci_high", "adj_ci_low", "adj_ci_high", "t_stat", "p", "p_holm", "wilcoxon_p",
-    "holm_reject", "decided", "decided_by", "seeds_needed", "n_reached_a", "n_reached_b",
-    "m", "note"]
+    "name",
+    "factor",
+    "level_a",
+    "level_b",
+    "metric",
+    "where",
+    "n_pairs",
+    "n_dropped",
+    "n_seeds",
+    "pairs_per_seed",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "sd_diff",
+    "cohen_dz",
+    "ci_low",
+    "ci_high",
+    "adj_ci_low",
+    "adj_ci_high",
+    "t_stat",
+    "p",
+    "p_holm",
+    "wilcoxon_p",
+    "holm_reject",
+    "decided",
+    "decided_by",
+    "seeds_needed",
+    "n_reached_a",
+    "n_reached_b",
+    "m",
+    "note",
+]
 
 
-def evaluate_comparisons(runs: pd.DataFrame, comparisons, factors, *, alpha: float = ALPHA,
-                         power: float = POWER, target_width: float | None = None
-                         ) -> pd.DataFrame:
+def evaluate_comparisons(
+    runs: pd.DataFrame,
+    comparisons,
+    factors,
+    *,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    target_width: float | None = None,
+) -> pd.DataFrame:
     """Evaluate a family of paired comparisons on the tidy run table of one study.
 
     ``runs``: the run table (one row per run: ``state``, ``seed``, one column per factor,
@@ -343,11 +389,18 @@ def evaluate_comparisons(runs: pd.DataFrame, comparisons, factors, *, alpha: flo
         tables.append(table)
         res = paired_effect(table[c.a].to_numpy(), table[c.b].to_numpy())
         seeds = {k[-1] if isinstance(k, tuple) else k for k in table.index}
-        row = {"name": c.name or f"{c.factor}: {c.a} vs {c.b}, {c.metric}",
-               "factor": c.factor, "level_a": c.a, "level_b": c.b, "metric": c.metric,
-               "where": ", ".join(f"{f}={lv}" for f, lv in c.where), "n_dropped": dropped,
-               "n_seeds": len(seeds),
-               "pairs_per_seed": len(table) / len(seeds) if seeds else math.nan, **res}
+        row = {
+            "name": c.name or f"{c.factor}: {c.a} vs {c.b}, {c.metric}",
+            "factor": c.factor,
+            "level_a": c.a,
+            "level_b": c.b,
+            "metric": c.metric,
+            "where": ", ".join(f"{f}={lv}" for f, lv in c.where),
+            "n_dropped": dropped,
+            "n_seeds": len(seeds),
+            "pairs_per_seed": len(table) / len(seeds) if seeds else math.nan,
+            **res,
+        }
         if dropped:
             extra = f"{dropped} match(es) dropped: a run failed or lacks the value"
             row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
@@ -362,8 +415,9 @@ def evaluate_comparisons(runs: pd.DataFrame, comparisons, factors, *, alpha: flo
     m = int(np.isfinite(out["p"].to_numpy(dtype=np.float64)).sum())
     out["m"] = m
     level = 1 - alpha / max(m, 1)
-    derived = {k: [] for k in ("adj_ci_low", "adj_ci_high", "holm_reject", "decided",
-                               "decided_by", "seeds_needed")}
+    derived = {
+        k: [] for k in ("adj_ci_low", "adj_ci_high", "holm_reject", "decided", "decided_by", "seeds_needed")
+    }
     for i, r in out.iterrows():
         lo = hi = math.nan
         if r["n_pairs"] >= 2 and r["sd_diff"] == 0:
@@ -372,8 +426,9 @@ def evaluate_comparisons(runs: pd.DataFrame, comparisons, factors, *, alpha: flo
             t, c = tables[i], comparisons[i]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ci = stats.ttest_rel(t[c.a].to_numpy(dtype=np.float64),
-                                     t[c.b].to_numpy(dtype=np.float64)).confidence_interval(level)
+                ci = stats.ttest_rel(
+                    t[c.a].to_numpy(dtype=np.float64), t[c.b].to_numpy(dtype=np.float64)
+                ).confidence_interval(level)
             lo, hi = float(ci.low), float(ci.high)
         excl = bool(np.isfinite(lo) and (lo > 0 or hi < 0))
         narrow = bool(target_width is not None and np.isfinite(lo) and hi - lo < target_width)
@@ -383,13 +438,16 @@ def evaluate_comparisons(runs: pd.DataFrame, comparisons, factors, *, alpha: flo
         derived["adj_ci_high"].append(hi)
         derived["holm_reject"].append(bool(np.isfinite(r["p_holm"]) and r["p_holm"] < alpha))
         derived["decided"].append(excl or narrow)
-        derived["decided_by"].append("CI excludes 0" if excl else
-                                     "CI narrower than target" if narrow else "")
-        derived["seeds_needed"].append(float(math.ceil(need / pps))
-                                       if np.isfinite(need) and pps > 0 else need)
+        derived["decided_by"].append("CI excludes 0" if excl else "CI narrower than target" if narrow else "")
+        derived["seeds_needed"].append(
+            float(math.ceil(need / pps)) if np.isfinite(need) and pps > 0 else need
+        )
     for k, v in derived.items():
-        out[k] = pd.Series(v, index=out.index, dtype=bool if k in ("holm_reject", "decided")
-                           else object if k == "decided_by" else np.float64)
+        out[k] = pd.Series(
+            v,
+            index=out.index,
+            dtype=bool if k in ("holm_reject", "decided") else object if k == "decided_by" else np.float64,
+        )
     return out
 
 
@@ -399,7 +457,7 @@ def pairwise(runs: pd.DataFrame, factors, metrics) -> list:
     for f in factors:
         levels = sort_levels(runs[f])
         for i, a in enumerate(levels):
-            for b in levels[i + 1:]:
+            for b in levels[i + 1 :]:
                 out += [Comparison(f, a, b, m) for m in metrics]
     return out
 

@@ -43,7 +43,8 @@ class SlurmLauncher(_SlurmLauncher):
         sweep = jobs.Sweep(**json.loads(session.job_env[jobs.ENV])) if session else None
         out_dir = Path(str(self.config.hydra.sweep.dir)) / str(num)
         jobs.Job(overrides=list(overrides), sweep=sweep, num=num, out_dir=out_dir, in_sweep=True).report(
-            jobs.Outcome("KILLED", f"SLURM ended job {job.job_id} before it reported ({job.state})"))
+            jobs.Outcome("KILLED", f"SLURM ended job {job.job_id} before it reported ({job.state})")
+        )
         ret = JobReturn()
         ret.status, ret.return_value = JobStatus.COMPLETED, 0.0
         return ret

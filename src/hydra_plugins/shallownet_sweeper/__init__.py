@@ -35,13 +35,28 @@ class AdaptiveSweeper(BasicSweeper):
     (experiments.adaptive): seeds 0..min_seeds-1 first, then ``step`` more per round, up to
     ``max_seeds``. Selected by hparams_search=adaptive."""
 
-    def __init__(self, max_batch_size=None, params=None, compare=(), min_seeds=5, step=3,
-                 max_seeds=30, target_width=None, alpha=0.05):
+    def __init__(
+        self,
+        max_batch_size=None,
+        params=None,
+        compare=(),
+        min_seeds=5,
+        step=3,
+        max_seeds=30,
+        target_width=None,
+        alpha=0.05,
+    ):
         super().__init__(max_batch_size=max_batch_size, params=params)
         from experiments.adaptive import Rule
 
-        self.rule = Rule(list(compare), int(min_seeds), int(step), int(max_seeds),
-                         None if target_width is None else float(target_width), float(alpha))
+        self.rule = Rule(
+            list(compare),
+            int(min_seeds),
+            int(step),
+            int(max_seeds),
+            None if target_width is None else float(target_width),
+            float(alpha),
+        )
 
     def sweep(self, arguments):
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -49,8 +64,11 @@ class AdaptiveSweeper(BasicSweeper):
         from experiments import adaptive, sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        grid = [o for o in parser.parse_overrides(self._parse_config() + list(arguments))
-                if o.key_or_group != "seed"]  # the seeds are this sweeper's to choose
+        grid = [
+            o
+            for o in parser.parse_overrides(self._parse_config() + list(arguments))
+            if o.key_or_group != "seed"
+        ]  # the seeds are this sweeper's to choose
         session = sweep.current_session()
         session.record_rule(self.rule.params())
         done, seeds, job, returns = 0, min(self.rule.min_seeds, self.rule.max_seeds), 0, []
