@@ -10,7 +10,11 @@ that every swept value is composed at least once (7 of tutorial000's 3 x 5 grid,
 Selected by conf/hydra/sweeper/grid.yaml, which hparams_search=grid (the default) picks.
 """
 
+import dataclasses
+
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+from .compose_once import ComposeOnce
 
 
 def covering(batch):
@@ -26,11 +30,17 @@ def covering(batch):
 
 
 class ShallownetSweeper(BasicSweeper):
+    def setup(self, *, hydra_context, task_function, config):
+        """Hydra's set-up, with the jobs composed once per choice of groups (compose_once)."""
+        loader = ComposeOnce(hydra_context.config_loader)
+        context = dataclasses.replace(hydra_context, config_loader=loader)
+        super().setup(hydra_context=context, task_function=task_function, config=config)
+
     def validate_batch_is_legal(self, batch):
         """Already done by experiments.preflight, before anything was recorded."""
 
 
-class AdaptiveSweeper(BasicSweeper):
+class AdaptiveSweeper(ShallownetSweeper):
     """The study's grid in rounds of seeds until its named comparisons are decided
     (experiments.adaptive): seeds 0..min_seeds-1 first, then ``step`` more per round, up to
     ``max_seeds``. Selected by hparams_search=adaptive."""
