@@ -3,11 +3,13 @@
 For each ``conf/experiment/*.yaml`` the job config is composed with Hydra's compose API and
 compared with the file itself (read as plain YAML): every leaf the file sets, every group
 option its defaults list picks (and that option's own values, unless the file overrides them)
-must be in the composed config. ``conf/train.yaml`` once listed ``_self_`` last, so its own
-``model:``/``train:`` values silently replaced every experiment's; the mutation test below
-moves ``_self_`` back to the end of a copy of ``conf/`` and checks that the comparison then
-fails. The sweep grids and the values each study runs are pinned as the README's table
-describes them (the tutorials' settings, or a commented departure).
+must be in the composed config (an option's values include those of the ConfigStore nodes it
+pulls in, e.g. a schedule's SCHEDULE_DEFAULTS). ``conf/train.yaml`` once listed ``_self_``
+last, so its own ``model:``/``train:`` values (the schema states them now) silently replaced
+every experiment's; the mutation test below writes such values into a copy of ``conf/``,
+moves ``_self_`` back to the end and checks that the comparison then fails. The sweep grids
+and the values each study runs are pinned as the README's table describes them (the
+tutorials' settings, or a commented departure).
 """
 
 import functools
@@ -18,6 +20,7 @@ from pathlib import Path
 import hydra
 import pytest
 import yaml
+from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -85,6 +88,21 @@ def picked_groups(defaults):
     return picks
 
 
+def group_values(group, option, conf_dir=CONF):
+    """The values ``conf/GROUP/OPTION.yaml`` gives: its own, over those of the ConfigStore
+    nodes its defaults list pulls in (``/schedule_defaults_step@_here_``)."""
+    values = yaml.safe_load((conf_dir / group / f"{option}.yaml").read_text()) or {}
+    merged = {}
+    for entry in values.get("defaults", []):
+        if entry == "_self_":
+            continue
+        assert isinstance(entry, str) and entry.startswith("/") and entry.endswith("@_here_"), entry
+        node = ConfigStore.instance().load(entry[1 : -len("@_here_")] + ".yaml").node
+        merged.update(OmegaConf.to_container(node))
+    merged.update({k: v for k, v in values.items() if k != "defaults"})
+    return merged
+
+
 def mismatches(name, conf_dir=CONF):
     """(key, the file's value, the composed value) for every value the experiment file sets
     (or picks through its defaults list) that the composed job config does not hold."""
@@ -125,8 +143,7 @@ def mismatches(name, conf_dir=CONF):
             bad.append((f"defaults: {group}", option, got))
         if group.startswith("hydra/"):
             continue
-        values = yaml.safe_load((conf_dir / group / f"{option}.yaml").read_text()) or {}
-        for key, want in leaves({k: v for k, v in values.items() if k != "defaults"}).items():
+        for key, want in leaves(group_values(group, option, conf_dir)).items():
             full = f"{group}.{key}"
             if full in own:  # the experiment file overrides its group's value
                 continue
@@ -158,12 +175,18 @@ def test_experiment_file_sets_something_checked(name):
 
 
 def test_self_last_in_train_yaml_is_caught(tmp_path):
-    """With ``_self_`` moved back to the end of train.yaml's defaults, train.yaml's own
-    model/train values win again and the comparison reports exactly those keys."""
+    """train.yaml states no values (the schema does), but experiment files must still win
+    over it: with model/train values written into a copy of train.yaml (the schema's defaults,
+    as the file once held them) and ``_self_`` moved back to the end of its defaults, those
+    values win again and the comparison reports exactly those keys."""
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
+    schema = OmegaConf.to_container(OmegaConf.structured(experiments.config.TrainConfig))
+    stated = {k: schema[k] for k in ("model", "train")}
     train_yaml = conf / "train.yaml"
-    text = train_yaml.read_text()
+    text = train_yaml.read_text() + yaml.safe_dump(stated, default_flow_style=None)
+    train_yaml.write_text(text)  # the values alone, _self_ still first: experiment files win
+    assert all(mismatches(name, conf) == [] for name in EXPERIMENTS)
     lines = text.splitlines(keepends=True)
     self_line = next(i for i, line in enumerate(lines) if line.strip().startswith("- _self_"))
     last = max(i for i, line in enumerate(lines) if line.startswith("  - "))
@@ -173,7 +196,7 @@ def test_self_last_in_train_yaml_is_caught(tmp_path):
     defaults = yaml.safe_load(train_yaml.read_text())["defaults"]
     assert defaults[-1] == "_self_" and defaults[0] == "train_schema"
 
-    base = leaves({k: v for k, v in yaml.safe_load(text).items() if k in ("model", "train")})
+    base = leaves(stated)
     flagged = 0
     for name in EXPERIMENTS:
         spec = yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text())
@@ -358,7 +381,7 @@ def test_each_experiments_values_are_the_params_its_run_records(tmp_path):
         }
         for group, option in picked_groups(spec.get("defaults", [])).items():
             if not group.startswith("hydra/"):
-                values = yaml.safe_load((CONF / group / f"{option}.yaml").read_text()) or {}
+                values = group_values(group, option)
                 own = {**{f"{group}.{k}": v for k, v in leaves(values).items()}, **own}
         assert own, name
         wrong = {

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from model import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSSES, MLP, SCHEDULES, train
+from model import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSSES, MLP, SCHEDULE_DEFAULTS, SCHEDULES, train
 
 HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 # every loss with the output activations it is defined for
@@ -413,7 +413,7 @@ def test_initializer_scales():
 
 
 def test_schedules():
-    st = {"lr": 0.5, "epochs": 100, "gamma": 0.5, "step_size": 10}
+    st = {"lr": 0.5, "epochs": 100, "gamma": 0.5, "step_size": 10, "min_lr": 0.0}
     assert SCHEDULES["constant"](37, st) == 0.5
     assert SCHEDULES["step"](25, st) == 0.5 * 0.25
     assert SCHEDULES["exponential"](3, {"lr": 1.0, "gamma": 0.9}) == pytest.approx(0.729)
@@ -439,6 +439,42 @@ def test_plateau_schedule_in_training_decays_when_stuck():
     )
     assert hist.lr[0] == 1.0 and hist.lr[-1] < 1.0
     assert set(np.round(hist.lr, 12)) <= {round(0.95**k, 12) for k in range(5)}
+
+
+def stuck_rates(lr, epochs):
+    """The rate of every epoch of a run whose loss never moves (a stationary point)."""
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    net = MLP([2, 4, 1], "sigmoid", seed=0)
+    net.weights = [np.zeros((2, 4)), np.zeros((4, 1))]
+    return train(net, X, np.array([0, 1, 1, 0]), epochs=epochs, loss="mse", lr=lr).lr
+
+
+def test_schedule_params_left_out_come_from_schedule_defaults():
+    """A schedule given only {name, lr} (or None for a param) runs with SCHEDULE_DEFAULTS,
+    the values the harness has always run (conf/lr_schedule/*.yaml pull in the same table)."""
+    assert SCHEDULE_DEFAULTS == {
+        "constant": {},
+        "step": {"step_size": 500, "gamma": 0.5},
+        "exponential": {"gamma": 0.999},
+        "cosine": {"min_lr": 0.0},
+        "plateau": {"patience": 100, "factor": 0.95},
+    }
+    assert set(SCHEDULE_DEFAULTS) == set(SCHEDULES)
+    spec = {"name": "step", "lr": 1.0}
+    rates = stuck_rates(spec, 1001)
+    assert spec == {"name": "step", "lr": 1.0}  # the caller's dict is left alone
+    assert rates[499] == 1.0 and rates[500] == 0.5 and rates[999] == 0.5 and rates[1000] == 0.25
+    assert np.array_equal(
+        stuck_rates({"name": "step", "lr": 1.0, "step_size": None, "gamma": None}, 1001), rates
+    )
+    assert stuck_rates({"name": "step", "lr": 1.0, "step_size": 10}, 21)[20] == 0.25  # given: used
+    assert stuck_rates({"name": "exponential", "lr": 1.0}, 11)[10] == pytest.approx(0.999**10)
+    cosine = stuck_rates({"name": "cosine", "lr": 1.0}, 100)
+    assert cosine[0] == 1.0 and cosine[50] == pytest.approx(0.5) and cosine[-1] < 0.001  # to min_lr 0
+    plateau = stuck_rates({"name": "plateau", "lr": 1.0}, 201)
+    assert (
+        plateau[99] == 1.0 and plateau[100] == pytest.approx(0.95) and plateau[200] == pytest.approx(0.95**2)
+    )
 
 
 def test_bad_arguments_raise_clear_errors():

@@ -1,5 +1,9 @@
 """Structured-config schema, validation and hashing. Fast to import: no MLflow here.
 
+The dataclasses below are the one statement of the primary config's defaults (conf/train.yaml
+holds only its defaults list and the hydra node); a schedule's hyper-parameter defaults are
+model.SCHEDULE_DEFAULTS, registered below as the nodes conf/lr_schedule/*.yaml pull in.
+
 The schema makes Hydra reject a mistyped key or a wrong type while composing; ``validate``
 then checks values (ranges, names, data files) so that a bad config fails in well under 2 s,
 before any MLflow run exists.
@@ -15,7 +19,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULES
+from model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULE_DEFAULTS, SCHEDULES
 
 from . import datasets
 from .tracking import DEFAULT_EXPERIMENT, DEFAULT_URI
@@ -28,7 +32,7 @@ class ConfigError(ValueError):
 @dataclass
 class ActivationConf:
     name: str = "tanh"
-    alpha: float = 0.01
+    alpha: float = 0.01  # leaky_relu's slope for z <= 0; the other activations ignore it
 
 
 @dataclass
@@ -39,7 +43,9 @@ class InitializerConf:
 @dataclass
 class LrScheduleConf:
     name: str = "constant"
-    lr: float = 0.1
+    lr: float = 0.1  # every schedule's base rate
+    # A schedule's own keys: None here; conf/lr_schedule/NAME.yaml gives them the values of
+    # model.SCHEDULE_DEFAULTS[NAME] (the schedule_defaults_NAME nodes registered below).
     step_size: Optional[int] = None
     gamma: Optional[float] = None
     min_lr: Optional[float] = None
@@ -49,34 +55,35 @@ class LrScheduleConf:
 
 @dataclass
 class ModelConf:
+    # one hidden layer of 4 units (tutorial 000); [8, 4] = two layers
     hidden_sizes: List[int] = field(default_factory=lambda: [4])
-    output: str = "sigmoid"
+    output: str = "sigmoid"  # sigmoid | softmax
 
 
 @dataclass
 class TrainConf:
     epochs: int = 2000
-    loss: str = "bce"
-    batch_size: Optional[int] = None
+    loss: str = "bce"  # bce | mse | cross_entropy
+    batch_size: Optional[int] = None  # None (null) = full batch, as in the tutorials
     l2: float = 0.0
-    dtype: str = "float64"
-    divergence_factor: float = 100.0
+    dtype: str = "float64"  # float64 | float32
+    divergence_factor: float = 100.0  # stop when the loss exceeds this x the initial loss
 
 
 @dataclass
 class TrackingConf:
     uri: str = DEFAULT_URI
     experiment: str = DEFAULT_EXPERIMENT
-    max_points: int = 200
+    max_points: int = 200  # MLflow metric steps per curve; full curves go to curves.parquet
     log_model: bool = True
     log_plots: bool = True
-    timeout: int = 10
-    retries: int = 2
+    timeout: int = 10  # seconds per HTTP request to a tracking server
+    retries: int = 2  # HTTP retries against a tracking server
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0
+    seed: int = 0  # model seed: initial weights and mini-batch shuffling
     force: bool = False  # train a sweep's configs even when an identical run FINISHED already
     dataset: Dict[str, Any] = field(default_factory=dict)  # checked by datasets.validate_params
     activation: ActivationConf = field(default_factory=ActivationConf)
@@ -88,16 +95,15 @@ class TrainConfig:
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+# One node per schedule, e.g. schedule_defaults_step = {name: step, step_size: 500, gamma: 0.5},
+# that conf/lr_schedule/NAME.yaml pulls in (/schedule_defaults_NAME@_here_ in its defaults list).
+# Stored without a group: a group would be listed in --help as one more choice to make.
+for _name, _defaults in SCHEDULE_DEFAULTS.items():
+    ConfigStore.instance().store(name=f"schedule_defaults_{_name}", node={"name": _name, **_defaults})
 
 # Keys that never change what a run computes: left out of config_hash.
 NON_SEMANTIC = ("tracking", "hydra", "force")
-SCHEDULE_KEYS = {
-    "constant": (),
-    "step": ("step_size", "gamma"),
-    "exponential": ("gamma",),
-    "cosine": ("min_lr",),
-    "plateau": ("patience", "factor"),
-}
+SCHEDULE_KEYS = {name: tuple(defaults) for name, defaults in SCHEDULE_DEFAULTS.items()}
 DTYPES = ("float32", "float64")
 
 

@@ -1,6 +1,6 @@
 """shallownet's NumPy network: MLP, train and the lookup tables. Imports numpy only."""
 
-from ._base import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSS_OUTPUT, LOSSES, SCHEDULES
+from ._base import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSS_OUTPUT, LOSSES, SCHEDULE_DEFAULTS, SCHEDULES
 from .mlp import HIDDEN_ACTIVATIONS, MLP, OUTPUT_ACTIVATIONS, History, train
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "LOSSES",
     "LOSS_OUTPUT",
     "SCHEDULES",
+    "SCHEDULE_DEFAULTS",
     "HIDDEN_ACTIVATIONS",
     "OUTPUT_ACTIVATIONS",
     "MLP",

@@ -221,7 +221,19 @@ LOSSES = {"bce": bce, "cross_entropy": cross_entropy, "mse": mse}
 # Learning-rate schedules: lr(epoch, state) -> learning rate for that epoch's updates.
 # ``state`` is a dict owned by one training run: ``lr`` (the base rate), the schedule's own
 # hyper-parameters, ``epochs`` (the run's length) and ``loss`` (the training loss measured at
-# this epoch, before its update). ``plateau`` also keeps its counters in it.
+# this epoch, before its update). ``plateau`` also keeps its counters in it. A schedule's
+# hyper-parameters a caller leaves out (or passes as None) come from SCHEDULE_DEFAULTS, filled
+# in by mlp._schedule; the functions read them from ``state`` directly.
+
+# The one statement of each schedule's hyper-parameter defaults: the model's and the harness's
+# (experiments/config.py registers these as the nodes conf/lr_schedule/*.yaml pull in).
+SCHEDULE_DEFAULTS = {
+    "constant": {},
+    "step": {"step_size": 500, "gamma": 0.5},
+    "exponential": {"gamma": 0.999},
+    "cosine": {"min_lr": 0.0},
+    "plateau": {"patience": 100, "factor": 0.95},
+}
 
 
 def constant(epoch, state):
@@ -230,17 +242,17 @@ def constant(epoch, state):
 
 def step(epoch, state):
     """lr * gamma ** (epoch // step_size)."""
-    return state["lr"] * state.get("gamma", 0.5) ** (epoch // state.get("step_size", 100))
+    return state["lr"] * state["gamma"] ** (epoch // state["step_size"])
 
 
 def exponential(epoch, state):
     """lr * gamma ** epoch."""
-    return state["lr"] * state.get("gamma", 0.999) ** epoch
+    return state["lr"] * state["gamma"] ** epoch
 
 
 def cosine(epoch, state):
     """Cosine annealing from lr to min_lr over the run's epochs."""
-    lo = state.get("min_lr", 0.0)
+    lo = state["min_lr"]
     return lo + 0.5 * (state["lr"] - lo) * (1.0 + math.cos(math.pi * epoch / state["epochs"]))
 
 
@@ -254,8 +266,8 @@ def plateau(epoch, state):
         state["wait"] = 0
     else:
         state["wait"] = state.get("wait", 0) + 1
-        if state["wait"] >= state.get("patience", 100):
-            current *= state.get("factor", 0.95)
+        if state["wait"] >= state["patience"]:
+            current *= state["factor"]
             state["current"] = current
             state["wait"] = 0
     return current

@@ -16,6 +16,7 @@ from ._base import (
     INITIALIZERS,
     LOSS_OUTPUT,
     LOSSES,
+    SCHEDULE_DEFAULTS,
     SCHEDULES,
     inplace_leaky_relu_derivative,
     leaky_relu,
@@ -250,13 +251,17 @@ class History:
 
 def _schedule(lr, epochs):
     """Normalise ``lr`` into (fn, state): a float, a dict {'name': ..., 'lr': ..., params}
-    or a callable fn(epoch, state)."""
+    or a callable fn(epoch, state). A named schedule's params that are missing or None come
+    from SCHEDULE_DEFAULTS."""
     if callable(lr):
         return lr, {"epochs": epochs}
     if isinstance(lr, dict) or hasattr(lr, "items"):
         state = dict(lr)
         name = state.pop("name", "constant")
         _choice("lr schedule", name, tuple(SCHEDULES))
+        for key, default in SCHEDULE_DEFAULTS[name].items():
+            if state.get(key) is None:
+                state[key] = default
         base = state.get("lr")
         if base is None or not float(base) > 0:
             raise ValueError(f"lr schedule needs a learning rate lr > 0, got {base!r}")
@@ -288,8 +293,9 @@ def train(
         X: (N, F) inputs; y: (N,) labels or (N, K) targets.
         epochs: number of passes over the data (>= 1).
         lr: a float, a schedule dict {'name': one of SCHEDULES, 'lr': base rate, ...params}
-            or a callable fn(epoch, state) -> rate. ``state['loss']`` is the loss measured
-            at this epoch before its update (mini-batch: the previous epoch's mean loss).
+            (params left out: SCHEDULE_DEFAULTS) or a callable fn(epoch, state) -> rate.
+            ``state['loss']`` is the loss measured at this epoch before its update
+            (mini-batch: the previous epoch's mean loss).
         batch_size: None (or >= N) for full batch; otherwise batches are reshuffled every
             epoch by ``numpy.random.default_rng(seed)``.
         l2: weight decay, 0.5 * l2 * sum ||W||^2 added to the loss (biases not decayed).
