@@ -840,3 +840,133 @@ def test_report_package_never_imports_mlflow():
     for path in sorted(pkg.glob("*.py")):
         text = path.read_text()
         assert "import mlflow" not in text and "from mlflow" not in text, path.name
+
+
+# --------------------------------------------------------------------------------------
+# what the figures show, read off the figures themselves
+
+
+def test_median_run_ties_broken_by_test_loss():
+    # five runs, four at the same accuracy: the middle of (acc, higher loss first) order
+    accs = [0.9, 0.9, 0.9, 0.9, 0.5]
+    losses = [0.30, 0.10, 0.40, 0.20, 0.90]
+    runs = tidy(
+        [
+            {"run_id": f"r{i}", "A": "x", "seed": str(i), "final_test_accuracy": a, "final_test_loss": lo}
+            for i, (a, lo) in enumerate(zip(accs, losses))
+        ]
+    )
+    r, n = figures.median_run(runs, "A", "x")
+    # order: r4 (0.5), then acc 0.9 by loss 0.40, 0.30, 0.20, 0.10 -> r2, r0, r3, r1
+    assert n == 5 and r["run_id"] == "r0"
+
+
+def _two_factor_study(lr_decays=False):
+    """Runs A {x, y} x B {p, q} x seeds 0..2 with curves: every A x B cell at its own level."""
+    rows, curves = [], {}
+    for a, da in (("x", 0.0), ("y", 0.2)):
+        for b, db in (("p", 0.0), ("q", 0.5)):
+            for s in range(3):
+                rid = f"{a}{b}{s}"
+                loss = (0.7 - 0.3 * np.linspace(0, 1, EPOCHS)) * (1 + da + db) + 0.01 * s
+                lr = np.where(np.arange(EPOCHS) < 10 + 5 * s, 0.5, 0.25) if lr_decays else None
+                f = curves_frame(loss, lr)
+                f["test_accuracy"] = 0.6 + 0.3 * np.linspace(0, 1, EPOCHS) - da / 4 - db / 4 + 0.01 * s
+                curves[rid] = f
+                rows.append(
+                    {
+                        "run_id": rid,
+                        "A": a,
+                        "B": b,
+                        "seed": str(s),
+                        "final_test_accuracy": float(f["test_accuracy"].iloc[-1]),
+                        "final_test_loss": float(f["test_loss"].iloc[-1]),
+                    }
+                )
+    return tidy(rows), curves
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the code under test saves, kept (saved as usual too)."""
+    figs = []
+    save = figures._save
+
+    def keep(fig, path):
+        figs.append(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return figs
+
+
+def test_heatmap_panels_share_one_colour_scale(tmp_path, drawn):
+    runs, _ = _two_factor_study()
+    runs["C"] = np.where(runs["seed"] == "0", "u", "v")  # a third factor: three panels
+    figures.fig_heatmap(runs, ["A", "B", "C"], tmp_path / "h.png")
+    images = [im for ax in drawn[0].axes for im in ax.get_images()]
+    assert len(images) == 3
+    assert len({im.get_clim() for im in images}) == 1
+    cells = np.concatenate([np.ma.compressed(im.get_array()) for im in images])
+    assert images[0].get_clim() == (pytest.approx(cells.min()), pytest.approx(cells.max()))
+
+
+def test_per_setting_panels_hold_the_other_factors_fixed(tmp_path, drawn):
+    runs, curves = _two_factor_study()
+    path = figures.fig_curves_by_setting(runs, curves, ["A", "B"], "A", 0.35, tmp_path / "s.png")
+    check_png(path)
+    axes = [ax for ax in drawn[0].axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["B=p: train loss", "B=p: test accuracy", "B=q: train loss", "B=q: test accuracy"]
+    loss, acc = axes[0::2], axes[1::2]
+    assert len({ax.get_ylim() for ax in loss}) == 1 and len({ax.get_ylim() for ax in acc}) == 1
+    # the B=q panel's x line is the mean over the seeds of the x-q runs only
+    x_line = next(ln for ln in axes[2].get_lines() if ln.get_label().startswith("x "))
+    want = np.mean([curves[f"xq{s}"]["train_loss"] for s in range(3)], axis=0)
+    assert x_line.get_ydata() == pytest.approx(want)
+
+
+def test_curves_every_level_visible_and_plain_log_labels(tmp_path, drawn):
+    runs, curves = _two_factor_study(lr_decays=True)
+    for rid in [r for r in curves if r.startswith("y")]:  # level y drawn exactly under level x
+        curves[rid] = curves["x" + rid[1:]].copy()
+    figures.fig_curves(runs, curves, ["A", "B"], 0.35, tmp_path / "c.png", show_lr=True)
+    fig = drawn[0]
+    fig.canvas.draw()
+    axes = np.array(fig.axes).reshape(2, 4)
+    x, y = (ln for ln in axes[0, 0].get_lines() if ln.get_label()[0] in "xy")
+    assert x.get_linestyle() != y.get_linestyle() and x.get_marker() != y.get_marker()
+    assert x.get_markevery() != y.get_markevery()  # the markers of coinciding lines interleave
+    assert y.get_label().endswith("= x")
+    for ax in axes[:, :2].ravel():  # loss panels: log axes labelled 0.5, 0.3, not 5x10^-1
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert ax.get_yscale() == "log" and len(labels) >= 2
+        assert not any("$" in t or "times" in t for t in labels), labels
+    # learning rate: every seed's own schedule drawn (3 seeds x 2 levels) besides the means
+    lr_ax = axes[0, 3]
+    steps = [ln for ln in lr_ax.get_lines() if ln.get_linewidth() < 1]
+    assert len(steps) == 6
+    assert {tuple(ln.get_ydata()[[0, -1]]) for ln in steps} == {(0.5, 0.25)}
+
+
+def test_decision_boundaries_paste_each_runs_plot_pixel_for_pixel(tmp_path, monkeypatch):
+    import PIL.Image
+
+    rng = np.random.default_rng(3)
+    child = rng.integers(0, 256, size=(320, 384, 3), dtype=np.uint8)  # a run's plot's size
+    PIL.Image.fromarray(child).save(tmp_path / "child.png")
+    monkeypatch.setattr(figures.tracking, "download_artifact", lambda *a: tmp_path / "child.png")
+    runs, _ = _two_factor_study()
+    path = figures.fig_boundaries(runs, ["A", "B"], None, tmp_path, tmp_path / "b.png")
+    out = np.asarray(PIL.Image.open(path).convert("RGB"))
+    check_png(path)
+    # find the first pasted copy by its top-left pixel row and compare the whole block
+    hits = [
+        (i, j)
+        for i in range(out.shape[0] - 320 + 1)
+        for j in np.nonzero((out[i, :, :] == child[0, 0]).all(1))[0]
+        if j + 384 <= out.shape[1] and (out[i, j : j + 384] == child[0]).all()
+    ]
+    assert len(hits) == 4  # 2 factors x 2 levels
+    for i, j in hits:
+        assert (out[i : i + 320, j : j + 384] == child).all()

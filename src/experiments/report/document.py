@@ -28,11 +28,10 @@ from .runs import (
 
 FIGURE_CAPTIONS = {
     "curves": "Curves per epoch: train loss (dashed black: the loss threshold), test loss, "
-    "test accuracy{lr}, one row per factor. Each level's line is the mean over "
-    "seeds of each seed's average over the settings of the other factors (a "
-    "marginal mean); {spread}.",
-    "by_setting": "Train loss by {factor} within each setting of the other factors (one "
-    "panel per setting): the mean over the seeds of that setting; {spread}.",
+    "test accuracy{lr}, one row per factor. Each level's line is {what}; {spread}.{lr_note}",
+    "by_setting": "Train loss and test accuracy by {factor} within each setting of the other "
+    "factors (a pair of panels per setting, every panel of a metric on the same y range): "
+    "the mean over the seeds of that setting; {spread}.",
     "level_means": "Final test accuracy per level, on an axis zoomed to the data: grey dots "
     "are the finished runs, the coloured point and whiskers the {what}.",
     "effects": "Paired differences A - B of every comparison: thick bar = 95% CI, thin bar "
@@ -43,8 +42,9 @@ FIGURE_CAPTIONS = {
     "interactions": "Interaction plots: model-based marginal means (95% CI) of each pair of "
     "factors; parallel lines mean no interaction.",
     "boundaries": "Decision boundaries of each level's representative run: the finished run "
-    "with the median final test accuracy among all runs of that level (its "
-    "other factors and seed are in the title).",
+    "with the median final test accuracy among all runs of that level, tied accuracies "
+    "ordered by final test loss (its other factors and seed are in the title); each run's "
+    "own plot at its own size.",
     "activations": "The activation functions of the study (solid) and their derivatives (dashed).",
 }
 
@@ -666,14 +666,30 @@ def section_figures(s) -> list:
         if n >= 3
         else f"thin lines are the {n} seeds' own curves (too few seeds for a CI band)"
     )
+    what = (
+        "the mean over seeds of each seed's average over the settings of the other factors "
+        "(a marginal mean: the per-setting figures below hold the other factors fixed)"
+        if len(s.factors) > 1
+        else "the mean over its seeds"
+    )
+    lr_note = (
+        " Learning rate: each seed's own schedule as a thin line (its decays), the mean over seeds bold."
+        if s.show_lr
+        else " No learning-rate panel: no run changes its rate during training (constant schedule)."
+    )
     B.append(
-        ("p", FIGURE_CAPTIONS["curves"].format(lr=", learning rate" if s.show_lr else "", spread=spread))
+        (
+            "p",
+            FIGURE_CAPTIONS["curves"].format(
+                lr=", learning rate" if s.show_lr else "", what=what, spread=spread, lr_note=lr_note
+            ),
+        )
     )
     B.append(("img", F["curves"].name, "Curves per epoch"))
     for key in sorted(k for k in F if k.startswith("by_setting:")):
         f = key.split(":", 1)[1]
         B.append(("p", FIGURE_CAPTIONS["by_setting"].format(factor=f"`{f}`", spread=spread)))
-        B.append(("img", F[key].name, f"Train loss by {f} per setting"))
+        B.append(("img", F[key].name, f"Train loss and test accuracy by {f} per setting"))
     what = (
         "model-based marginal mean and its 95% CI"
         if s.level_emms

@@ -39,11 +39,11 @@ def _style():
         yield
 
 
-def _figure(w, h):
+def _figure(w, h, layout="constrained"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(w, MIN_WIDTH_IN), h), dpi=FIG_DPI, layout="constrained")
+    fig = Figure(figsize=(max(w, MIN_WIDTH_IN), h), dpi=FIG_DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -128,10 +128,40 @@ def _spread(runs) -> str:
     )
 
 
+def _log_subs(lo: float, hi: float) -> tuple:
+    """Labelled ticks per decade of a log axis from lo to hi: 1-2-3-5 within a decade or
+    so, fewer when the values span more decades (at most about 8 labels)."""
+    decades = math.log10(hi / lo) if hi > lo > 0 else 0.0
+    if decades < 0.5:
+        return tuple(float(k) for k in range(1, 10))
+    return (
+        (1.0, 2.0, 3.0, 5.0)
+        if decades < 1.5
+        else (1.0, 2.0, 5.0)
+        if decades < 2.5
+        else (1.0, 3.0)
+        if decades < 4
+        else (1.0,)
+    )
+
+
+def _plain_log_axis(ax, lo: float, hi: float) -> None:
+    """A log y axis whose labels are plain numbers (0.2, 0.05) at the tick label size:
+    matplotlib's default labels 10^k in mathtext and the minor ticks (2x10^-1) at a bigger
+    size, crowded where the range spans about a decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    ax.yaxis.set_major_locator(LogLocator(subs=_log_subs(lo, hi), numticks=50))  # no thinning
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _set_limits(ax, lo, hi, column):
     if (column.endswith("loss") or column == "lr") and lo > 0:
         ax.set_yscale("log")
         ax.set_ylim(lo / 1.25, hi * 1.25)
+        _plain_log_axis(ax, lo / 1.25, hi * 1.25)
     else:
         pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1e-3)
         ax.set_ylim(lo - pad, hi + pad)
@@ -158,7 +188,12 @@ def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, le
         st = level_style(i, len(x), len(levels))
         ax.plot(x, mean, lw=1.4, ms=4, label=label, zorder=3, **st)
         lines.append(mean)
-        if b["n_seeds"] >= MIN_BAND_SEEDS:
+        if column == "lr" and b["n_seeds"] > 1:
+            # a schedule is a step function per run: each seed's own steps (thin) show its
+            # decays, which the mean over seeds smears out; no CI band
+            ax.plot(x, b["per_seed"], color=st["color"], ls="-", lw=0.6, alpha=0.6, zorder=2)
+            lines.append(b["per_seed"].ravel())
+        elif b["n_seeds"] >= MIN_BAND_SEEDS:
             ax.fill_between(x, b["lo"], b["hi"], color=st["color"], alpha=0.15, lw=0)
         elif b["n_seeds"] > 1:
             ax.plot(x, b["per_seed"], color=st["color"], ls=st["ls"], lw=0.6, alpha=0.5, zorder=2)
@@ -204,13 +239,18 @@ def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool) -> P
             if len(factors) > 1
             else "per level: mean over seeds"
         )
-        fig.suptitle(f"{what}; {_spread(runs)}", fontsize=9)
+        lr = "; learning rate: each seed's own schedule (thin)" if show_lr else ""
+        fig.suptitle(f"{what}; {_spread(runs)}{lr}", fontsize=9)
         return _save(fig, path)
 
 
+BY_SETTING_PANELS = [("train_loss", "train loss"), ("test_accuracy", "test accuracy")]
+
+
 def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) -> Path:
-    """Train loss per level of ``factor``, one panel per setting of the other factors
-    (mean and 95% t CI over the seeds of that setting)."""
+    """Train loss and test accuracy per level of ``factor``, one pair of panels per setting
+    of the other factors (mean and 95% t CI over the seeds of that setting); every panel of
+    a metric on the same y range."""
     others = [f for f in factors if f != factor]
     fin = runs[runs["state"] == "finished"]
     settings = sorted(
@@ -219,38 +259,47 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
     )
     n_all = len(settings)
     settings = settings[:MAX_SETTINGS]
-    ncols, nrows = _grid(len(settings), 3)
+    per_row = 1 if len(settings) == 1 else 2  # settings per row, each a pair of panels
+    ncols, nrows = per_row * len(BY_SETTING_PANELS), math.ceil(len(settings) / per_row)
     with _style():
-        fig = _figure(3.6 * ncols, 2.8 * nrows + 0.5)
-        axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
-        for ax in axes.flat[len(settings) :]:
+        fig = _figure(3.0 * ncols, 2.7 * nrows + 0.5)
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for ax in axes.flat[len(settings) * len(BY_SETTING_PANELS) :]:
             ax.set_visible(False)
-        ranges = []
-        for ax, s in zip(axes.flat, settings):
+        ranges = {col: [] for col, _ in BY_SETTING_PANELS}
+        drawn = {col: [] for col, _ in BY_SETTING_PANELS}
+        for k, s in enumerate(settings):
             mask = pd.Series(True, index=runs.index)
             for o, v in zip(others, s):
                 mask &= runs[o] == v
-            r = _draw_levels(
-                ax,
-                runs,
-                curves,
-                factor,
-                "train_loss",
-                mask,
-                threshold,
-                legend=ax is axes.flat[0],
-                limits=False,
-            )
-            if r is not None:
-                ranges.append(r)
-            ax.set_title(", ".join(f"{short_name(o)}={v}" for o, v in zip(others, s)), fontsize=8)
-            ax.set_xlabel("epoch", fontsize=8)
-            ax.tick_params(labelsize=7)
-        if ranges:  # one y axis for every panel
-            _set_limits(axes.flat[0], min(r[0] for r in ranges), max(r[1] for r in ranges), "train_loss")
+            where = ", ".join(f"{short_name(o)}={v}" for o, v in zip(others, s))
+            for c, (col, label) in enumerate(BY_SETTING_PANELS):
+                ax = axes.flat[k * len(BY_SETTING_PANELS) + c]
+                r = _draw_levels(
+                    ax,
+                    runs,
+                    curves,
+                    factor,
+                    col,
+                    mask,
+                    threshold if col == "train_loss" else None,
+                    legend=k == 0 and c == 0,
+                    limits=False,
+                )
+                if r is not None:
+                    ranges[col].append(r)
+                    drawn[col].append(ax)
+                ax.set_title(f"{where}: {label}", fontsize=8)
+                ax.set_xlabel("epoch", fontsize=8)
+                ax.tick_params(labelsize=7)
+        for col, _ in BY_SETTING_PANELS:  # one y range for every panel of a metric
+            if ranges[col]:
+                lo, hi = min(r[0] for r in ranges[col]), max(r[1] for r in ranges[col])
+                for ax in drawn[col]:
+                    _set_limits(ax, lo, hi, col)
         shown = "" if n_all == len(settings) else f" (the first {len(settings)} of {n_all})"
         fig.suptitle(
-            f"train loss by {factor} within each setting of the other factors{shown}: "
+            f"train loss and test accuracy by {factor} within each setting of the other factors{shown}: "
             f"mean over seeds; {_spread(runs)}",
             fontsize=9,
         )
@@ -323,6 +372,8 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
     """Forest plot of the paired comparisons: mean difference A - B with its 95% CI (thick)
     and the Bonferroni-level CI (thin); filled marker = decided after Holm; comparisons with
     no test are labelled (identical arms, no difference)."""
+    from matplotlib.ticker import MaxNLocator
+
     rows = results[results["where"] == ""]
     labels = []
     for _, r in rows[rows["metric"] == metrics[0]].iterrows():
@@ -364,6 +415,7 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
                         color="0.3",
                     )
             ax.axvline(0, color="k", lw=0.8, ls="--")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # labels apart on a narrow panel
             ax.set_title(METRIC_LABELS[m] + (" (restricted)" if m == ETT else ""), fontsize=9)
             ax.set_xlabel("A - B" + (" (epochs)" if m == ETT else ""), fontsize=8)
             ax.tick_params(labelsize=7)
@@ -506,61 +558,104 @@ def fig_interactions(factors, emms, notes, metrics, path: Path) -> Path:
 
 def median_run(runs, factor, level):
     """The representative run of a level: among its finished runs (all settings of the
-    other factors and seeds), the one with the median final test accuracy (the lower one of
-    the two middle runs for an even count; ties by the table's order) -> (row, n)."""
+    other factors and seeds), the median one in the order of final test accuracy, ties
+    (a small test set gives few distinct accuracies) ordered by final test loss, higher
+    loss first: the lower one of the two middle runs for an even count; exact ties by the
+    table's order -> (row, n)."""
     sub = runs[runs[factor] == level]
     fin = sub[(sub["state"] == "finished") & np.isfinite(sub["final_test_accuracy"].astype(float))]
     pool = fin if len(fin) else sub
-    order = sorted(
-        range(len(pool)), key=lambda i: (pool["final_test_accuracy"].iloc[i] if len(fin) else 0.0, i)
+    acc = pool["final_test_accuracy"].astype(float).to_numpy() if len(fin) else np.zeros(len(pool))
+    loss = (
+        pool["final_test_loss"].astype(float).to_numpy()
+        if "final_test_loss" in pool and len(fin)
+        else np.zeros(len(pool))
     )
+    loss = np.where(np.isfinite(loss), loss, np.inf)
+    order = sorted(range(len(pool)), key=lambda i: (acc[i], -loss[i], i))
     return pool.iloc[order[(len(order) - 1) // 2]], len(pool)
 
 
-def fig_boundaries(runs, factors, client, dst: Path, path: Path) -> Path:
+BOUNDARY_TITLE_PX = 56  # a gap and three lines of 7 pt text above each image
+BOUNDARY_SUPTITLE_PX = 30
+BOUNDARY_MIN_PX = 300  # the per-run plot is 320 px high
+
+
+def _boundary_image(client, run_id, dst: Path):
     import matplotlib.image as mpimg
 
-    ncols = max(len(sort_levels(runs[f])) for f in factors)
+    p = tracking.download_artifact(client, run_id, "plots/decision_boundary.png", dst)
+    if p is None:
+        return None
+    try:
+        return mpimg.imread(p)
+    except Exception:
+        return None
+
+
+def fig_boundaries(runs, factors, client, dst: Path, path: Path) -> Path:
+    """The decision boundary of each level's median run (rows: factors), each run's own
+    PNG pasted at its own pixel size (not resampled: its text stays sharp; one under
+    BOUNDARY_MIN_PX high is enlarged by a whole factor), on a grid of cells at least
+    MIN_WIDTH_IN wide in all."""
+    cells = []  # (row, col, title, image or None)
+    for r, f in enumerate(factors):
+        others = [g for g in factors if g != f]
+        for c, lv in enumerate(sort_levels(runs[f])):
+            run, n = median_run(runs, f, lv)
+            where = setting_label(run, others)
+            title = (
+                f"{short_name(f)}={lv}\n{where + ', ' if where else ''}seed "
+                f"{run['seed']}\ntest acc {num(run['final_test_accuracy'], 3)} "
+                f"(median of {n})"
+            )
+            if run["state"] != "finished":
+                title += f" ({run['state']})"
+            img = _boundary_image(client, run["run_id"], dst)
+            if img is not None and img.shape[0] < BOUNDARY_MIN_PX:  # a small plot: whole pixels bigger
+                k = math.ceil(BOUNDARY_MIN_PX / img.shape[0])
+                img = np.repeat(np.repeat(img, k, axis=0), k, axis=1)
+            cells.append((r, c, title, img))
+    ncols = max(c for _, c, _, _ in cells) + 1
     nrows = len(factors)
+    sizes = [img.shape[:2] for *_, img in cells if img is not None]
+    img_h = max((h for h, _ in sizes), default=300)
+    img_w = max((w for _, w in sizes), default=360)
+    cell_w = max(img_w + 20, math.ceil(MIN_WIDTH_IN * FIG_DPI / ncols))
+    cell_h = img_h + BOUNDARY_TITLE_PX
+    W, H = ncols * cell_w, nrows * cell_h + BOUNDARY_SUPTITLE_PX
     with _style():
-        fig = _figure(4.4 * ncols, 4.6 * nrows)
-        axes = fig.subplots(nrows, ncols, squeeze=False)
-        for ax in axes.flat:
-            ax.set_axis_off()
-        for r, f in enumerate(factors):
-            others = [g for g in factors if g != f]
-            for c, lv in enumerate(sort_levels(runs[f])):
-                ax = axes[r, c]
-                run, n = median_run(runs, f, lv)
-                where = setting_label(run, others)
-                title = (
-                    f"{short_name(f)}={lv}\n{where + ', ' if where else ''}seed "
-                    f"{run['seed']}\ntest acc {num(run['final_test_accuracy'], 3)} "
-                    f"(median of {n})"
+        fig = _figure(W / FIG_DPI, H / FIG_DPI, layout=None)
+        for r, c, title, img in cells:
+            x0 = c * cell_w
+            top = BOUNDARY_SUPTITLE_PX + r * cell_h  # from the figure's top, in pixels
+            fig.text(
+                (x0 + cell_w / 2) / W,
+                1 - (top + 10) / H,
+                title,
+                ha="center",
+                va="top",
+                fontsize=7,
+            )
+            if img is None:
+                fig.text(
+                    (x0 + cell_w / 2) / W,
+                    1 - (top + BOUNDARY_TITLE_PX + img_h / 2) / H,
+                    "no decision_boundary.png",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
                 )
-                if run["state"] != "finished":
-                    title += f" ({run['state']})"
-                ax.set_title(title, fontsize=7)
-                p = tracking.download_artifact(client, run["run_id"], "plots/decision_boundary.png", dst)
-                img = None
-                if p is not None:
-                    try:
-                        img = mpimg.imread(p)
-                    except Exception:
-                        img = None
-                if img is None:
-                    ax.text(
-                        0.5,
-                        0.5,
-                        "no decision_boundary.png",
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        transform=ax.transAxes,
-                    )
-                else:
-                    ax.imshow(img, interpolation="nearest")
-        fig.suptitle("decision boundary of the median-accuracy run of each level", fontsize=9)
+                continue
+            h, w = img.shape[:2]
+            left = x0 + (cell_w - w) // 2
+            bottom = H - (top + BOUNDARY_TITLE_PX + h)
+            ax = fig.add_axes((left / W, bottom / H, w / W, h / H))
+            ax.set_axis_off()
+            ax.imshow(img, interpolation="none", aspect="auto")
+        fig.suptitle(
+            "decision boundary of the median-accuracy run of each level", fontsize=9, y=1 - 6 / H, va="top"
+        )
         return _save(fig, path)
 
 
