@@ -3,8 +3,9 @@
 A joblib sweep runs its jobs in loky worker processes. Started loky's default way, each worker
 is a fresh interpreter that imports MLflow, scikit-learn, pandas and matplotlib again (about
 3 s of CPU here) before its first job can start. Instead, the sweep callback
-(``experiments.sweep.preload_workers``) starts one fork server that imports this module while
-the launching process opens the store and the parent run, and loky forks every worker from that
+(``experiments.sweep.start_workers``, called by the preflight as soon as it has composed the
+sweep's config) starts one fork server that imports this module while the launching process
+checks the jobs and opens the store and the parent run, and loky forks every worker from that
 server with all of this already in memory.
 
 Nothing here opens a store, a file or a thread that a forked worker would inherit.

@@ -101,6 +101,14 @@ def count_jobs(config):
     return total
 
 
+def start_workers(config):
+    """Start the fork server of a sweep's workers from its composed config, while the
+    preflight still checks the jobs: its ~2.5 s of imports then end before this process has
+    opened the store and the parent run, instead of after (``preload_workers``)."""
+    launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    preload_workers(launcher, OmegaConf.select(config, "hydra.launcher.n_jobs", default=1))
+
+
 def preload_workers(launcher, n_jobs):
     """For the joblib launcher running several jobs at once, have loky fork its workers from a
     fork server that imports experiments.preload, starting it now. Returns the BLAS threads
