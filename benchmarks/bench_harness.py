@@ -59,10 +59,13 @@ RECORDING = tuple(p for p in PHASES if p not in NOT_RECORDING)
 PROFILE_PREFIX = "shallownet-profile: "
 JOB_LINE = re.compile(r"^\[\d+/(\d+|\?)\] ")  # a sweep job's outcome line
 
-TARGET_RECORD = 0.4  # (a) s of recording per run, warm, sqlite
+TARGET_RECORD = 0.1  # (a) s of recording per run, warm, sqlite (issue #14)
 TARGET_PROCESS = 5.0  # (b) s wall per shallownet-train process
-TARGET_SWEEP_X = 2.0  # (c) sweep wall <= this x pure compute
+TARGET_SWEEP_X = 2.0  # (c) sweep wall <= this x pure compute, run after run in one process
 TARGET_JOB_OVH = 0.5  # (c) s overhead per job
+# (f) issue #14: a study's sweep wall <= this x its compute, the children's train_seconds
+# summed over the 2 workers (sum / 2), on an existing store
+TARGET_STUDY_X = {"tutorial000_activations": 3.0, "tutorial002_quadrant": 2.0}
 
 DATA = {
     "name": "classification",
@@ -609,6 +612,63 @@ def bench_e(tmp, c, n_seeds):
     return {"wall": res.wall, "pure": pure, "n_jobs": n_jobs, "marg_wall": marg_wall, "marg_pure": marg_pure}
 
 
+# ----------------------------------------------------------------------------- (f)
+
+
+def children_train_seconds(uri):
+    """The train_seconds of every child run in the store, from MLflow."""
+    from experiments import tracking
+
+    client = tracking.connect(uri)
+    runs = tracking.search_all(client, [tracking.ensure_experiment(uri, "shallownet", client)])
+    return [r.data.metrics["train_seconds"] for r in runs if "train_seconds" in r.data.metrics]
+
+
+def bench_f(tmp, repeats, n_parallel=2):
+    """Issue #14's ratios: each study's sweep wall against its own compute."""
+    emit("### (f) Study sweeps against their own compute (issue #14)")
+    emit()
+    emit(
+        f"`shallownet-train -m experiment=NAME` ({n_parallel} jobs at once) on an existing, empty "
+        f"sqlite store, {repeats} times each, in turn. Compute = the sum of the children's "
+        f"`train_seconds` (read from the store) / {n_parallel} workers; ratio = wall / compute. "
+        "Medians."
+    )
+    emit()
+    rows, out = [], {}
+    for name, target in TARGET_STUDY_X.items():
+        walls, computes = [], []
+        for i in range(repeats):
+            uri = f"sqlite:///{tmp / 'f' / f'{name}{i}' / 'mlflow.db'}"
+            create_store(uri, tmp)
+            res = run_proc([tool("shallownet-train"), "-m", f"experiment={name}", f"tracking.uri={uri}"], tmp)
+            if res.rc != 0:
+                sys.exit(f"bench_harness: (f) {name} failed (exit {res.rc})\n{res.tail()}")
+            seconds = children_train_seconds(uri)
+            walls.append(res.wall)
+            computes.append(sum(seconds) / n_parallel)
+        wall, compute = med(walls), med(computes)
+        out[name] = {
+            "wall": wall,
+            "compute": compute,
+            "ratio": wall / compute,
+            "target": target,
+            "jobs": len(seconds),
+        }
+        rows.append(
+            [
+                name,
+                str(len(seconds)),
+                s(wall, 2),
+                s(compute, 2),
+                f"**{wall / compute:.2f}x**",
+                f"<= {target:g}x",
+            ]
+        )
+    table(["study", "jobs", "sweep wall", "compute", "ratio", "target"], rows, right=[1, 2, 3])
+    return out
+
+
 # ----------------------------------------------------------------------------- (d)
 
 
@@ -679,6 +739,7 @@ def main(argv=None):
         b = bench_b(tmp, a["uri"], repeats)
         c = bench_c(tmp, seeds, repeats)
         e = bench_e(tmp, c, 8 if args.quick else 20)
+        f = bench_f(tmp, repeats)
         d = None if args.skip_server else bench_d(tmp, small)
 
     def verdict(ok):
@@ -706,6 +767,11 @@ def main(argv=None):
         f"- (e) {e['n_jobs']} jobs: {e['wall']:.2f} s vs {e['pure']:.2f} s pure compute; one more "
         f"job adds {e['marg_wall']:.3f} s of wall time ({e['marg_pure']:.3f} s of it compute)"
     )
+    for name, r in f.items():
+        emit(
+            f"- (f) {name} sweep wall <= {r['target']:g}x its compute: measured {r['wall']:.2f} s vs "
+            f"{r['compute']:.2f} s = {r['ratio']:.2f}x: {verdict(r['ratio'] <= r['target'])}"
+        )
     if d is not None:
         emit(
             f"- (d) server vs sqlite (no numeric target): recording {d['srv']:.3f} s vs "
