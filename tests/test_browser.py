@@ -276,6 +276,13 @@ def study(tmp_path_factory):
     assert len(children) == sum(COMPARE_GROUPS.values()), [c.info.run_name for c in children]
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     child = sorted(children, key=lambda c: c.info.run_name)[0]
+    # reported, as the README shows it: the parent's description then holds the verdicts
+    res = run_cli(
+        ["shallownet-report", "--sweep", "latest", "--tracking-uri", uri, "--out", str(work / "report")],
+        work,
+        timeout=600,
+    )
+    assert res.returncode == 0, f"report failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return {
         "work": work,
         "uri": uri,
@@ -505,6 +512,9 @@ def test_mlflow_ui_grouped_comparison(study):
             more = page.get_by_text("Show more", exact=True)
             if more.count() and more.first.is_visible():
                 more.first.click()
+            # the report's description: its link, the summary table and the verdicts
+            expect(page.get_by_role("link", name="report/report.html")).to_be_visible()
+            expect(page.get_by_text("Decided", exact=False).first).to_be_visible()
             close_assistant(page)
             screenshot(page, "mlflow_ui_parent_description.png", folder=DOCS)
 
