@@ -13,12 +13,13 @@ LOCK   := requirements.lock
 PIP_VERSION ?= 26.3
 PIP_TOOLS   ?= pip-tools==7.6.2
 
-.PHONY: help venv lock browser demo test test-fast format ui bench server clean
+.PHONY: help venv lock browser demo test test-fast format screenshots ui bench server clean
 
 help:
 	@echo "make demo    set up .venv, run the tutorial 000 ablation sweep, report it, reproduce a run"
 	@echo "make test    set up .venv and run the whole test suite (slow end-to-end tests included)"
 	@echo "make format  ruff format (make test checks that the code is formatted)"
+	@echo "make screenshots  refresh the README's MLflow UI screenshots in docs/ (tests/test_browser.py)"
 	@echo "make ui      MLflow UI on http://127.0.0.1:$(PORT) for $(STORE)"
 	@echo "make bench   model and harness benchmarks"
 	@echo "make server  MLflow tracking server (BACKEND=postgres|sqlite) on 127.0.0.1:$(PORT)"
@@ -67,6 +68,10 @@ test: $(STAMP) browser
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
+
+# make test writes every screenshot under outputs/screenshots/ and leaves docs/ as committed
+screenshots: $(STAMP) browser
+	SHALLOWNET_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -n 0 tests/test_browser.py -k grouped
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

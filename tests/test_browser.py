@@ -14,8 +14,9 @@ A second sweep, the whole tutorial000_activations study (3 activations x 5 seeds
 README's "compare in the UI" clicks: the runs page opened by the README's link (children of
 the study, chart view), then "Group by" -> activation.name and "train_loss" in the chart
 search; the test checks 3 groups of 5 runs (all 15 charted, none hidden by the 10-run default)
-and saves docs/mlflow_ui_grouped_train_loss.png, docs/mlflow_ui_parent_description.png and
-docs/mlflow_ui_child_datasets.png (a child's Overview with its Datasets box) for the README.
+and saves mlflow_ui_grouped_train_loss.png, mlflow_ui_parent_description.png and
+mlflow_ui_child_datasets.png (a child's Overview with its Datasets box): into docs/ for the
+README with `make screenshots`, else into outputs/screenshots/ like the others.
 A machine without Chromium or the playwright package FAILS here (it does not skip):
 run scripts/install-browser.sh.
 """
@@ -53,7 +54,11 @@ STUDY = "tutorial003_toy"
 SEEDS = 3
 UI_START_TIMEOUT = 90.0  # s until GET /health answers (about 15 s here with one worker)
 UI_TIMEOUT_MS = 30_000  # per UI step (page load, expanding a row, listing artifacts)
+# The README's screenshots: refreshed in docs/ by `make screenshots` (SHALLOWNET_DOCS_SCREENSHOTS=1),
+# else written next to the others, so that `make test` leaves the checkout clean (runs made
+# from a modified tree are recorded git_dirty).
 DOCS = ROOT / "docs"
+README_SHOTS = DOCS if os.environ.get("SHALLOWNET_DOCS_SCREENSHOTS") == "1" else SCREENSHOTS
 COMPARE_STUDY = "tutorial000_activations"
 COMPARE_GROUPS = {"tanh": 5, "relu": 5, "leaky_relu": 5}
 # The README's link: the study's child runs, chart view (both are URL state in MLflow 3.17;
@@ -494,7 +499,7 @@ def test_mlflow_ui_grouped_comparison(study):
             for value in COMPARE_GROUPS:
                 expect(chart.get_by_text(f"{value} (train_loss)", exact=True)).to_be_visible()
             page.wait_for_timeout(1500)  # let plotly finish drawing the bands
-            screenshot(page, "mlflow_ui_grouped_train_loss.png", folder=DOCS)
+            screenshot(page, "mlflow_ui_grouped_train_loss.png", folder=README_SHOTS)
             state = page.evaluate(
                 f"() => JSON.parse(localStorage.getItem("
                 f"'MLflowLocalStorage-1.1-ExperimentPage-[\"{exp_id}\"]-ReactComponentState'))"
@@ -516,7 +521,7 @@ def test_mlflow_ui_grouped_comparison(study):
             expect(page.get_by_role("link", name="report/report.html")).to_be_visible()
             expect(page.get_by_text("Decided", exact=False).first).to_be_visible()
             close_assistant(page)
-            screenshot(page, "mlflow_ui_parent_description.png", folder=DOCS)
+            screenshot(page, "mlflow_ui_parent_description.png", folder=README_SHOTS)
 
             # A child's Overview: its Datasets box (the dataset inputs, or "None").
             page.goto(f"{base}/#/experiments/{exp_id}/runs/{child.info.run_id}")
@@ -527,7 +532,7 @@ def test_mlflow_ui_grouped_comparison(study):
                 expect(page.get_by_text(name, exact=True).last).to_be_visible()
             close_assistant(page)
             page.wait_for_timeout(2000)  # let "Child runs" / "Registered prompts" stop loading
-            screenshot(page, "mlflow_ui_child_datasets.png", folder=DOCS)
+            screenshot(page, "mlflow_ui_child_datasets.png", folder=README_SHOTS)
             context.close()
         assert not outside, f"the MLflow UI tried to reach beyond its server: {outside}"
     finally:
