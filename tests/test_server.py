@@ -18,7 +18,7 @@ import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from experiments import server
+from experiments import server, tracking
 
 LISTEN = "0A"
 
@@ -544,7 +544,7 @@ def test_migrate_sqlite_store_to_postgres_server(pg_server, tmp_path):
         expected_tags = dict(a.data.tags)
         if "mlflow.parentRunId" in expected_tags:
             expected_tags["mlflow.parentRunId"] = id_map[expected_tags["mlflow.parentRunId"]]
-        expected_tags[server.MIGRATED_TAG] = old
+        expected_tags[tracking.TAG_MIGRATED] = old
         assert b.data.tags == expected_tags
         assert b.info.artifact_uri.startswith("mlflow-artifacts:")
         assert _artifacts(dst, new, tmp_path / "dst" / new) == _artifacts(src, old, tmp_path / "src" / old)
@@ -600,3 +600,14 @@ def test_postgres_server_roundtrip_and_clean_stop(pg_shared, tmp_path):
         workdir
     )
     server.stop(workdir, postgres=state["postgres"])  # idempotent: nothing left to stop
+
+
+def test_migrating_a_missing_experiment_is_one_line(tmp_path):
+    """server migrate from a store without the experiment: one ServerError naming it, nothing
+    created in the destination."""
+    src_uri = f"sqlite:///{tmp_path / 'src.db'}"
+    dst_uri = f"sqlite:///{tmp_path / 'dst.db'}"
+    MlflowClient(tracking_uri=src_uri).create_experiment("other")
+    with pytest.raises(server.ServerError, match="no experiment 'shallownet' in sqlite:///"):
+        server.migrate(src_uri, dst_uri, "shallownet", log=lambda *_: None)
+    assert MlflowClient(tracking_uri=dst_uri).get_experiment_by_name("shallownet") is None

@@ -930,30 +930,6 @@ def status(workdir: str | Path = DEFAULT_WORKDIR) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- migration
 
-MIGRATED_TAG = "shallownet.migrated_from"
-PARENT_TAG = "mlflow.parentRunId"
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _all_runs(client, experiment_id: str, view_type) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            run_view_type=view_type,
-            max_results=1000,
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
 
 def migrate(
     src_uri: str,
@@ -964,111 +940,23 @@ def migrate(
     include_deleted: bool = False,
     log=print,
 ) -> dict[str, str]:
-    """Copy every run of ``experiment`` from ``src_uri`` to ``dst_uri``; return {old_id: new_id}.
-
-    Copies run name, status, start/end time, params, tags, every metric with its full history
-    (value, timestamp, step), dataset inputs and artifacts; ``mlflow.parentRunId`` tags are
-    remapped to the new ids (parents are created before children).  Each copied run gets the
-    tag ``shallownet.migrated_from=<old id>`` (set last), and runs already carrying it in the
-    destination are skipped, so re-running the migration does not duplicate runs.  Logged
-    models (MLflow 3 ``LoggedModel`` entities), traces and registry entries are not copied.
-    """
-    from mlflow.entities import Metric, Param, RunTag, ViewType
-    from mlflow.tracking import MlflowClient
+    """Copy every run of ``experiment`` from ``src_uri`` to ``dst_uri`` (see
+    ``tracking.copy_experiment``) with this module's fast-failing HTTP settings; returns
+    {old_id: new_id}."""
+    from . import tracking
 
     with http_env():
-        src, dst = MlflowClient(tracking_uri=src_uri), MlflowClient(tracking_uri=dst_uri)
-        src_exp = src.get_experiment_by_name(experiment)
-        if src_exp is None:
-            raise ServerError(f"no experiment {experiment!r} in {src_uri}")
-        name = dst_experiment or experiment
-        dst_exp = dst.get_experiment_by_name(name)
-        if dst_exp is None:
-            exp_tags = {k: v for k, v in src_exp.tags.items() if not k.startswith("mlflow.")}
-            dst_exp_id = dst.create_experiment(name, tags=exp_tags or None)
-        else:
-            dst_exp_id = dst_exp.experiment_id
-            if dst_exp.lifecycle_stage == "deleted":
-                raise ServerError(f"experiment {name!r} is deleted in {dst_uri}; restore it")
-
-        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
-        runs = _all_runs(src, src_exp.experiment_id, view)
-        id_map: dict[str, str] = {}
-        for run in _all_runs(dst, dst_exp_id, ViewType.ALL):
-            if MIGRATED_TAG in run.data.tags:
-                id_map[run.data.tags[MIGRATED_TAG]] = run.info.run_id
-        already = set(id_map)
-
-        # parents before children (any depth)
-        by_id = {r.info.run_id: r for r in runs}
-        ordered, placed = [], set()
-
-        def place(run, seen=()):
-            rid = run.info.run_id
-            if rid in placed:
-                return
-            parent = run.data.tags.get(PARENT_TAG)
-            if parent in by_id and parent not in seen:
-                place(by_id[parent], (*seen, rid))
-            placed.add(rid)
-            ordered.append(run)
-
-        for run in runs:
-            place(run)
-
-        copied = 0
-        for run in ordered:
-            old = run.info.run_id
-            if old in already:
-                continue
-            tags = dict(run.data.tags)
-            tags.pop(MIGRATED_TAG, None)
-            parent = tags.pop(PARENT_TAG, None)
-            if parent is not None:
-                if parent in id_map:
-                    tags[PARENT_TAG] = id_map[parent]
-                else:
-                    log(f"warning: run {old}: parent {parent} was not migrated; link dropped")
-            new = dst.create_run(
-                dst_exp_id, start_time=run.info.start_time, tags=tags, run_name=run.info.run_name
-            ).info.run_id
-            params = [Param(k, v) for k, v in run.data.params.items()]
-            for chunk in _chunks(params, 100):
-                dst.log_batch(new, params=chunk)
-            metrics = []
-            for key in sorted(run.data.metrics):
-                for m in src.get_metric_history(old, key):
-                    metrics.append(
-                        Metric(
-                            m.key,
-                            m.value,
-                            m.timestamp,
-                            m.step,
-                            dataset_name=m.dataset_name,
-                            dataset_digest=m.dataset_digest,
-                        )
-                    )
-            for chunk in _chunks(metrics, 1000):
-                dst.log_batch(new, metrics=chunk)
-            if run.inputs and run.inputs.dataset_inputs:
-                for chunk in _chunks(list(run.inputs.dataset_inputs), 100):
-                    dst.log_inputs(new, datasets=chunk)
-            if src.list_artifacts(old):
-                with tempfile.TemporaryDirectory(prefix="shallownet-migrate-") as tmp:
-                    local = src.download_artifacts(old, "", dst_path=tmp)
-                    dst.log_artifacts(new, local)
-            if run.info.status != "RUNNING":
-                dst.set_terminated(new, status=run.info.status, end_time=run.info.end_time)
-            if run.info.lifecycle_stage == "deleted":
-                dst.delete_run(new)
-            dst.log_batch(new, tags=[RunTag(MIGRATED_TAG, old)])
-            id_map[old] = new
-            copied += 1
-        log(
-            f"migrated {copied} run(s) of experiment {experiment!r} to {dst_uri} "
-            f"(experiment {name!r}, id {dst_exp_id}); {len(already & set(by_id))} already there"
-        )
-        return {old: id_map[old] for old in by_id if old in id_map}
+        try:
+            return tracking.copy_experiment(
+                src_uri,
+                dst_uri,
+                experiment,
+                dst_experiment=dst_experiment,
+                include_deleted=include_deleted,
+                log=log,
+            )
+        except (LookupError, tracking.TrackingError) as err:
+            raise ServerError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -1171,18 +1059,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        migrate(
-            args.src,
-            args.dst,
-            args.experiment,
-            dst_experiment=args.to_experiment,
-            include_deleted=args.include_deleted,
-        )
-    except MlflowException as exc:
-        raise ServerError(f"migration failed: {exc}") from exc
+    migrate(
+        args.src,
+        args.dst,
+        args.experiment,
+        dst_experiment=args.to_experiment,
+        include_deleted=args.include_deleted,
+    )
     return 0
 
 

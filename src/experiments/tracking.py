@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -46,6 +47,7 @@ TAG_OWNER = "shallownet.owner"  # JSON {host, boot, pid, start}: who will end th
 TAG_HEARTBEAT = "shallownet.heartbeat"  # ms since the epoch, refreshed while the run lives
 TAG_SESSION = "shallownet.session"  # the sweep invocation that created a child run
 TAG_SKIPPED_FOR = "shallownet.skipped_for"  # a claim that stepped aside: the run that won
+TAG_MIGRATED = "shallownet.migrated_from"  # a run copied by server migrate: its id there
 
 
 class TrackingError(RuntimeError):
@@ -765,3 +767,144 @@ def set_description(client, run_id, markdown):
         cut = "\n\n(description cut to MLflow's tag limit)"
         markdown = markdown[: NOTE_MAX_CHARS - len(cut)] + cut
     client.set_tag(run_id, TAG_NOTE, markdown)
+
+
+# ---- copying an experiment to another store (experiments.server migrate)
+
+
+def _chunks(items, size):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _all_runs(client, experiment_id, view_type):
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            run_view_type=view_type,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def copy_experiment(src_uri, dst_uri, experiment, *, dst_experiment=None, include_deleted=False, log=print):
+    """``_copy_experiment``, with MLflow's errors as one TrackingError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _copy_experiment(src_uri, dst_uri, experiment, dst_experiment, include_deleted, log)
+    except MlflowException as err:
+        raise TrackingError(f"migration failed: {_first_line(err)}") from err
+
+
+def _copy_experiment(src_uri, dst_uri, experiment, dst_experiment, include_deleted, log):
+    """Copy every run of ``experiment`` from ``src_uri`` to ``dst_uri``; return {old_id: new_id}.
+
+    Copies run name, status, start/end time, params, tags, every metric with its full history
+    (value, timestamp, step), dataset inputs and artifacts; ``mlflow.parentRunId`` tags are
+    remapped to the new ids (parents are created before children).  Each copied run gets the
+    tag ``shallownet.migrated_from=<old id>`` (set last), and runs already carrying it in the
+    destination are skipped, so re-running the migration does not duplicate runs.  Logged
+    models (MLflow 3 ``LoggedModel`` entities), traces and registry entries are not copied.
+    """
+    from mlflow.entities import Metric, Param, RunTag, ViewType
+    from mlflow.tracking import MlflowClient
+
+    src, dst = MlflowClient(tracking_uri=src_uri), MlflowClient(tracking_uri=dst_uri)
+    src_exp = src.get_experiment_by_name(experiment)
+    if src_exp is None:
+        raise LookupError(f"no experiment {experiment!r} in {src_uri}")
+    name = dst_experiment or experiment
+    dst_exp = dst.get_experiment_by_name(name)
+    if dst_exp is None:
+        exp_tags = {k: v for k, v in src_exp.tags.items() if not k.startswith("mlflow.")}
+        dst_exp_id = dst.create_experiment(name, tags=exp_tags or None)
+    else:
+        dst_exp_id = dst_exp.experiment_id
+        if dst_exp.lifecycle_stage == "deleted":
+            raise LookupError(f"experiment {name!r} is deleted in {dst_uri}; restore it")
+
+    view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+    runs = _all_runs(src, src_exp.experiment_id, view)
+    id_map: dict[str, str] = {}
+    for run in _all_runs(dst, dst_exp_id, ViewType.ALL):
+        if TAG_MIGRATED in run.data.tags:
+            id_map[run.data.tags[TAG_MIGRATED]] = run.info.run_id
+    already = set(id_map)
+
+    # parents before children (any depth)
+    by_id = {r.info.run_id: r for r in runs}
+    ordered, placed = [], set()
+
+    def place(run, seen=()):
+        rid = run.info.run_id
+        if rid in placed:
+            return
+        parent = run.data.tags.get(TAG_PARENT)
+        if parent in by_id and parent not in seen:
+            place(by_id[parent], (*seen, rid))
+        placed.add(rid)
+        ordered.append(run)
+
+    for run in runs:
+        place(run)
+
+    copied = 0
+    for run in ordered:
+        old = run.info.run_id
+        if old in already:
+            continue
+        tags = dict(run.data.tags)
+        tags.pop(TAG_MIGRATED, None)
+        parent = tags.pop(TAG_PARENT, None)
+        if parent is not None:
+            if parent in id_map:
+                tags[TAG_PARENT] = id_map[parent]
+            else:
+                log(f"warning: run {old}: parent {parent} was not migrated; link dropped")
+        new = dst.create_run(
+            dst_exp_id, start_time=run.info.start_time, tags=tags, run_name=run.info.run_name
+        ).info.run_id
+        params = [Param(k, v) for k, v in run.data.params.items()]
+        for chunk in _chunks(params, 100):
+            dst.log_batch(new, params=chunk)
+        metrics = []
+        for key in sorted(run.data.metrics):
+            for m in src.get_metric_history(old, key):
+                metrics.append(
+                    Metric(
+                        m.key,
+                        m.value,
+                        m.timestamp,
+                        m.step,
+                        dataset_name=m.dataset_name,
+                        dataset_digest=m.dataset_digest,
+                    )
+                )
+        for chunk in _chunks(metrics, 1000):
+            dst.log_batch(new, metrics=chunk)
+        if run.inputs and run.inputs.dataset_inputs:
+            for chunk in _chunks(list(run.inputs.dataset_inputs), 100):
+                dst.log_inputs(new, datasets=chunk)
+        if src.list_artifacts(old):
+            with tempfile.TemporaryDirectory(prefix="shallownet-migrate-") as tmp:
+                local = src.download_artifacts(old, "", dst_path=tmp)
+                dst.log_artifacts(new, local)
+        if run.info.status != "RUNNING":
+            dst.set_terminated(new, status=run.info.status, end_time=run.info.end_time)
+        if run.info.lifecycle_stage == "deleted":
+            dst.delete_run(new)
+        dst.log_batch(new, tags=[RunTag(TAG_MIGRATED, old)])
+        id_map[old] = new
+        copied += 1
+    log(
+        f"migrated {copied} run(s) of experiment {experiment!r} to {dst_uri} "
+        f"(experiment {name!r}, id {dst_exp_id}); {len(already & set(by_id))} already there"
+    )
+    return {old: id_map[old] for old in by_id if old in id_map}
