@@ -38,6 +38,7 @@ import sklearn.datasets  # noqa: E402,F401
 import sklearn.metrics  # noqa: E402,F401
 import threadpoolctl  # noqa: E402,F401
 from hydra_plugins.hydra_joblib_launcher import _core  # noqa: E402,F401 - runs each job
+from hydra_plugins.shallownet_joblib import execute_job  # noqa: E402,F401 - around it
 from matplotlib.backends import backend_agg  # noqa: E402,F401
 from mlflow.models import infer_signature  # noqa: E402,F401
 from mlflow.store.tracking import sqlalchemy_store  # noqa: E402,F401 - opens the store
