@@ -105,8 +105,24 @@ def test_overlapping_overrides_are_composed_by_hydra_in_full():
 
 
 def test_the_loader_travels_to_workers_by_pickle():
+    """Each job unpickles its own loader: they all use the worker's cache, not a copy."""
     import pickle
 
-    ours = compose_once.ComposeOnce(loader())
-    back = pickle.loads(pickle.dumps(ours))
-    assert isinstance(back, compose_once.ComposeOnce) and back.get_sources() is not None
+    hydra_loader = loader()
+    master, jobs = sweep_jobs(hydra_loader, ["experiment=tutorial000_activations"])
+    compose_once._COMPOSED.clear()
+    blob = pickle.dumps(compose_once.ComposeOnce(hydra_loader))
+    for job in jobs[:5]:  # the tanh jobs: one choice of groups
+        back = pickle.loads(blob)
+        assert isinstance(back, compose_once.ComposeOnce) and back.get_sources() is not None
+        back.load_sweep_config(master, list(job))
+    assert len(compose_once._COMPOSED) == 1
+
+
+def test_the_preflights_compositions_stay_its_own():
+    hydra_loader = loader()
+    master, jobs = sweep_jobs(hydra_loader, ["experiment=tutorial000_activations"])
+    compose_once._COMPOSED.clear()
+    own = {}
+    compose_once.ComposeOnce(hydra_loader, cache=own).load_sweep_config(master, list(jobs[0]))
+    assert len(own) == 1 and not compose_once._COMPOSED

@@ -82,7 +82,8 @@ def _composed(name, base, jobs):
     from hydra.core.global_hydra import GlobalHydra
     from hydra_plugins.shallownet_sweeper.compose_once import ComposeOnce
 
-    loader = ComposeOnce(GlobalHydra.instance().config_loader())
+    # its own cache: these compositions carry the preflight's job name, not the sweep's
+    loader = ComposeOnce(GlobalHydra.instance().config_loader(), cache={})
     parser = OverridesParser.create()
     for job in jobs:
         task = [o.input_line for o in parser.parse_overrides(job) if not o.is_hydra_override()]

@@ -30,13 +30,17 @@ _COMPOSED = {}
 class ComposeOnce:
     """Hydra's config loader, but ``load_sweep_config`` reuses the groups' composition."""
 
-    def __init__(self, loader):
+    def __init__(self, loader, cache=None):
         self._loader = loader
+        # None: the process's _COMPOSED, looked up at each use, so that a pool worker's jobs
+        # (each unpickling its own loader) share it; shallownet-train's preflight, which
+        # composes under another job name before Hydra runs, passes a cache of its own
+        self._cache = cache
 
     def __getattr__(self, name):
         # Everything else is Hydra's loader. Dunder and own names never recurse (pickle looks
         # for __setstate__ before _loader exists).
-        if name.startswith("__") or name == "_loader":
+        if name.startswith("__") or name in ("_loader", "_cache"):
             raise AttributeError(name)
         return getattr(self._loader, name)
 
@@ -58,12 +62,12 @@ class ComposeOnce:
         return cfg
 
     def _composition(self, name, lines):
-        key = (name, tuple(lines))
-        if key not in _COMPOSED:
-            _COMPOSED[key] = self._loader.load_configuration(
+        cache, key = _COMPOSED if self._cache is None else self._cache, (name, tuple(lines))
+        if key not in cache:
+            cache[key] = self._loader.load_configuration(
                 config_name=name, overrides=lines, run_mode=RunMode.RUN
             )
-        return _COMPOSED[key]
+        return cache[key]
 
 
 @functools.cache
