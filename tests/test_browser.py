@@ -117,6 +117,28 @@ def screenshot(page, name, full_page=False, folder=SCREENSHOTS):
     return path
 
 
+def loopback_page(browser, base, init_script=None):
+    """(context, page, outside): a 1600x1000 page of the MLflow UI at ``base`` that may only
+    talk to its own server; every other request is aborted and listed in ``outside``."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    if init_script:
+        context.add_init_script(init_script)
+    outside = []
+
+    def loopback_only(route):
+        url = route.request.url
+        if url.startswith((base + "/", "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", loopback_only)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    return context, page, outside
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -360,20 +382,7 @@ def test_mlflow_ui_lists_sweep(sweep):
     try:
         wait_healthy(proc, base, log_path)
         with chromium() as browser:
-            context = browser.new_context(viewport={"width": 1600, "height": 1000})
-            outside = []  # the UI may only talk to its own server
-
-            def loopback_only(route):
-                url = route.request.url
-                if url.startswith((base + "/", "data:", "blob:")):
-                    route.continue_()
-                else:
-                    outside.append(url)
-                    route.abort()
-
-            context.route("**/*", loopback_only)
-            page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
+            context, page, outside = loopback_page(browser, base)
             seen = watch(page)
 
             # Runs table. MLflow 3.17 opens #/experiments/<id> on a GenAI overview; the runs
@@ -453,24 +462,9 @@ def test_mlflow_ui_grouped_comparison(study):
     try:
         wait_healthy(proc, base, log_path)
         with chromium() as browser:
-            context = browser.new_context(viewport={"width": 1600, "height": 1000})
             # MLflow 3.17 opens its Assistant panel once per browser: say it already did.
-            context.add_init_script(
-                "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true')"
-            )
-            outside = []
-
-            def loopback_only(route):
-                url = route.request.url
-                if url.startswith((base + "/", "data:", "blob:")):
-                    route.continue_()
-                else:
-                    outside.append(url)
-                    route.abort()
-
-            context.route("**/*", loopback_only)
-            page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
+            assistant_seen = "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true')"
+            context, page, outside = loopback_page(browser, base, init_script=assistant_seen)
 
             # The link: filter and chart view come from the URL.
             page.goto(compare_url(base, exp_id))

@@ -102,11 +102,11 @@ def count_jobs(config):
 
 
 def start_workers(config):
-    """Start the fork server of a sweep's workers from its composed config, while the
-    preflight still checks the jobs: its ~2.5 s of imports then end before this process has
-    opened the store and the parent run, instead of after (``preload_workers``)."""
+    """``preload_workers`` for a sweep's composed config. The preflight calls it as soon as it
+    has that config, so that the server's ~2.5 s of imports overlap the checks and the store's
+    opening; the sweep callback calls it again (a no-op then) for the BLAS threads it returns."""
     launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
-    preload_workers(launcher, OmegaConf.select(config, "hydra.launcher.n_jobs", default=1))
+    return preload_workers(launcher, OmegaConf.select(config, "hydra.launcher.n_jobs", default=1))
 
 
 def preload_workers(launcher, n_jobs):
@@ -220,8 +220,7 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config, **kwargs):
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
-        n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=1)
-        self.blas_threads = preload_workers(launcher, n_jobs)  # before this process imports mlflow
+        self.blas_threads = start_workers(config)  # before this process imports mlflow
         self.pool_workers = self.blas_threads is not None
         session = Session(config, launcher, self.pool_workers)
         session.open()

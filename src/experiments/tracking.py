@@ -616,12 +616,19 @@ def runs_frame(runs):
     return df
 
 
-def search_all(client, experiment_ids, filter_string=""):
-    """Every active run matching ``filter_string`` (all pages)."""
+def search_all(client, experiment_ids, filter_string="", view_type=None, order_by=None):
+    """Every run matching ``filter_string`` (all pages): the active ones, or those of
+    ``view_type`` (an mlflow ViewType), in ``order_by`` order if given."""
     runs, token = [], None
+    extra = {"run_view_type": view_type} if view_type is not None else {}
     while True:
         page = client.search_runs(
-            list(experiment_ids), filter_string or "", max_results=SEARCH_PAGE, page_token=token
+            list(experiment_ids),
+            filter_string or "",
+            max_results=SEARCH_PAGE,
+            order_by=order_by,
+            page_token=token,
+            **extra,
         )
         runs.extend(page)
         token = getattr(page, "token", None)
@@ -685,13 +692,18 @@ def sweep_members(client, parent_run_id, dst):
     return [str(i) for i in ids]
 
 
+def _chunks(items, size):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
 def get_runs(client, experiment_ids, run_ids, chunk=100):
     """The active runs with these ids (searched in ``experiment_ids``, then looked up one by
     one for any other experiment's); unknown or deleted ids are skipped."""
     wanted = list(dict.fromkeys(run_ids))
     found = {}
-    for i in range(0, len(wanted), chunk):
-        ids = ", ".join(_filter_quote(r) for r in wanted[i : i + chunk])
+    for part in _chunks(wanted, chunk):
+        ids = ", ".join(_filter_quote(r) for r in part)
         found.update(
             {r.info.run_id: r for r in search_all(client, experiment_ids, f"attributes.run_id IN ({ids})")}
         )
@@ -772,27 +784,6 @@ def set_description(client, run_id, markdown):
 # ---- copying an experiment to another store (experiments.server migrate)
 
 
-def _chunks(items, size):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _all_runs(client, experiment_id, view_type):
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            run_view_type=view_type,
-            max_results=1000,
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def copy_experiment(src_uri, dst_uri, experiment, *, dst_experiment=None, include_deleted=False, log=print):
     """``_copy_experiment``, with MLflow's errors as one TrackingError."""
     from mlflow.exceptions import MlflowException
@@ -831,9 +822,10 @@ def _copy_experiment(src_uri, dst_uri, experiment, dst_experiment, include_delet
             raise LookupError(f"experiment {name!r} is deleted in {dst_uri}; restore it")
 
     view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
-    runs = _all_runs(src, src_exp.experiment_id, view)
+    oldest_first = ["attributes.start_time ASC"]
+    runs = search_all(src, [src_exp.experiment_id], view_type=view, order_by=oldest_first)
     id_map: dict[str, str] = {}
-    for run in _all_runs(dst, dst_exp_id, ViewType.ALL):
+    for run in search_all(dst, [dst_exp_id], view_type=ViewType.ALL):
         if TAG_MIGRATED in run.data.tags:
             id_map[run.data.tags[TAG_MIGRATED]] = run.info.run_id
     already = set(id_map)
