@@ -56,7 +56,7 @@ lock:
 	@echo "make lock: wrote $(LOCK); make venv installs it"
 
 demo: $(STAMP)
-	$(BIN)/python -m experiments.demo
+	$(BIN)/python -m shallownet.demo
 
 browser: $(STAMP)
 	bash scripts/install-browser.sh
@@ -87,7 +87,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_peers.py
 
 server: $(STAMP)
-	$(BIN)/python -m experiments.server start --backend $(BACKEND) --port $(PORT)
+	$(BIN)/python -m shallownet.server start --backend $(BACKEND) --port $(PORT)
 
 clean:
 	rm -rf outputs multirun

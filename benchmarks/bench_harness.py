@@ -227,7 +227,7 @@ def create_store(uri, cwd):
     """Create the sqlite store and the experiment (what the first-ever run does) in a
     separate process; returns its wall time."""
     code = (
-        "import sys; from experiments import tracking; "
+        "import sys; from shallownet import tracking; "
         "tracking.configure(sys.argv[1]); tracking.ensure_experiment(sys.argv[1], 'shallownet')"
     )
     res = run_proc([sys.executable, "-c", code, uri], cwd)
@@ -386,11 +386,11 @@ def bench_b(tmp, uri, repeats):
     # fixed cost of the imports alone, each in a fresh interpreter
     probes = [
         ("python -c pass", "pass"),
-        ("import experiments.train (hydra, omegaconf, numpy, model)", "import experiments.train"),
+        ("import shallownet.train (hydra, omegaconf, numpy, model)", "import shallownet.train"),
         ("import mlflow", "import mlflow"),
         (
-            "import experiments.train, mlflow, pandas, matplotlib.pyplot, sklearn.metrics",
-            "import experiments.train, mlflow, pandas, matplotlib; matplotlib.use('Agg'); "
+            "import shallownet.train, mlflow, pandas, matplotlib.pyplot, sklearn.metrics",
+            "import shallownet.train, mlflow, pandas, matplotlib; matplotlib.use('Agg'); "
             "import matplotlib.pyplot, sklearn.metrics",
         ),
     ]
@@ -414,13 +414,13 @@ def bench_b(tmp, uri, repeats):
 
 def pure_compute(seeds, with_eval):
     """Seconds of the sweep's trainings in this process with one BLAS thread, without MLflow;
-    optionally with the per-epoch test evaluation and train accuracy that experiments.train
+    optionally with the per-epoch test evaluation and train accuracy that shallownet.train
     does."""
     from threadpoolctl import threadpool_limits
 
-    from experiments import datasets
-    from experiments.fit import Curves, _recorder  # the per-epoch evaluation runs do
-    from model import MLP, train
+    from shallownet import datasets
+    from shallownet.fit import Curves, _recorder  # the per-epoch evaluation runs do
+    from shallownet.model import MLP, train
 
     split = datasets.load(dict(DATA))
     total = 0.0
@@ -452,7 +452,7 @@ def bench_c(tmp, n_seeds, repeats, n_parallel=2):
         f"trainings (`MLP([3,4,1], act, 'sigmoid', 'small_random', seed)`, "
         f"`train(..., epochs=2000, lr=0.1)`) one after the other in this process with one "
         f'BLAS thread, no MLflow; "with per-epoch eval" adds the callback that '
-        f"`experiments.train` passes (test loss/accuracy and train accuracy every epoch, "
+        f"`shallownet.train` passes (test loss/accuracy and train accuracy every epoch, "
         f"using its `Evaluator`). All three are measured {repeats} times, in turn; the tables "
         f"give the medians, and the timeline and phases come from the sweep of median wall time."
     )
@@ -617,7 +617,7 @@ def bench_e(tmp, c, n_seeds):
 
 def children_train_seconds(uri):
     """The train_seconds of every child run in the store, from MLflow."""
-    from experiments import tracking
+    from shallownet import tracking
 
     client = tracking.connect(uri)
     runs = tracking.search_all(client, [tracking.ensure_experiment(uri, "shallownet", client)])
@@ -673,13 +673,13 @@ def bench_f(tmp, repeats, n_parallel=2):
 
 
 def bench_d(tmp, n_jobs):
-    from experiments.server import running_server
+    from shallownet.server import running_server
 
     emit("### (d) Tracking server (PostgreSQL backend) vs embedded sqlite store")
     emit()
     emit(
         f"The sweep of (a) ({n_jobs} jobs, tanh, seeds 0..{n_jobs - 1}, n_jobs=1, one process), "
-        f'first against `experiments.server.running_server(tmp, backend="postgres")` (MLflow '
+        f'first against `shallownet.server.running_server(tmp, backend="postgres")` (MLflow '
         f"server on loopback, PostgreSQL store, artifacts served by the server), then again on "
         f"a fresh sqlite store, back to back. Medians over jobs 2..{n_jobs}."
     )

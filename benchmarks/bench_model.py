@@ -44,7 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from model import MLP, train
+from shallownet.model import MLP, train
 
 TARGETS = [
     # (workload, contender, reference contender, max ratio)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments import datasets as ds
+from shallownet import datasets as ds
 
 # datasets.load({"name": "blobs"}).fingerprint before cov_scale existed (commit e04791b):
 # runs logged before it must reproduce bit for bit.

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, client_for, run_cli
 
-from experiments.server import group_members
+from shallownet.server import group_members
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "outputs" / "screenshots"

@@ -20,10 +20,10 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import ValidationError
 
-import experiments.config  # noqa: F401  registers the train_schema that conf/train.yaml needs
+import shallownet.config  # noqa: F401  registers the train_schema that conf/train.yaml needs
 from hydra_plugins.shallownet_sweeper import compose_once
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "shallownet" / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 # every study as it is; one study also with a value, a group, an added key and a hydra.* key
 CASES = [(name, []) for name in EXPERIMENTS] + [

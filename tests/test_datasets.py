@@ -1,4 +1,4 @@
-"""Tests for experiments.datasets: generators, splits, fingerprints and DataError messages."""
+"""Tests for shallownet.datasets: generators, splits, fingerprints and DataError messages."""
 
 import functools
 
@@ -7,8 +7,8 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
 
-from experiments import datasets as ds
-from experiments.datasets import DataError, load, validate_params
+from shallownet import datasets as ds
+from shallownet.datasets import DataError, load, validate_params
 
 # ----------------------------------------------------------------- generators / load
 

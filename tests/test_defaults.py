@@ -1,5 +1,5 @@
-"""Each default value is stated once: the schema (src/experiments/config.py) states the primary
-config's, model.SCHEDULE_DEFAULTS (src/model/_base.py) each schedule's. No yaml file restates
+"""Each default value is stated once: the schema (src/shallownet/config.py) states the primary
+config's, model.SCHEDULE_DEFAULTS (src/shallownet/model/_base.py) each schedule's. No yaml file restates
 them, the composed configs hold the values the harness has always run, and the model API and
 a composed harness config train with the same schedule."""
 
@@ -11,10 +11,10 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from experiments import config
-from model import MLP, SCHEDULE_DEFAULTS, SCHEDULES, train
+from shallownet import config
+from shallownet.model import MLP, SCHEDULE_DEFAULTS, SCHEDULES, train
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "shallownet" / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 SCHEDULE_OPTIONS = sorted(p.stem for p in (CONF / "lr_schedule").glob("*.yaml"))
 SCHEMA = OmegaConf.to_container(OmegaConf.structured(config.TrainConfig))

@@ -24,9 +24,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-import experiments.config  # noqa: F401  registers the train_schema that conf/train.yaml needs
+import shallownet.config  # noqa: F401  registers the train_schema that conf/train.yaml needs
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "shallownet" / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
@@ -181,7 +181,7 @@ def test_self_last_in_train_yaml_is_caught(tmp_path):
     values win again and the comparison reports exactly those keys."""
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
-    schema = OmegaConf.to_container(OmegaConf.structured(experiments.config.TrainConfig))
+    schema = OmegaConf.to_container(OmegaConf.structured(shallownet.config.TrainConfig))
     stated = {k: schema[k] for k in ("model", "train")}
     train_yaml = conf / "train.yaml"
     text = train_yaml.read_text() + yaml.safe_dump(stated, default_flow_style=None)
@@ -346,7 +346,7 @@ def test_study_runs_the_documented_settings(name):
     assert cfg["model"]["output"] == "sigmoid"
     assert cfg["train"]["batch_size"] is None and cfg["train"]["l2"] == 0.0
     assert cfg["train"]["dtype"] == "float64" and cfg["activation"]["alpha"] == 0.01
-    experiments.config.validate(OmegaConf.create({k: v for k, v in cfg.items() if k != "hydra"}))
+    shallownet.config.validate(OmegaConf.create({k: v for k, v in cfg.items() if k != "hydra"}))
 
 
 def logged(value):
@@ -359,8 +359,8 @@ def test_each_experiments_values_are_the_params_its_run_records(tmp_path):
     """Drive the run itself in-process (train.run with a Job, no Hydra runtime, no
     subprocess) for every experiment file and check that each value the file sets, or its
     group files give, is the param the run recorded. Only tracking.* is overridden."""
-    from experiments import tracking, train
-    from experiments.job import Job
+    from shallownet import tracking, train
+    from shallownet.job import Job
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     for name in EXPERIMENTS:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, cli_env, client_for, run_cli, runs_of
 
-from experiments.server import group_members as group  # live pids of a process group
+from shallownet.server import group_members as group  # live pids of a process group
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,7 @@ def sweep_args(uri, *overrides, sweep_dir=None):
 def ready(store):
     """The store fixture with its store created (under shallownet's lock), for tests that poll
     it while a run starts: a poll would otherwise race the run through a fresh schema."""
-    from experiments import tracking
+    from shallownet import tracking
 
     cwd, uri = store
     tracking.ensure_experiment(uri, "shallownet", tracking.connect(uri))
@@ -546,8 +546,7 @@ def test_a_skip_needs_the_same_config_data_and_code(store):
     assert res.stderr.count("training again: the data changed since run") == 2, res.stderr
     code = cwd / "copy"  # the model's code changed: a copy of the tree, one line added
     shutil.copytree(SRC, code / "src")
-    (code / "conf").symlink_to(SRC.parent / "conf")
-    with open(code / "src" / "model" / "_base.py", "a") as fh:
+    with open(code / "src" / "shallownet" / "model" / "_base.py", "a") as fh:
         fh.write("\n# a change\n")
     res = run_cli(args, cwd, env={"PYTHONPATH": str(code / "src")})
     assert res.returncode == 0 and res.stderr.count("training again: the code changed") == 2, res.stderr

@@ -45,6 +45,14 @@ def test_the_parallel_launcher_is_this_one():
 
     import yaml
 
-    conf = Path(__file__).resolve().parents[1] / "conf" / "hydra" / "launcher" / "parallel.yaml"
+    conf = (
+        Path(__file__).resolve().parents[1]
+        / "src"
+        / "shallownet"
+        / "conf"
+        / "hydra"
+        / "launcher"
+        / "parallel.yaml"
+    )
     target = yaml.safe_load(conf.read_text())["_target_"]
     assert target == "hydra_plugins.shallownet_joblib.JoblibLauncher" and target.endswith("JoblibLauncher")

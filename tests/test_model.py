@@ -10,7 +10,16 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from model import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSSES, MLP, SCHEDULE_DEFAULTS, SCHEDULES, train
+from shallownet.model import (
+    ACTIVATIONS,
+    DERIVATIVES,
+    INITIALIZERS,
+    LOSSES,
+    MLP,
+    SCHEDULE_DEFAULTS,
+    SCHEDULES,
+    train,
+)
 
 HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 # every loss with the output activations it is defined for

@@ -1,6 +1,6 @@
 """The two run plots: identical inputs give identical PNG bytes, whatever the process drew before.
 
-``experiments.plots`` keeps one figure per plot kind per process and only puts each run's data
+``shallownet.plots`` keeps one figure per plot kind per process and only puts each run's data
 into it, so these tests draw different runs in a row in one process and compare the bytes with
 those of the same run drawn first thing in a fresh process, and the pixels with those of a new
 figure made for the run alone (the way the plots were drawn before figures were reused).
@@ -21,9 +21,9 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from experiments import datasets, plots
-from experiments.fit import Curves, _recorder
-from model import MLP, train
+from shallownet import datasets, plots
+from shallownet.fit import Curves, _recorder
+from shallownet.model import MLP, train
 
 # name -> (dataset config, epochs, hidden activation): 3 features (the title's extra line; the
 # first train point is class 1), the 4 XOR points that are both train and test set (no test

@@ -16,12 +16,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from experiments import tracking  # noqa: E402
-from experiments.report import build, claims, factorial, figures  # noqa: E402
-from experiments.report import main as report_main  # noqa: E402
-from experiments.report import runs as rt  # noqa: E402
-from experiments.report import stats as st  # noqa: E402
-from experiments.report.fmt import num  # noqa: E402
+from shallownet import tracking  # noqa: E402
+from shallownet.report import build, claims, factorial, figures  # noqa: E402
+from shallownet.report import main as report_main  # noqa: E402
+from shallownet.report import runs as rt  # noqa: E402
+from shallownet.report import stats as st  # noqa: E402
+from shallownet.report.fmt import num  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EPOCHS = 40
@@ -508,7 +508,7 @@ def test_members_artifact_brings_runs_of_other_sweeps(tmp_path):
     sweep, runs = tracking.load_sweep_runs(client, "shallownet", "latest")
     assert sweep == "sweep-new"
     assert sorted(runs["run_id"]) == sorted([new, mine, kept])
-    from experiments.report import load_sweep_runs  # reproduce.py's import keeps working
+    from shallownet.report import load_sweep_runs  # reproduce.py's import keeps working
 
     assert load_sweep_runs is tracking.load_sweep_runs
     # without the artifact: the sweep's own runs only

@@ -1,4 +1,4 @@
-"""experiments.server: PostgreSQL/SQLite-backed MLflow servers on loopback, and migration.
+"""shallownet.server: PostgreSQL/SQLite-backed MLflow servers on loopback, and migration.
 
 These start real servers (PostgreSQL 15 binaries + `mlflow server`), so they are slow.
 A machine without the PostgreSQL binaries or a driver FAILS here (it does not skip).
@@ -18,7 +18,7 @@ import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from experiments import server, tracking
+from shallownet import server, tracking
 
 LISTEN = "0A"
 
@@ -233,7 +233,7 @@ def exercise(uri, artifacts_dir, tmp_path):
 def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
     workdir = tmp_path / "srv"
     port = server.free_port()
-    cli = [sys.executable, "-m", "experiments.server"]
+    cli = [sys.executable, "-m", "shallownet.server"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = subprocess.run(
         [*cli, "start", "--backend", "sqlite", "--port", str(port), "--workdir", str(workdir), "--detach"],
@@ -279,7 +279,7 @@ def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
         [
             sys.executable,
             "-m",
-            "experiments.server",
+            "shallownet.server",
             "start",
             "--workdir",
             str(tmp_path / "w"),
@@ -414,7 +414,7 @@ def make_trust_cluster(workdir):
     finally:
         server.stop_postgres(pg)
     (Path(pg["datadir"]) / "pg_hba.conf").write_text(
-        "# written by experiments.server: local development only\n"
+        "# written by shallownet.server: local development only\n"
         "local all all trust\n"
         f"host all all {server.HOST}/32 trust\n"
     )

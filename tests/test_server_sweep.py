@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import BIN, client_for, run_cli
 
-from experiments import server
+from shallownet import server
 
 pytestmark = pytest.mark.slow
 

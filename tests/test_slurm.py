@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, cli_env, client_for, run_cli
 
-from experiments import server
+from shallownet import server
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

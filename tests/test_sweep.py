@@ -183,8 +183,8 @@ def test_closing_a_sweep_ends_this_sessions_leftover_runs(store, outlive):
     its run RUNNING, and closing the sweep ends it KILLED (not for cluster jobs, which go
     on), or FAILED with the job's reason when the job reported a tracking error. Runs of
     other sessions are not this close's business."""
-    from experiments import sweep as sweep_mod
-    from experiments import tracking
+    from shallownet import sweep as sweep_mod
+    from shallownet import tracking
 
     cwd, uri = store
     client = tracking.connect(uri)
@@ -220,7 +220,7 @@ def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):
     everything themselves, slowly): import it as the server does, and check it leaves nothing
     a forked worker must not inherit (threads) and the imported objects frozen for the GC."""
     code = (
-        "import gc, sys, threading, experiments.preload; "
+        "import gc, sys, threading, shallownet.preload; "
         "assert threading.active_count() == 1, threading.enumerate(); "
         "assert 'mlflow.store.tracking.sqlalchemy_store' in sys.modules; "
         "print(gc.get_freeze_count())"

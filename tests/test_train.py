@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from conftest import BIN, client_for, run_cli, runs_of
 
-from experiments import config, datasets
-from experiments.tracking import ensure_experiment, recorded_steps, subsample_steps
-from model import MLP, train
+from shallownet import config, datasets
+from shallownet.tracking import ensure_experiment, recorded_steps, subsample_steps
+from shallownet.model import MLP, train
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_DIR = ROOT / "src" / "model"
+MODEL_DIR = ROOT / "src" / "shallownet" / "model"
 
 
 def _load_model_package():
@@ -130,7 +130,7 @@ def fit(cfg, data, on_record=None):
 
 
 # ------------------------------------------------------------------------------ figures
-# The two figures shallownet draws for every run (experiments/plots.py), with the same
+# The two figures shallownet draws for every run (shallownet/plots.py), with the same
 # content, size and resolution (80 dpi), written the way the trackers' docs draw theirs:
 # pyplot's plt.subplots(), closed after logging.
 

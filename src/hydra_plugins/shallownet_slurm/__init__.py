@@ -3,7 +3,7 @@ while pending, killed after KillWait, its node lost) becomes a KILLED outcome of
 instead of an exception that aborts the launching process with its other jobs' runs RUNNING.
 
 A job that SLURM stops with a signal (scancel, the time limit's SIGUSR2 or SIGTERM) records
-its own run KILLED with what it measured, within KillWait (experiments.stop); this launcher
+its own run KILLED with what it measured, within KillWait (shallownet.stop); this launcher
 only speaks for the jobs that could not. Selected by conf/hydra/launcher/slurm.yaml.
 """
 
@@ -35,8 +35,8 @@ class SlurmLauncher(_SlurmLauncher):
 
     def lost(self, job):
         """Report a job that never reported: KILLED, with SLURM's word for how it ended."""
-        from experiments import job as jobs
-        from experiments.sweep import current_session
+        from shallownet import job as jobs
+        from shallownet.sweep import current_session
 
         overrides, _, num, *_ = job.submission().args
         session = current_session()

@@ -4,7 +4,7 @@ Hydra's BasicSweeper composes every job's config in the launching process before
 (to fail early on a bad override); then each job composes its own config again. On this
 project's config one composition takes ~65 ms, so the workers of a 15-job sweep waited 1 s and
 those of a 100-job sweep 6.5 s. ``shallownet-train`` checks the command line before Hydra runs
-(``experiments.preflight``): it composes only a covering set of the jobs (``covering``), enough
+(``shallownet.preflight``): it composes only a covering set of the jobs (``covering``), enough
 that every swept value is composed at least once (7 of tutorial000's 3 x 5 grid, 36 of a
 3 x 34 one), and validates their values too, so this sweeper checks nothing again.
 Selected by conf/hydra/sweeper/grid.yaml, which hparams_search=grid (the default) picks.
@@ -37,12 +37,12 @@ class ShallownetSweeper(BasicSweeper):
         super().setup(hydra_context=context, task_function=task_function, config=config)
 
     def validate_batch_is_legal(self, batch):
-        """Already done by experiments.preflight, before anything was recorded."""
+        """Already done by shallownet.preflight, before anything was recorded."""
 
 
 class AdaptiveSweeper(ShallownetSweeper):
     """The study's grid in rounds of seeds until its named comparisons are decided
-    (experiments.adaptive): seeds 0..min_seeds-1 first, then ``step`` more per round, up to
+    (shallownet.adaptive): seeds 0..min_seeds-1 first, then ``step`` more per round, up to
     ``max_seeds``. Selected by hparams_search=adaptive."""
 
     def __init__(
@@ -57,7 +57,7 @@ class AdaptiveSweeper(ShallownetSweeper):
         alpha=0.05,
     ):
         super().__init__(max_batch_size=max_batch_size, params=params)
-        from experiments.adaptive import Rule
+        from shallownet.adaptive import Rule
 
         self.rule = Rule(
             list(compare),
@@ -71,7 +71,7 @@ class AdaptiveSweeper(ShallownetSweeper):
     def sweep(self, arguments):
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from experiments import adaptive, sweep
+        from shallownet import adaptive, sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         grid = [

@@ -1,0 +1,141 @@
+"""Training one configuration: the net a validated config describes, its per-epoch curves
+and how training ended. Pure computation: no store, no Hydra, no signals of its own (a
+KeyboardInterrupt from ``shallownet.stop`` ends it KILLED with the epochs done so far)."""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from shallownet.model import LOSSES, MLP, train
+
+from . import config
+
+from .tracking import METRIC_KEYS as CURVES
+
+
+class Curves:
+    """Per-epoch values, preallocated for the planned epochs and filled as training goes:
+    ``n`` epochs are done. Read by the run's pulse thread while training writes it."""
+
+    def __init__(self, epochs):
+        self.planned = epochs
+        self.values = {k: np.empty(0) for k in CURVES}
+        self.n = 0
+
+    def allocate(self):
+        """Reserve the (E,) arrays: inside fit(), so that running out of memory here is a
+        failed run like any other, with its reason recorded."""
+        self.values = {k: np.full(self.planned, np.nan) for k in CURVES}
+
+    def done(self):
+        """{name: (n,) array} of the epochs done, plus ``epoch``."""
+        n = self.n
+        out = {k: v[:n] for k, v in self.values.items()}
+        out["epoch"] = np.arange(n)
+        return out
+
+
+@dataclass
+class Fit:
+    net: MLP
+    curves: Curves
+    status: str  # FINISHED | DIVERGED | FAILED | KILLED
+    reason: str | None
+    diverged_at: int | None
+    seconds: float
+
+
+class Evaluator:
+    """Loss and accuracy of the net on fixed data, for the per-epoch curves."""
+
+    def __init__(self, net, X, y, loss):
+        self.net, self.X, self.y = net, X, y
+        self.Y = net.targets(y)  # (N, K)
+        self.loss = LOSSES[loss]
+        self.delta = np.empty_like(self.Y)
+
+    def __call__(self, z=None):
+        """(loss, accuracy); ``z`` are the logits of X when already known."""
+        z = self.net.logits(self.X) if z is None else z  # (N, K)
+        value = self.loss(self.Y, z, self.delta, self.net.output_activation)
+        return value, self.accuracy(z)
+
+    def accuracy(self, z):
+        pred = (z[:, 0] > 0) if z.shape[1] == 1 else z.argmax(1)
+        return float(np.count_nonzero(pred == self.y)) / len(self.y)
+
+
+def layer_sizes(c, split):
+    """[F inputs, *hidden, K outputs] of the net config ``c`` describes for this data."""
+    k = 1 if c["model"]["output"] == "sigmoid" else int(split.y_train.max()) + 1
+    return [split.X_train.shape[1], *c["model"]["hidden_sizes"], k]
+
+
+def make_net(c, split):
+    """The MLP a validated config describes, sized for the data."""
+    return MLP(
+        layer_sizes(c, split),
+        c["activation"]["name"],
+        c["model"]["output"],
+        c["initializer"]["name"],
+        seed=c["seed"],
+        dtype=c["train"]["dtype"],
+        leaky_relu_alpha=c["activation"]["alpha"],
+    )
+
+
+def _recorder(net, split, loss, curves):
+    """train()'s per-epoch callback: fill ``curves`` with train/test loss, accuracy and lr."""
+    ev_train = Evaluator(net, split.X_train, split.y_train, loss)
+    ev_test = Evaluator(net, split.X_test, split.y_test, loss)
+    v = curves.values
+
+    def on_epoch(e, loss_value, lr):
+        v["train_loss"][e] = loss_value
+        v["lr"][e] = lr
+        v["test_loss"][e], v["test_accuracy"][e] = ev_test()
+        z = net.train_logits  # full batch: the logits the loss was measured on
+        v["train_accuracy"][e] = ev_train.accuracy(net.logits(ev_train.X) if z is None else z)
+        curves.n = e + 1
+
+    return on_epoch
+
+
+def fit(c, split, curves):
+    """Build the net config ``c`` describes and train it, filling ``curves``; never raises
+    for a failed, diverged or interrupted training: the Fit says how it ended."""
+    t0 = time.perf_counter()
+    status, reason, hist, net = "FINISHED", None, None, None
+    try:
+        net = make_net(c, split)
+        curves.allocate()
+        hist = train(
+            net,
+            split.X_train,
+            split.y_train,
+            epochs=c["train"]["epochs"],
+            lr=config.schedule_spec(c),
+            loss=c["train"]["loss"],
+            batch_size=c["train"]["batch_size"],
+            l2=c["train"]["l2"],
+            seed=c["seed"],
+            callback=_recorder(net, split, c["train"]["loss"], curves),
+            divergence_factor=c["train"]["divergence_factor"],
+        )
+    except KeyboardInterrupt:
+        status, reason = "KILLED", f"interrupted at epoch {curves.n}"
+    except MemoryError:
+        status, reason = "FAILED", f"out of memory at epoch {curves.n} (MemoryError)"
+    except Exception as err:  # a bug or a numerical failure: keep what was measured
+        status, reason = "FAILED", f"{type(err).__name__}: {err}"
+    seconds = time.perf_counter() - t0
+    diverged = hist.diverged_at if hist is not None else None
+    if diverged is not None:
+        status = "DIVERGED"
+        first = hist.loss[0] if len(hist.loss) else float("nan")
+        reason = (
+            f"diverged at epoch {diverged}: loss {hist.diverged_loss:.4g} (initial "
+            f"{first:.4g}, limit {c['train']['divergence_factor']:g}x)"
+        )
+    return Fit(net, curves, status, reason, diverged, seconds)

@@ -1,0 +1,125 @@
+"""Bad input is refused before anything is recorded: one line, exit code 2, no run, no parent.
+
+``shallownet-train`` calls ``check(argv)`` before handing the command line to Hydra. It
+composes the config every job will run (for a grid sweep a covering set of its jobs, so
+that every swept value is composed once: 7 of tutorial000's 15) with Hydra's own compose
+API and validates each with ``config.validate``. Hydra's errors (an unknown key or group
+option, a value of the wrong type, an override it cannot parse) become one line that names
+the key and the valid choices, instead of Hydra's exit code 1, the code of a failed run.
+"""
+
+import itertools
+import re
+
+from hydra import compose, initialize_config_dir, initialize_config_module
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf.errors import ConfigAttributeError, ValidationError
+
+from . import config
+from .job import RunError
+
+# Hydra's own flags that print something instead of running: nothing to validate
+INFORMATIONAL = ("help", "hydra_help", "cfg", "info", "shell_completion", "version")
+
+
+def check(argv, config_dir=None, on_sweep=None):
+    """Raise RunError(2) if any job of this command line would be refused. ``on_sweep(cfg)``
+    is called with a sweep's composed config (hydra node included) as soon as it is known,
+    before its jobs are checked: the launching process starts its workers' fork server then."""
+    from hydra_plugins.shallownet_sweeper import covering
+
+    args = get_args_parser().parse_args(argv)
+    if any(getattr(args, flag, None) for flag in INFORMATIONAL):
+        return
+    try:
+        config.check_override_keys(args.overrides)
+        with _initialize(config_dir or args.config_dir):
+            base, jobs = _jobs(args, covering, on_sweep)
+            for cfg in _composed(args.config_name or "train", base, jobs):
+                config.validate(cfg)
+    except config.ConfigError as err:
+        raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
+    except (ConfigCompositionException, OverrideParseException, ValidationError) as err:
+        raise RunError(2, "CONFIG_ERROR", f"config error: {explain(err)}") from None
+
+
+def _initialize(config_dir):
+    """Hydra's compose API on the given config directory, or on the tree shipped in the package."""
+    if config_dir:
+        return initialize_config_dir(config_dir=config_dir, version_base="1.3")
+    return initialize_config_module(config_module=config.CONF_MODULE, version_base="1.3")
+
+
+def _jobs(args, covering, on_sweep=None):
+    """(the sweep's config or None, the override lists of the jobs to validate): the run
+    itself, or a covering set of a grid sweep's jobs (every value of every swept key at least
+    once)."""
+    parser = OverridesParser.create()
+    given = parser.parse_overrides(args.overrides)
+    plain = [o.input_line for o in given if not o.is_sweep_override()]
+    if not args.multirun:
+        return None, [args.overrides]
+    base = compose(args.config_name or "train", overrides=plain, return_hydra_config=True)
+    if on_sweep is not None:
+        on_sweep(base)
+    if "optuna" in str(OmegaConf.select(base, "hydra.sweeper._target_", default="")):
+        return base, [plain]  # a search space, not a grid: the trials' values are Optuna's to pick
+    params = OmegaConf.select(base, "hydra.sweeper.params") or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + list(args.overrides)
+    merged = {}
+    for o in parser.parse_overrides(lines):  # the command line wins over the experiment file
+        merged[o.key_or_group] = o
+    batches = BasicSweeper.split_arguments(list(merged.values()), max_batch_size=None)
+    return base, covering(list(itertools.chain.from_iterable(batches)))
+
+
+def _composed(name, base, jobs):
+    """Each job's config as Hydra composes it. A sweep's jobs are composed as its launcher
+    will compose them (``ComposeOnce``: once per choice of groups, values applied onto a copy),
+    which costs tutorial000's covering set 3 compositions instead of 7."""
+    if base is None:
+        yield compose(name, overrides=jobs[0])
+        return
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra_plugins.shallownet_sweeper.compose_once import ComposeOnce
+
+    # its own cache: these compositions carry the preflight's job name, not the sweep's
+    loader = ComposeOnce(GlobalHydra.instance().config_loader(), cache={})
+    parser = OverridesParser.create()
+    for job in jobs:
+        task = [o.input_line for o in parser.parse_overrides(job) if not o.is_hydra_override()]
+        cfg = loader.load_sweep_config(base, task)  # base holds the command line's hydra.* ones
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]  # as hydra.compose() returns a job's config
+        yield cfg
+
+
+def explain(err):
+    """One line for one of Hydra's composition errors: the key, and what would be valid."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        choices = ", ".join(err.options or [])
+        return f"{group}={option}: no such option; valid choices: {choices}"
+    if isinstance(err, OverrideParseException):
+        return f"cannot parse {err.override!r}: {err.message.splitlines()[0]}"
+    cause = err.__cause__ if err.__cause__ is not None else err
+    if isinstance(cause, ConfigAttributeError) and getattr(cause, "full_key", None):
+        key = cause.full_key
+        if "." not in key:
+            valid = ", ".join(
+                sorted({f.name for f in config.fields(config.TrainConfig)} | {"experiment", "hparams_search"})
+            )
+            return f"unknown key '{key}'; valid keys and groups: {valid}"
+        return f"unknown key '{key}'"
+    if isinstance(cause, ValidationError):
+        message = re.sub(
+            r"^Value (.*) of type '(\w+)' could not be converted to (\w+)$",
+            r"\1 is not of type \3",
+            str(cause).splitlines()[0],
+        )
+        return f"{getattr(cause, 'full_key', '') or '?'}: {message}"
+    return str(err).splitlines()[0]

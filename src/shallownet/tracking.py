@@ -1,0 +1,902 @@
+"""Everything that talks to MLflow. Imported only after the config and data are known good
+(``import mlflow`` alone costs ~2 s)."""
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+PYFUNC_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
+METRIC_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr")
+
+# The names every part of shallownet (train, sweep, report, reproduce, demo) and its users'
+# queries rely on: defined here once.
+DEFAULT_URI = "sqlite:///outputs/mlflow.db"
+DEFAULT_EXPERIMENT = "shallownet"
+TAG_ROLE = "shallownet.role"  # parent | child | single | reproduction
+TAG_STUDY = "shallownet.experiment"  # the experiment file a sweep ran
+TAG_SWEEP = "sweep_id"
+TAG_CONFIG_HASH = "config_hash"
+TAG_DATA = "data_fingerprint"
+TAG_CODE = "code_fingerprint"
+TAG_RUN_KEY = "run_key"  # config + data + code: what a skip compares (shallownet.identity)
+TAG_FAILURE = "failure_reason"
+TAG_DIVERGED = "diverged_at_epoch"
+TAG_REPRODUCES = "reproduces"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI (markdown)
+MEMBERS_ARTIFACT = "sweep/members.json"  # a parent's {"run_ids": [...]}: every config's run
+
+
+TAG_OWNER = "shallownet.owner"  # JSON {host, boot, pid, start}: who will end this run
+TAG_HEARTBEAT = "shallownet.heartbeat"  # ms since the epoch, refreshed while the run lives
+TAG_SESSION = "shallownet.session"  # the sweep invocation that created a child run
+TAG_SKIPPED_FOR = "shallownet.skipped_for"  # a claim that stepped aside: the run that won
+TAG_MIGRATED = "shallownet.migrated_from"  # a run copied by server migrate: its id there
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used (unreachable server, unwritable path, full disk)."""
+
+
+def configure(uri, timeout=10, retries=2):
+    """Bound MLflow's HTTP retries (its defaults retry for minutes) and check the store is
+    reachable; create the directory of a sqlite store. Call before importing mlflow."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls home
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial tables" INFO
+    os.environ.pop("MLFLOW_RUN_ID", None)  # would override parent_run_id
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+                r.read()
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingError(
+                f"tracking server unreachable at {uri} ({reason}). Start one with "
+                f"'make server', or use the embedded store: tracking.uri={DEFAULT_URI}"
+            ) from None
+    elif uri.startswith("sqlite:///"):
+        try:
+            sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrackingError(f"cannot create the store directory for {uri}: {err}") from None
+
+
+def sqlite_path(uri):
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def _schema_lock(uri):
+    """Hold an exclusive lock beside a sqlite store while MLflow creates or migrates its
+    schema: processes that open a fresh store at once otherwise race through the migrations
+    and leave it broken for good (``_alembic_tmp_latest_metrics already exists``)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = sqlite_path(uri).with_name(sqlite_path(uri).name + ".lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def artifact_root(uri):
+    """Artifacts of an embedded sqlite store live beside it (outputs/mlartifacts)."""
+    if uri.startswith("sqlite:///"):
+        return (sqlite_path(uri).resolve().parent / "mlartifacts").as_uri()
+    return None  # a server decides (--serve-artifacts)
+
+
+def connect(uri, timeout=10, retries=2):
+    """configure(), then an MlflowClient on ``uri`` (also the fluent API's tracking URI) whose
+    store exists and has its schema. Raises TrackingError."""
+    configure(uri, timeout, retries)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    given, uri = uri, _patient(uri)
+    mlflow.set_tracking_uri(uri)
+    # MLflow also exports the URI to MLFLOW_TRACKING_URI: child processes (demo -> reproduce,
+    # report) get the user's URI, not this process's lock-timeout variant
+    os.environ["MLFLOW_TRACKING_URI"] = given
+    try:
+        with _schema_lock(uri):
+            client = MlflowClient(uri)  # creates (and migrates) a sqlite store's schema
+    except Exception as err:
+        raise TrackingError(_first_line(err)) from None
+    return client
+
+
+SQLITE_BUSY_SECONDS = 60
+
+
+def _patient(uri):
+    """A sqlite URI whose connections wait up to a minute for a lock (sqlite's default, 5 s,
+    made jobs of a busy machine fail with 'database is locked'), unless it sets its own."""
+    if uri.startswith("sqlite:///") and "timeout=" not in uri:
+        return f"{uri}{'&' if '?' in uri else '?'}timeout={SQLITE_BUSY_SECONDS}"
+    return uri
+
+
+def _first_line(err):
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def ensure_experiment(uri, name, client=None):
+    """Create (or find) the experiment once and return its id."""
+    client = client or connect(uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root(uri))
+    except Exception:  # created meanwhile by another process
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def runs_tagged(client, experiment_id, tag, value):
+    """Every active run of the experiment whose tag ``tag`` is ``value``, any status."""
+    return client.search_runs([experiment_id], f"tags.`{tag}` = '{value}'", max_results=10000)
+
+
+def latest_run(client, experiment_name, filter_string):
+    """The most recently started run of the named experiment matching the filter."""
+    exp = client.get_experiment_by_name(experiment_name)
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string, order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return runs[0]
+
+
+def running_runs(client, experiment_id):
+    return client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=10000)
+
+
+def owner_tags(heartbeat=True):
+    """This process as the owner of the runs it creates (shallownet.procs)."""
+    from .procs import owner
+
+    tags = {TAG_OWNER: json.dumps(owner(), sort_keys=True)}
+    if heartbeat:
+        tags[TAG_HEARTBEAT] = str(int(time.time() * 1000))
+    return tags
+
+
+def run_owner(run):
+    """(owner dict or None, heartbeat ms or None) of a stored run."""
+    tags = run.data.tags
+    try:
+        who = json.loads(tags[TAG_OWNER])
+    except (KeyError, ValueError):
+        who = None
+    beat = tags.get(TAG_HEARTBEAT)
+    return who, int(beat) if beat and beat.isdigit() else (run.info.start_time or None)
+
+
+def create_run(client, experiment_id, name, tags, params=(), parent_run_id=None, dataset=None):
+    """A RUNNING run with its tags, params and (``dataset``: the fields of an MLflow Dataset)
+    its training data as a dataset input; returns it (an MLflow Run, as created)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+
+    if parent_run_id:
+        tags = {**tags, TAG_PARENT: parent_run_id}
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params])
+    if dataset:
+        _log_dataset(
+            client,
+            run.info.run_id,
+            DatasetInput(Dataset(**dataset), tags=[InputTag("mlflow.data.context", "training")]),
+        )
+    return run
+
+
+def _log_dataset(client, run_id, dataset_input, attempts=3):
+    """log_inputs, again when two runs logging the same new dataset at once collide on
+    MLflow's unique (experiment, name, digest) row: the second attempt finds the row. The
+    dataset input is a label for the UI, so a store that keeps refusing it costs the run
+    nothing else."""
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=[dataset_input])
+            return True
+        except Exception:
+            time.sleep(0.05 * (attempt + 1))
+    return False
+
+
+def ui_link(experiment_id, run_id, base="http://127.0.0.1:5000"):
+    """The run's page in the MLflow UI (``make ui``)."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def end_run(client, run_id, status, tags=None):
+    """Set end tags (e.g. failure_reason) and the terminal status of a run."""
+    from mlflow.entities import RunTag
+
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    client.set_terminated(run_id, status)
+
+
+def step_aside(client, run_id, winner_id):
+    """A claim that lost to an older one: say so, end it and delete it (a deleted run stays in
+    the store, restorable, but out of every search and of the UI's lists)."""
+    end_run(
+        client,
+        run_id,
+        "KILLED",
+        {TAG_SKIPPED_FOR: winner_id, TAG_FAILURE: f"stepped aside: run {winner_id} trains this config"},
+    )
+    client.delete_run(run_id)
+
+
+def reopen_run(client, run, tags):
+    """A run RUNNING again (a resumed sweep's parent) with new tags, and without the reason
+    its earlier session ended."""
+    client.update_run(run.info.run_id, status="RUNNING")
+    set_tags(client, run.info.run_id, tags)
+    if TAG_FAILURE in run.data.tags:
+        client.delete_tag(run.info.run_id, TAG_FAILURE)
+
+
+def delete_run(client, run_id):
+    client.delete_run(run_id)
+
+
+def reproduction_tags(original_id):
+    """A re-run of ``original_id`` (shallownet-reproduce): nested under it in the UI, and never
+    counted as the run of its config."""
+    return {TAG_REPRODUCES: original_id, TAG_ROLE: "reproduction", TAG_PARENT: original_id}
+
+
+def log_metrics(client, run_id, metrics):
+    client.log_batch(run_id, metrics=metrics)
+
+
+def log_files(client, run_id, folder):
+    """Every file under ``folder`` as the run's artifacts (relative paths kept)."""
+    client.log_artifacts(run_id, str(folder))
+
+
+def log_params(client, run_id, params):
+    """Params not yet on the run (a resumed sweep logs its rule again: same values)."""
+    from mlflow.entities import Param
+
+    have = client.get_run(run_id).data.params
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items() if k not in have])
+
+
+def log_round(client, run_id, metrics, step):
+    """One round of an adaptive sweep: its metrics at step = round."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def set_tags(client, run_id, tags):
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def outcome_of(run):
+    """FINISHED | DIVERGED | FAILED | KILLED | RUNNING, as a sweep counts its configs."""
+    status = run.info.status
+    if status == "FAILED" and TAG_DIVERGED in run.data.tags:
+        return "DIVERGED"
+    return status if status in ("FINISHED", "FAILED", "KILLED", "RUNNING") else "FAILED"
+
+
+def deciding_runs(runs):
+    """The run that stands for each configuration (config_hash): of the runs of its latest
+    identity (run_key), the first FINISHED one, else the latest. Runs without a config_hash
+    (parents) are all kept. The sweep counts these, and the report reports them."""
+    by_config = {}
+    for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
+        by_config.setdefault(run.data.tags.get(TAG_CONFIG_HASH, run.info.run_id), []).append(run)
+    chosen = []
+    for group in by_config.values():
+        key = group[-1].data.tags.get(TAG_RUN_KEY)
+        same = [r for r in group if r.data.tags.get(TAG_RUN_KEY) == key]
+        finished = [r for r in same if r.info.status == "FINISHED"]
+        chosen.append(finished[0] if finished else same[-1])
+    return chosen
+
+
+def log_members(client, parent_id, run_ids):
+    import tempfile
+
+    folder, _, name = MEMBERS_ARTIFACT.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(json.dumps({"run_ids": sorted(run_ids)}, indent=1) + "\n")
+        client.log_artifact(parent_id, str(path), folder)
+
+
+def log_summary(client, parent_id, counts, note=None):
+    """A parent's counters (metrics at step 0) and its description."""
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    tags = [RunTag(TAG_NOTE, note)] if note else []
+    client.log_batch(parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()], tags=tags)
+
+
+class Pulse:
+    """While a run trains: its heartbeat every few seconds (so that a run on another host
+    whose process died can be told from a live one) and, for a long run, the metric points
+    measured so far, so that the MLflow UI shows its curves before it ends. A run shorter
+    than one beat sends nothing. The points sent are the ones the final record logs too
+    (``planned_steps``), so the finished record is the same as without live logging."""
+
+    def __init__(self, client, run_id, curves, max_points, beat=None, on_beat=None):
+        from .procs import HEARTBEAT_SECONDS
+
+        self.client, self.run_id, self.curves = client, run_id, curves
+        self.steps = planned_steps(curves.planned, max_points)
+        self.sent = 0  # how many of self.steps are in the store
+        self.beat = beat or HEARTBEAT_SECONDS
+        self.on_beat = on_beat  # e.g. a progress line for a single run
+        self._stop = threading.Event()
+        self._thread = None
+        self.error = None
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._loop, name="shallownet-pulse", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self):
+        while not self._stop.wait(self.beat):
+            try:
+                self.flush()
+            except Exception as err:  # a slow or absent store must not stop the training
+                self.error = _first_line(err)
+            if self.on_beat:
+                self.on_beat(self.curves)
+
+    def flush(self):
+        from mlflow.entities import Metric, RunTag
+
+        n = self.curves.n
+        new = self.steps[self.sent : np.searchsorted(self.steps, n)]
+        now = int(time.time() * 1000)
+        values = self.curves.values
+        metrics = [Metric(k, float(values[k][s]), now, int(s)) for s in new for k in METRIC_KEYS]
+        self.client.log_batch(self.run_id, metrics=metrics, tags=[RunTag(TAG_HEARTBEAT, str(now))])
+        self.sent += len(new)
+
+
+def _git(*args):
+    try:
+        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cpu():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def environment_tags():
+    """Code and machine provenance: git state, versions, host/CPU/OS. Computed once per
+    process (a joblib worker runs many jobs from the same tree and environment)."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    tags = {
+        "git_commit": commit or "unknown",
+        "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "python_version": platform.python_version(),
+        "host": platform.node(),
+        "cpu": _cpu(),
+        "os": platform.platform(),
+        "cpu_count": str(os.cpu_count()),
+    }
+    for pkg in ("numpy", "mlflow", "hydra-core", "omegaconf", "scikit-learn", "matplotlib"):
+        try:
+            tags[f"version.{pkg}"] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return tags
+
+
+@functools.lru_cache(maxsize=1)
+def pip_freeze():
+    """`pip freeze`-style listing of the running environment, without spawning pip."""
+    dists = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
+    return "".join(f"{name}=={ver}\n" for name, ver in sorted(dists.items()) if name)
+
+
+def subsample_steps(n, max_points):
+    """At most max_points epochs out of n, evenly spread, always the first and the last."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
+
+
+def planned_steps(planned, max_points):
+    """The epochs whose points a run of ``planned`` epochs sends to the store."""
+    return subsample_steps(planned, max_points)
+
+
+def recorded_steps(planned, n, max_points):
+    """The epochs a run that did ``n`` of its ``planned`` epochs records: the planned ones it
+    reached, and its last epoch (at most max_points in all)."""
+    steps = planned_steps(planned, max_points)
+    steps = steps[steps < n]
+    if n and (not len(steps) or steps[-1] != n - 1):
+        steps = np.append(steps[: max_points - 1], n - 1)
+    return steps
+
+
+def metric_batch(curves, summary, max_points, model_id=None, planned=None, already=0):
+    """Metric objects: every curve at the recorded epochs (step = epoch) beyond the first
+    ``already`` of them (sent live by the Pulse), plus the summaries (step 0), which are also
+    the metrics of the logged model ``model_id`` when given."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    # The summaries first: MLflow stores a long batch in chunks, and a run whose record was
+    # cut short then still has its final values.
+    out = [Metric(k, float(v), now, 0, model_id=model_id) for k, v in summary.items() if v is not None]
+    n = len(curves["epoch"])
+    if n:
+        steps = recorded_steps(planned or n, n, max_points)[already:]
+        for key in METRIC_KEYS:
+            values = curves[key]
+            out.extend(Metric(key, float(values[s]), now, int(s)) for s in steps)
+    return out
+
+
+def save_net(net, path):
+    """Weights and architecture in one .npz: what the pyfunc model loads."""
+    meta = {
+        "layer_sizes": net.layer_sizes,
+        "hidden_activation": net.hidden_activation,
+        "output_activation": net.output_activation,
+        "dtype": net.dtype.name,
+        "leaky_relu_alpha": net.leaky_relu_alpha,
+    }
+    arrays = {f"W{i}": W for i, W in enumerate(net.weights)}
+    arrays.update({f"b{i}": b for i, b in enumerate(net.biases)})
+    np.savez(path, meta=json.dumps(meta), **arrays)
+
+
+def log_model(run_id, experiment_id, net, X_example, workdir):
+    """An MLflow pyfunc model (model from code + weights) of run ``run_id`` whose predict gives
+    probabilities. ``Model.log`` with the run's id: pyfunc.log_model would need (and start)
+    an "active run", a process-wide state that a sweep worker's next job would inherit."""
+    import mlflow
+    from mlflow.models import Model, infer_signature
+
+    # Without an active run, MLflow files the logged model under the experiment that
+    # MLFLOW_EXPERIMENT_ID names (else under experiment 0, in ./mlruns): name the run's.
+    os.environ["MLFLOW_EXPERIMENT_ID"] = str(experiment_id)
+
+    try:  # MLflow maps every installed distribution to its modules (~0.8 s per process) just to
+        # check the two requirements below against the running environment: seed that map.
+        from mlflow.utils import requirements_utils as ru
+
+        if ru._MODULES_TO_PACKAGES is None:
+            ru._MODULES_TO_PACKAGES = {"numpy": ["numpy"], "mlflow": ["mlflow"]}
+    except (ImportError, AttributeError):
+        pass
+    weights = Path(workdir) / "net.npz"
+    save_net(net, weights)
+    example = np.asarray(X_example[:5], dtype=net.dtype)
+    proba = net.forward(example)
+    proba = proba[:, 0] if proba.shape[1] == 1 else proba
+    reqs = [f"numpy=={metadata.version('numpy')}", f"mlflow=={metadata.version('mlflow')}"]
+    with warnings.catch_warnings():  # the signature is explicit; an example would cost a reload
+        warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
+        return Model.log(
+            None,
+            name="model",
+            flavor=mlflow.pyfunc,
+            run_id=run_id,
+            python_model=str(PYFUNC_FILE),
+            artifacts={"weights": str(weights)},
+            code_paths=[str(MODEL_DIR)],
+            signature=infer_signature(example, proba),
+            pip_requirements=reqs,
+        )
+
+
+# ---- reading runs for reports
+# Every MLflow call that shallownet-report (and reproduce --sweep) makes: runs searched into a
+# DataFrame, the latest sweep, a sweep's members, artifacts, the report logged to the parent
+# and the parent's description. The report package itself never imports mlflow.
+
+SEARCH_PAGE = 1000
+
+
+class RunsNotFound(LookupError):
+    """No such experiment, sweep or runs in the store (one line for the user)."""
+
+
+def require_store(uri):
+    """Refuse a store that does not exist yet (reading must never create one): a missing
+    sqlite file or file-store directory raises TrackingError; servers are checked on use."""
+    if uri.startswith("sqlite:"):
+        if not uri.startswith("sqlite:///"):
+            raise TrackingError(f"unsupported sqlite tracking URI {uri!r}: use sqlite:///PATH")
+        path = uri[len("sqlite:///") :].split("?", 1)[0]
+        if not path or path == ":memory:":
+            raise TrackingError(f"tracking store {uri!r} has no file")
+        if not Path(path).is_file():
+            raise TrackingError(
+                f"tracking store not found: no sqlite file at {path} "
+                "(pass --tracking-uri or set MLFLOW_TRACKING_URI)"
+            )
+    elif uri.startswith("file:") or "://" not in uri:
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        if not Path(path).exists():
+            raise TrackingError(f"tracking store not found: {path}")
+
+
+def open_store(uri, timeout=20, retries=0):
+    """An MlflowClient on an existing store (require_store, then connect)."""
+    require_store(uri)
+    return connect(uri, timeout, retries)
+
+
+def runs_frame(runs):
+    """Run objects -> a DataFrame shaped like ``mlflow.search_runs``'s: run_id, experiment_id,
+    status, artifact_uri, start_time, end_time (UTC datetimes), then metrics.*, params.*,
+    tags.* columns in sorted order (None where a run lacks the key)."""
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        row = {
+            "run_id": r.info.run_id,
+            "experiment_id": r.info.experiment_id,
+            "status": r.info.status,
+            "artifact_uri": r.info.artifact_uri,
+            "start_time": r.info.start_time,
+            "end_time": r.info.end_time,
+        }
+        row.update({f"metrics.{k}": v for k, v in r.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in r.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in r.data.tags.items()})
+        rows.append(row)
+    base = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+    keys = sorted(
+        {k for row in rows for k in row if k not in base},
+        key=lambda k: (("metrics.", "params.", "tags.").index(k[: k.index(".") + 1]), k),
+    )
+    df = pd.DataFrame(rows, columns=base + keys)
+    for col in ("start_time", "end_time"):
+        df[col] = pd.to_datetime(df[col], unit="ms", utc=True)
+    for col in (k for k in keys if k.startswith("metrics.")):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def search_all(client, experiment_ids, filter_string="", view_type=None, order_by=None):
+    """Every run matching ``filter_string`` (all pages): the active ones, or those of
+    ``view_type`` (an mlflow ViewType), in ``order_by`` order if given."""
+    runs, token = [], None
+    extra = {"run_view_type": view_type} if view_type is not None else {}
+    while True:
+        page = client.search_runs(
+            list(experiment_ids),
+            filter_string or "",
+            max_results=SEARCH_PAGE,
+            order_by=order_by,
+            page_token=token,
+            **extra,
+        )
+        runs.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return runs
+
+
+def search_runs_frame(client, experiment_ids, filter_string=""):
+    """Every active run matching ``filter_string`` (all pages), as runs_frame()."""
+    return runs_frame(search_all(client, experiment_ids, filter_string))
+
+
+def require_experiment(client, name):
+    """The id of the named experiment (RunsNotFound when the store has none)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        raise RunsNotFound(f"experiment {name!r} not found in the tracking store")
+    return exp.experiment_id
+
+
+def _filter_quote(s):
+    return "'" + str(s).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def latest_sweep_id(client, experiment_name):
+    """The sweep_id of the most recently started parent run of the experiment."""
+    exp = require_experiment(client, experiment_name)
+    parents = search_runs_frame(client, [exp], f"tags.`{TAG_ROLE}` = 'parent'")
+    col = f"tags.{TAG_SWEEP}"
+    if col in parents:
+        parents = parents[parents[col].notna()]
+    if parents.empty or col not in parents:
+        raise RunsNotFound(f"no sweep (parent run) found in experiment {experiment_name!r}")
+    parents = parents.sort_values(["start_time", "run_id"], kind="mergesort")
+    return str(parents.iloc[-1][col])
+
+
+def download_artifact(client, run_id, path, dst):
+    """Local Path of a run's artifact file under ``dst``/run_id, or None when it does not exist
+    or cannot be read (a crashed run)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        d = Path(dst) / run_id
+        d.mkdir(parents=True, exist_ok=True)
+        local = Path(client.download_artifacts(run_id, path, str(d)))
+    except Exception:
+        return None
+    return local if local.is_file() else None
+
+
+def sweep_members(client, parent_run_id, dst):
+    """Run ids in the parent's MEMBERS_ARTIFACT ({"run_ids": [...]}: the run used for every
+    config of the sweep, other sweeps' included), or None when the parent has none."""
+    p = download_artifact(client, parent_run_id, MEMBERS_ARTIFACT, dst)
+    if p is None:
+        return None
+    try:
+        ids = json.loads(p.read_text())["run_ids"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(i) for i in ids]
+
+
+def _chunks(items, size):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def get_runs(client, experiment_ids, run_ids, chunk=100):
+    """The active runs with these ids (searched in ``experiment_ids``, then looked up one by
+    one for any other experiment's); unknown or deleted ids are skipped."""
+    wanted = list(dict.fromkeys(run_ids))
+    found = {}
+    for part in _chunks(wanted, chunk):
+        ids = ", ".join(_filter_quote(r) for r in part)
+        found.update(
+            {r.info.run_id: r for r in search_all(client, experiment_ids, f"attributes.run_id IN ({ids})")}
+        )
+    for rid in (r for r in wanted if r not in found):
+        try:
+            run = client.get_run(rid)
+        except Exception:
+            continue
+        if run.info.lifecycle_stage == "active":
+            found[rid] = run
+    return [found[r] for r in wanted if r in found]
+
+
+def load_sweep_runs(client, experiment_name, sweep, dst=None):
+    """(sweep_id, DataFrame of the sweep's parent and child runs). ``sweep`` is a sweep_id or
+    'latest'. The children are the runs tagged with the sweep_id plus the runs its parent's
+    MEMBERS_ARTIFACT lists (configs that another sweep had already finished), reduced to
+    the run that stands for each config (``deciding_runs``, as the sweep counts them)."""
+    import tempfile
+
+    exp = require_experiment(client, experiment_name)
+    if sweep == "latest":
+        sweep = latest_sweep_id(client, experiment_name)
+    runs = search_all(client, [exp], f"tags.{TAG_SWEEP} = {_filter_quote(sweep)}")
+    if not runs:
+        raise RunsNotFound(f"sweep {sweep!r} not found in experiment {experiment_name!r}")
+    members = []
+    with tempfile.TemporaryDirectory(prefix="shallownet-members-") as tmp:
+        for run in runs:
+            if run.data.tags.get(TAG_ROLE) == "parent":
+                members += sweep_members(client, run.info.run_id, dst or tmp) or []
+    have = {r.info.run_id for r in runs}
+    runs += get_runs(client, [exp], [r for r in dict.fromkeys(members) if r not in have])
+    return sweep, runs_frame(deciding_runs(runs))
+
+
+def load_experiment_runs(client, experiment_name, filter_string=""):
+    """Every active run of the experiment matching the filter (parents included)."""
+    exp = require_experiment(client, experiment_name)
+    runs = search_runs_frame(client, [exp], filter_string)
+    role = runs.get(f"tags.{TAG_ROLE}")
+    children = runs if role is None else runs[role != "parent"]
+    if children.empty:
+        raise RunsNotFound(
+            f"no runs in experiment {experiment_name!r} match {filter_string!r}"
+            if filter_string
+            else f"no runs in experiment {experiment_name!r}"
+        )
+    return runs
+
+
+def log_report_files(client, run_id, paths, artifact_path="report"):
+    """Log the files to the run under ``artifact_path``; returns their artifact paths."""
+    out = []
+    for p in paths:
+        client.log_artifact(run_id, str(p), artifact_path=artifact_path)
+        out.append(f"{artifact_path}/{Path(p).name}")
+    return out
+
+
+def artifact_page(exp_id, run_id, path):
+    """The MLflow UI's page of one artifact of a run (a link relative to the UI's root)."""
+    return f"#/experiments/{exp_id}/runs/{run_id}/artifactPath/{path}"
+
+
+NOTE_MAX_CHARS = 8000  # MLflow's limit on a tag value
+
+
+def set_description(client, run_id, markdown):
+    """The run's description in the MLflow UI (the TAG_NOTE tag, rendered as markdown); cut
+    to MLflow's tag limit, with a last line saying so."""
+    if len(markdown) > NOTE_MAX_CHARS:
+        cut = "\n\n(description cut to MLflow's tag limit)"
+        markdown = markdown[: NOTE_MAX_CHARS - len(cut)] + cut
+    client.set_tag(run_id, TAG_NOTE, markdown)
+
+
+# ---- copying an experiment to another store (shallownet.server migrate)
+
+
+def copy_experiment(src_uri, dst_uri, experiment, *, dst_experiment=None, include_deleted=False, log=print):
+    """``_copy_experiment``, with MLflow's errors as one TrackingError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _copy_experiment(src_uri, dst_uri, experiment, dst_experiment, include_deleted, log)
+    except MlflowException as err:
+        raise TrackingError(f"migration failed: {_first_line(err)}") from err
+
+
+def _copy_experiment(src_uri, dst_uri, experiment, dst_experiment, include_deleted, log):
+    """Copy every run of ``experiment`` from ``src_uri`` to ``dst_uri``; return {old_id: new_id}.
+
+    Copies run name, status, start/end time, params, tags, every metric with its full history
+    (value, timestamp, step), dataset inputs and artifacts; ``mlflow.parentRunId`` tags are
+    remapped to the new ids (parents are created before children).  Each copied run gets the
+    tag ``shallownet.migrated_from=<old id>`` (set last), and runs already carrying it in the
+    destination are skipped, so re-running the migration does not duplicate runs.  Logged
+    models (MLflow 3 ``LoggedModel`` entities), traces and registry entries are not copied.
+    """
+    from mlflow.entities import Metric, Param, RunTag, ViewType
+    from mlflow.tracking import MlflowClient
+
+    src, dst = MlflowClient(tracking_uri=src_uri), MlflowClient(tracking_uri=dst_uri)
+    src_exp = src.get_experiment_by_name(experiment)
+    if src_exp is None:
+        raise LookupError(f"no experiment {experiment!r} in {src_uri}")
+    name = dst_experiment or experiment
+    dst_exp = dst.get_experiment_by_name(name)
+    if dst_exp is None:
+        exp_tags = {k: v for k, v in src_exp.tags.items() if not k.startswith("mlflow.")}
+        dst_exp_id = dst.create_experiment(name, tags=exp_tags or None)
+    else:
+        dst_exp_id = dst_exp.experiment_id
+        if dst_exp.lifecycle_stage == "deleted":
+            raise LookupError(f"experiment {name!r} is deleted in {dst_uri}; restore it")
+
+    view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+    oldest_first = ["attributes.start_time ASC"]
+    runs = search_all(src, [src_exp.experiment_id], view_type=view, order_by=oldest_first)
+    id_map: dict[str, str] = {}
+    for run in search_all(dst, [dst_exp_id], view_type=ViewType.ALL):
+        if TAG_MIGRATED in run.data.tags:
+            id_map[run.data.tags[TAG_MIGRATED]] = run.info.run_id
+    already = set(id_map)
+
+    # parents before children (any depth)
+    by_id = {r.info.run_id: r for r in runs}
+    ordered, placed = [], set()
+
+    def place(run, seen=()):
+        rid = run.info.run_id
+        if rid in placed:
+            return
+        parent = run.data.tags.get(TAG_PARENT)
+        if parent in by_id and parent not in seen:
+            place(by_id[parent], (*seen, rid))
+        placed.add(rid)
+        ordered.append(run)
+
+    for run in runs:
+        place(run)
+
+    copied = 0
+    for run in ordered:
+        old = run.info.run_id
+        if old in already:
+            continue
+        tags = dict(run.data.tags)
+        tags.pop(TAG_MIGRATED, None)
+        parent = tags.pop(TAG_PARENT, None)
+        if parent is not None:
+            if parent in id_map:
+                tags[TAG_PARENT] = id_map[parent]
+            else:
+                log(f"warning: run {old}: parent {parent} was not migrated; link dropped")
+        new = dst.create_run(
+            dst_exp_id, start_time=run.info.start_time, tags=tags, run_name=run.info.run_name
+        ).info.run_id
+        params = [Param(k, v) for k, v in run.data.params.items()]
+        for chunk in _chunks(params, 100):
+            dst.log_batch(new, params=chunk)
+        metrics = []
+        for key in sorted(run.data.metrics):
+            for m in src.get_metric_history(old, key):
+                metrics.append(
+                    Metric(
+                        m.key,
+                        m.value,
+                        m.timestamp,
+                        m.step,
+                        dataset_name=m.dataset_name,
+                        dataset_digest=m.dataset_digest,
+                    )
+                )
+        for chunk in _chunks(metrics, 1000):
+            dst.log_batch(new, metrics=chunk)
+        if run.inputs and run.inputs.dataset_inputs:
+            for chunk in _chunks(list(run.inputs.dataset_inputs), 100):
+                dst.log_inputs(new, datasets=chunk)
+        if src.list_artifacts(old):
+            with tempfile.TemporaryDirectory(prefix="shallownet-migrate-") as tmp:
+                local = src.download_artifacts(old, "", dst_path=tmp)
+                dst.log_artifacts(new, local)
+        if run.info.status != "RUNNING":
+            dst.set_terminated(new, status=run.info.status, end_time=run.info.end_time)
+        if run.info.lifecycle_stage == "deleted":
+            dst.delete_run(new)
+        dst.log_batch(new, tags=[RunTag(TAG_MIGRATED, old)])
+        id_map[old] = new
+        copied += 1
+    log(
+        f"migrated {copied} run(s) of experiment {experiment!r} to {dst_uri} "
+        f"(experiment {name!r}, id {dst_exp_id}); {len(already & set(by_id))} already there"
+    )
+    return {old: id_map[old] for old in by_id if old in id_map}

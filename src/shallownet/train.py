@@ -1,0 +1,473 @@
+"""``shallownet-train``: one Hydra-composed config -> NumPy training -> one MLflow run.
+
+    shallownet-train                                   # tutorial 000's net, tanh
+    shallownet-train activation=relu lr_schedule.lr=0.05
+    shallownet-train -m experiment=tutorial000_activations   # a sweep: parent + child runs
+
+A run is a story of six steps (``run``): prepare (config, data, identity), open the store,
+claim the configuration (a sweep job skips one that an identical run already finished),
+train (with a heartbeat and live metrics), record, report. Whatever happens after the claim,
+the run ends FINISHED, FAILED (with ``failure_reason``) or KILLED (Ctrl-C/SIGTERM, with the
+metrics measured so far). A run that cannot start raises ``RunError``, caught in one place:
+``main`` for a single run (one line, its exit code), ``run_job`` for a sweep's job (its
+outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (nothing
+recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM.
+"""
+
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .stop import STOP
+
+STOP.install()  # before the heavy imports: a Ctrl-C while they load is an interrupt too,
+STOP.hold()  # taken when they are done (main, run_job)
+
+import hydra  # noqa: E402
+
+from . import claims, config, datasets, identity, record, tracking  # noqa: E402
+from .model import MLP  # noqa: E402
+
+from .fit import Curves, fit, layer_sizes  # noqa: E402
+from .job import EXIT_CODES, Job, Outcome, RunError  # noqa: E402
+from .tracking import TAG_FAILURE  # noqa: E402
+
+
+def emit(line, stream=None):
+    """Write one whole line in one call: a sweep's jobs share the terminal, and print()'s
+    separate writes of text and newline let two jobs' lines run into each other."""
+    stream = stream or sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
+
+
+def say(msg):
+    emit(f"shallownet: {msg}", sys.stderr)
+
+
+@dataclass
+class Spec:
+    """A run about to start: its validated config, its data and its identity."""
+
+    c: dict
+    split: datasets.Split
+    force: bool
+    name: str
+    config_hash: str
+    key: str
+
+
+class Phases:
+    """Seconds per phase of a run, printed with SHALLOWNET_PROFILE=1 (``make bench`` reads it)."""
+
+    def __init__(self):
+        self.seconds, self.t0 = {}, time.perf_counter()
+        self.last = self.t0
+
+    def mark(self, phase):
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.last
+        self.last = now
+
+    def elapsed(self):
+        return time.perf_counter() - self.t0
+
+
+# ------------------------------------------------------------------------------ the steps
+
+
+def prepare(cfg, job):
+    """Validate the config, load the data, fix the run's identity. RunError(2) if bad."""
+    try:
+        c = config.validate(cfg)
+        split = datasets.load(c["dataset"])
+        config.check_memory(c, len(split.y_train), len(split.y_test), split.X_train.shape[1])
+    except (config.ConfigError, datasets.DataError) as err:
+        raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
+    force = bool(c.pop("force", False))
+    chash = config.config_hash(c)
+    return Spec(
+        c,
+        split,
+        force,
+        config.run_name(c, job.swept_values()),
+        chash,
+        identity.run_key(chash, split.fingerprint),
+    )
+
+
+def open_store(spec, job):
+    """(client, experiment id); the store's schema is created once, under a lock, never
+    interrupted halfway. RunError(3) if it cannot be used."""
+    tr = spec.c["tracking"]
+    with STOP.deferred():
+        try:
+            client = tracking.connect(tr["uri"], tr["timeout"], tr["retries"])
+            exp_id = (
+                job.sweep.experiment_id
+                if job.sweep
+                else tracking.ensure_experiment(tr["uri"], tr["experiment"], client)
+            )
+        except Exception as err:  # unreachable server, locked, broken or full store
+            raise RunError(
+                3, "TRACKING_ERROR", f"tracking store {tr['uri']} unusable: {tracking._first_line(err)}"
+            ) from None
+    STOP.check()
+    return client, exp_id
+
+
+def run_tags(spec, job):
+    split, sweep = spec.split, job.sweep
+    tags = {
+        tracking.TAG_CONFIG_HASH: spec.config_hash,
+        tracking.TAG_RUN_KEY: spec.key,
+        tracking.TAG_DATA: split.fingerprint,
+        tracking.TAG_CODE: identity.code_fingerprint(),
+        "overrides": " ".join(job.overrides),
+        "n_params": str(MLP.n_params_for(layer_sizes(spec.c, split))),
+        "n_train": str(len(split.y_train)),
+        "n_test": str(len(split.y_test)),
+        "train_class_balance": f"{split.y_train.mean():.4f}",
+        "test_class_balance": f"{split.y_test.mean():.4f}",
+        "test_is_train": str(split.test_is_train).lower(),
+        tracking.TAG_ROLE: "child" if job.in_sweep else "single",
+        **tracking.owner_tags(),
+        **tracking.environment_tags(),
+    }
+    if sweep:
+        tags.update({tracking.TAG_SWEEP: sweep.sweep_id, tracking.TAG_SESSION: sweep.session})
+    if os.environ.get("SHALLOWNET_REPRODUCES"):  # set by shallownet-reproduce
+        tags.update(tracking.reproduction_tags(os.environ["SHALLOWNET_REPRODUCES"]))
+    return tags
+
+
+def dataset_input(spec):
+    """What MLflow's Datasets column and lineage show of the run's data."""
+    d, split = spec.c["dataset"], spec.split
+    source = (
+        {"path": str(d["path"])}
+        if d["name"] == "csv"
+        else {"generator": f"shallownet.datasets.{d['name']}", "params": d}
+    )
+    profile = {
+        "n_train": len(split.y_train),
+        "n_test": len(split.y_test),
+        "n_features": int(split.X_train.shape[1]),
+        "test_is_train": split.test_is_train,
+    }
+    return {
+        "name": config._dataset_label(d),
+        "digest": split.fingerprint[:16],
+        "source_type": "local" if d["name"] == "csv" else "code",
+        "source": json.dumps(source, sort_keys=True, default=str),
+        "profile": json.dumps(profile, sort_keys=True),
+    }
+
+
+def claim(client, exp_id, spec, job):
+    """Our RUNNING run, or the run that makes it redundant (claims.py). RunError(3)."""
+    params = sorted(config.flatten(spec.c).items())
+    parent = job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES")
+
+    def create():
+        return tracking.create_run(
+            client, exp_id, spec.name, run_tags(spec, job), params, parent, dataset=dataset_input(spec)
+        )
+
+    with STOP.deferred():
+        try:
+            got = claims.claim(
+                client,
+                exp_id,
+                spec.config_hash,
+                spec.key,
+                spec.split.fingerprint,
+                create,
+                compete=job.in_sweep and not spec.force,
+            )
+        except Exception as err:
+            raise RunError(
+                3,
+                "TRACKING_ERROR",
+                f"cannot create a run in {spec.c['tracking']['uri']}: {tracking._first_line(err)}",
+            ) from None
+    return got
+
+
+def train_live(client, run_id, spec, job):
+    """fit() with the run's pulse beating: heartbeat, live metrics, a progress line."""
+    curves = Curves(spec.c["train"]["epochs"])
+    on_beat = None if job.in_sweep else _progress_line(time.perf_counter())
+    pulse = tracking.Pulse(client, run_id, curves, spec.c["tracking"]["max_points"], on_beat=on_beat)
+    try:
+        STOP.check()  # a stop requested while the run was being created: it ends now, KILLED
+        with pulse:
+            fitted = fit(spec.c, spec.split, curves)
+    except KeyboardInterrupt:  # between fit's own checks: still a stopped training
+        from .fit import Fit
+
+        fitted = Fit(None, curves, "KILLED", f"interrupted at epoch {curves.n}", None, 0.0)
+    return fitted, pulse.sent
+
+
+def _progress_line(t0):
+    def line(curves):
+        n, planned = curves.n, curves.planned
+        if not n:
+            return
+        spent = time.perf_counter() - t0
+        eta = spent / n * (planned - n)
+        emit(
+            f"shallownet: epoch {n}/{planned} train_loss={curves.values['train_loss'][n - 1]:.4g}"
+            f" ({spent:.0f}s, ETA {eta:.0f}s)",
+            sys.stderr,
+        )
+
+    return line
+
+
+def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
+    """The final record but its status: model (FINISHED only), metrics, files."""
+    tr = spec.c["tracking"]
+    summary = record.summary(fitted, spec.split, status)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_id = None
+        try:
+            if tr["log_model"] and status == "FINISHED":
+                # Before the metrics: given none, MLflow links none to the model by itself
+                # (it would copy every point at step 0, reading each key's history back).
+                model_id = tracking.log_model(run_id, exp_id, fitted.net, spec.split.X_train, tmp).model_id
+                phases.mark("model")
+        finally:  # the metrics land even when logging the model failed
+            tracking.log_metrics(
+                client,
+                run_id,
+                tracking.metric_batch(
+                    fitted.curves.done(),
+                    summary,
+                    tr["max_points"],
+                    model_id,
+                    planned=fitted.curves.planned,
+                    already=live_points,
+                ),
+            )
+            phases.mark("metrics")
+        art = Path(tmp) / "artifacts"
+        record.write_files(
+            art, spec.c, fitted, spec.split, status, tracking.pip_freeze(), tr["log_plots"], phases.mark
+        )
+        tracking.log_files(client, run_id, art)
+        phases.mark("artifacts")
+
+
+def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
+    """Send the record with signals deferred, then end the run: KILLED if a stop came at any
+    point; returns (status, reason). A store that fails midway leaves the run FAILED with the
+    reason, or (store gone) to the next run that meets it: RunError(3)."""
+    with STOP.deferred():
+        try:
+            send(
+                client,
+                exp_id,
+                run_id,
+                spec,
+                fitted,
+                record.store_status(fitted, STOP.requested),
+                live_points,
+                phases,
+            )
+            status, reason = record.store_status(fitted, STOP.requested), fitted.reason
+            if status == "KILLED":
+                reason = (
+                    f"{reason} ({STOP.describe()})"
+                    if reason
+                    else f"interrupted ({STOP.describe()}) while recording"
+                )
+            tracking.end_run(client, run_id, status, record.end_tags(fitted, reason))
+            phases.mark("end_run")
+        except Exception as err:
+            why = _recording_error(err)
+            try:
+                tracking.end_run(client, run_id, "FAILED", {TAG_FAILURE: f"recording failed: {why}"})
+            except Exception:
+                pass  # the store is gone: the run's owner will be gone too, and it is closed then
+            raise RunError(3, "TRACKING_ERROR", f"recording run {run_id} failed: {why}") from None
+    return status, reason
+
+
+def _recording_error(err):
+    if (
+        isinstance(err, OSError)
+        and err.errno == 28
+        or "disk is full" in str(err)
+        or "No space left" in str(err)
+    ):
+        return f"disk full ({tracking._first_line(err)})"
+    return tracking._first_line(err)
+
+
+# ------------------------------------------------------------------------------ the story
+
+
+def run(cfg, job, phases=None):
+    """Train one configuration and record it; returns its Outcome (RunError if it cannot)."""
+    phases = phases or Phases()
+    spec = prepare(cfg, job)
+    phases.mark("config_and_data")
+    client, exp_id = open_store(spec, job)
+    phases.mark("import_mlflow")  # and open the store
+    got = claim(client, exp_id, spec, job)
+    phases.mark("store_run_params")
+    if got.run_id is None:
+        return _skipped(got.skipped_for, spec, phases)
+    if got.retrain and job.in_sweep:
+        say(f"{job.shown or spec.name}: training again: {got.retrain}")
+    fitted, live_points = train_live(client, got.run_id, spec, job)
+    phases.mark("train")
+    status, reason = record_run(client, exp_id, got.run_id, spec, fitted, live_points, phases)
+    shown = "DIVERGED" if fitted.status == "DIVERGED" else status
+    acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
+    return Outcome(
+        shown,
+        reason or "",
+        got.run_id,
+        acc,
+        phases.elapsed(),
+        spec.name,
+        tracking.ui_link(exp_id, got.run_id),
+    )
+
+
+def _skipped(other, spec, phases):
+    acc = other.data.metrics.get("final_test_accuracy")
+    why = (
+        "an identical run FINISHED" if other.info.status == "FINISHED" else "an identical run is in progress"
+    )
+    return Outcome(
+        "SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc, phases.elapsed(), spec.name
+    )
+
+
+# ------------------------------------------------------------------------------ entry points
+
+
+def run_job(cfg):
+    """Hydra's task function: a single run, or one job of a sweep (which never raises: the
+    other jobs go on, and its outcome tells the sweep how it ended)."""
+    STOP.install()  # a submitit job's process did not come through main()
+    STOP.release()
+    job, phases = Job.current(), Phases()
+    if job.in_sweep and STOP.requested:
+        return 0.0  # a pool worker of a stopping sweep: the next job does not start at all
+    job.started()
+    try:
+        with STOP.busy():
+            outcome = run(cfg, job, phases)
+    except RunError as err:
+        if not job.in_sweep:  # SystemExit: Hydra reports an Exception as a crash, with code 1
+            say(err.message)
+            raise SystemExit(err.code) from None
+        outcome = Outcome(err.status, err.message, seconds=phases.elapsed())
+    except KeyboardInterrupt:
+        if not job.in_sweep:
+            raise
+        outcome = Outcome(
+            "KILLED", f"interrupted ({STOP.name}) before the run was created", seconds=phases.elapsed()
+        )
+    except Exception as err:  # a bug before the run existed: this job fails, the others go on
+        if not job.in_sweep:
+            raise
+        outcome = Outcome("FAILED", f"crashed: {type(err).__name__}: {err}", seconds=phases.elapsed())
+    finally:
+        job.tidy()
+    if job.in_sweep:
+        _gc_between_jobs(phases)
+    _profile(phases)
+    if job.in_sweep:
+        return _end_sweep_job(job, outcome)
+    return _end_single(outcome)
+
+
+def _profile(phases):
+    if os.environ.get("SHALLOWNET_PROFILE"):
+        emit(
+            "shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.seconds.items()}),
+            sys.stderr,
+        )
+
+
+def _end_sweep_job(job, outcome):
+    # A stopped pool worker returns normally (loky tears the whole pool down when one of its
+    # workers exits, the other jobs' records half written) and starts no further job.
+    job.report(outcome)
+    return outcome.test_accuracy if outcome.status == "FINISHED" else 0.0
+
+
+def _gc_between_jobs(phases):
+    """A sweep's worker runs job after job: collect this job's garbage, then freeze what
+    survives (modules imported on first use, caches), so that the collector's passes during the
+    next jobs, and loky's between them, walk only that job's own objects."""
+    gc.collect()
+    gc.freeze()
+    phases.mark("gc")
+
+
+def _end_single(outcome):
+    if outcome.status == "FINISHED":
+        emit(
+            f"shallownet: run {outcome.name} ({outcome.run_id}) finished in {outcome.seconds:.1f}s:"
+            f" test_acc={outcome.test_accuracy:.3f}"
+        )
+        emit(f"MLflow UI: make ui, then {outcome.link}")
+        return outcome.test_accuracy
+    say(f"run {outcome.name} ({outcome.run_id}) {outcome.status}: {outcome.message}")
+    raise SystemExit(STOP.exit_code if outcome.status == "KILLED" else EXIT_CODES[outcome.status])
+
+
+@hydra.main(version_base="1.3", config_path=config.CONF_PATH, config_name="train")
+def hydra_main(cfg):
+    return run_job(cfg)
+
+
+def main():
+    """Console entry point: refuse bad input before Hydra runs, then one run or a sweep."""
+    from . import preflight, sweep
+
+    code = 0
+    # force is a schema key now; `+force=true` (what earlier versions asked for) means it too
+    sys.argv[1:] = [a[1:] if a.startswith("+force=") else a for a in sys.argv[1:]]
+    try:
+        # Still held since this module's imports: a Ctrl-C inside Hydra's compose leaves
+        # OmegaConf half-updated and surfaces as an unrelated AttributeError. Preflight records
+        # nothing, so the stop can wait the second it takes.
+        preflight.check(sys.argv[1:], on_sweep=sweep.start_workers)
+        STOP.release()
+        STOP.check()  # a Ctrl-C during the imports or the preflight
+        hydra_main()
+        code = sweep.exit_code()
+    except RunError as err:
+        say(err.message)
+        code = err.code
+    except sweep.SweepAbort as err:
+        say(err.message)
+        code = err.code
+    except KeyboardInterrupt:
+        say("interrupted")
+        code = STOP.exit_code
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    finally:
+        code = sweep.close_open_sweep(code)
+        # Exit without the collector's final passes over every object that mlflow, sklearn and
+        # matplotlib loaded: 0.8 s of interpreter shutdown here, 0.07 s frozen.
+        gc.freeze()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
