@@ -345,7 +345,7 @@ def main(argv=None):
     if bool(args.run_id) == bool(args.sweep):
         ap.error("give a RUN_ID or --sweep SWEEP_ID")
     try:
-        client = tracking.connect(args.tracking_uri)
+        client = tracking.open_store(args.tracking_uri, timeout=10, retries=2)  # never creates one
         if args.run_id:
             _announce_versions(client, args.run_id)
             new_id, same, msg, warnings = reproduce_one(client, args.run_id, args.tracking_uri)

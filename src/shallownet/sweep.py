@@ -437,6 +437,7 @@ class Session:
 
                 say(f"could not close parent run {parent}: {tracking._first_line(err)}")
                 counts, closed = _session_counts(outcomes, self.total), False
+                self._end_parent_anyway(parent, tracking._first_line(err))
             _EXIT = _exit_code(outcomes, complete, closed, self.total)
             self._summary(outcomes, counts, parent, complete)
             _tidy(self.sweep_dir, self.session)
@@ -462,6 +463,20 @@ class Session:
         except Exception as err:
             say(f"could not store the members of sweep {self.sweep_id}: {tracking._first_line(err)}")
         return counts
+
+    def _end_parent_anyway(self, parent, cause):
+        """The parent whose record could not be written (a damaged store): ended KILLED (the
+        sweep was stopped) or FAILED, with the cause when the store still takes a tag, never
+        left RUNNING while the store takes a status."""
+        from . import tracking
+
+        status = "KILLED" if STOP.requested else "FAILED"
+        reason = {tracking.TAG_FAILURE: f"the sweep's summary could not be recorded: {cause}"}
+        for tags in (reason, None):
+            try:
+                return tracking.end_run(self.client, parent, status, tags)
+            except Exception:
+                continue
 
     def _end_leftovers(self, parent, outcomes):
         """This session's child runs still RUNNING: their job was stopped (loky SIGKILLs an

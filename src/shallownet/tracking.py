@@ -1,8 +1,6 @@
 """Everything that talks to MLflow. Imported only after the config and data are known good
 (``import mlflow`` alone costs ~2 s)."""
 
-import contextlib
-import fcntl
 import functools
 import json
 import os
@@ -54,9 +52,10 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used (unreachable server, unwritable path, full disk)."""
 
 
-def configure(uri, timeout=10, retries=2):
+def configure(uri, timeout=10, retries=2, create=True):
     """Bound MLflow's HTTP retries (its defaults retry for minutes) and check the store is
-    reachable; create the directory of a sqlite store. Call before importing mlflow."""
+    reachable; create the directory of a sqlite store (unless ``create`` is false: a
+    reader). Call before importing mlflow."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -74,7 +73,7 @@ def configure(uri, timeout=10, retries=2):
                 f"tracking server unreachable at {uri} ({reason}). Start one with "
                 f"'make server', or use the embedded store: tracking.uri={DEFAULT_URI}"
             ) from None
-    elif uri.startswith("sqlite:///"):
+    elif uri.startswith("sqlite:///") and create:
         try:
             sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -85,23 +84,6 @@ def sqlite_path(uri):
     return Path(uri[len("sqlite:///") :].split("?", 1)[0])
 
 
-@contextlib.contextmanager
-def _schema_lock(uri):
-    """Hold an exclusive lock beside a sqlite store while MLflow creates or migrates its
-    schema: processes that open a fresh store at once otherwise race through the migrations
-    and leave it broken for good (``_alembic_tmp_latest_metrics already exists``)."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    lock = sqlite_path(uri).with_name(sqlite_path(uri).name + ".lock")
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def artifact_root(uri):
     """Artifacts of an embedded sqlite store live beside it (outputs/mlartifacts)."""
     if uri.startswith("sqlite:///"):
@@ -109,12 +91,17 @@ def artifact_root(uri):
     return None  # a server decides (--serve-artifacts)
 
 
-def connect(uri, timeout=10, retries=2):
+def connect(uri, timeout=10, retries=2, create=True):
     """configure(), then an MlflowClient on ``uri`` (also the fluent API's tracking URI) whose
-    store exists and has its schema. Raises TrackingError."""
-    configure(uri, timeout, retries)
+    store exists and has its schema: a new sqlite store is created (shallownet.schema), one
+    another process is creating is waited for. ``create=False`` (a reader): a sqlite store
+    must exist with its schema complete; nothing is created, locked or written on opening.
+    Raises TrackingError."""
+    configure(uri, timeout, retries, create)
     import mlflow
     from mlflow.tracking import MlflowClient
+
+    from . import schema
 
     given, uri = uri, _patient(uri)
     mlflow.set_tracking_uri(uri)
@@ -122,11 +109,11 @@ def connect(uri, timeout=10, retries=2):
     # report) get the user's URI, not this process's lock-timeout variant
     os.environ["MLFLOW_TRACKING_URI"] = given
     try:
-        with _schema_lock(uri):
-            client = MlflowClient(uri)  # creates (and migrates) a sqlite store's schema
+        if uri.startswith("sqlite:///"):
+            (schema.ensure if create else schema.require)(sqlite_path(uri))
+        return MlflowClient(uri)  # a store at MLflow's latest schema: verified, not migrated
     except Exception as err:
         raise TrackingError(_first_line(err)) from None
-    return client
 
 
 SQLITE_BUSY_SECONDS = 60
@@ -141,8 +128,11 @@ def _patient(uri):
 
 
 def _first_line(err):
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    """The first line of an error's message that names what went wrong (SQLAlchemy puts its
+    notes, "(raised as a result of Query-invoked autoflush; ...", before the cause)."""
+    text = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    causes = [line for line in text if not line.startswith("(raised as a result of")]
+    return (causes or text or [type(err).__name__])[0]
 
 
 def ensure_experiment(uri, name, client=None):
@@ -568,19 +558,19 @@ def require_store(uri):
             raise TrackingError(f"tracking store {uri!r} has no file")
         if not Path(path).is_file():
             raise TrackingError(
-                f"tracking store not found: no sqlite file at {path} "
-                "(pass --tracking-uri or set MLFLOW_TRACKING_URI)"
+                f"no store at {path} (not found: pass --tracking-uri or set MLFLOW_TRACKING_URI)"
             )
     elif uri.startswith("file:") or "://" not in uri:
         path = uri[len("file://") :] if uri.startswith("file://") else uri
         if not Path(path).exists():
-            raise TrackingError(f"tracking store not found: {path}")
+            raise TrackingError(f"no store at {path} (not found)")
 
 
 def open_store(uri, timeout=20, retries=0):
-    """An MlflowClient on an existing store (require_store, then connect)."""
+    """A reader's MlflowClient on an existing store (require_store, then connect without
+    creating anything): works on a read-only file system, and never takes the schema lock."""
     require_store(uri)
-    return connect(uri, timeout, retries)
+    return connect(uri, timeout, retries, create=False)
 
 
 def runs_frame(runs):
