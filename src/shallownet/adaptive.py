@@ -7,8 +7,9 @@ sequential t-test (``shallownet.sequential``: the Gaussian-mixture e-process on 
 paired differences), with Holm over the named family: a comparison is decided when its
 e-value, at this round or an earlier one, reaches k/alpha for its Holm rank k (or when its
 confidence sequence at alpha/m is narrower than ``target_width``). Its error rate holds over
-all the rounds, however many: re-testing a fixed-alpha CI after each of 9 rounds decided a
-difference in 19.5% of null studies, not 5%. The sweep stops when every comparison is decided
+all the rounds, however many: re-testing a fixed-alpha CI after each of the default rounds
+(5, 8, ..., 29, 30 seeds) decides a difference in 19% of null studies, not 5%
+(tests/test_adaptive_rule.py). The sweep stops when every comparison is decided
 or ``max_seeds`` is reached. Each round and the stopping rule are recorded in the sweep's
 parent run (params ``adaptive.*``, metrics at step = round, tag ``adaptive.stop_reason``), and
 the report says why it stopped. Rounds are ordinary jobs of the sweep: running the command
