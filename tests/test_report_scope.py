@@ -7,6 +7,7 @@ import pytest
 from conftest import client_for, run_cli, runs_of
 from test_report import SweepWriter, loss_curve, new_store, params
 
+from shallownet import tracking
 from shallownet.report import main as report_main
 
 ACC = {"relu": [0.90, 0.92, 0.88, 0.95], "tanh": [0.85, 0.86, 0.87, 0.84]}
@@ -109,6 +110,19 @@ def test_each_experiment_report_gets_its_own_folder(two_studies, tmp_path, monke
     )
 
 
+def test_latest_sweep_id_counts_a_resume(tmp_path):
+    """A parent reopened as a resumed sweep reopens it (reopen_run with a fresh heartbeat) is
+    the latest sweep, though another parent was created after it."""
+    _, client, exp = new_store(tmp_path)
+    w = SweepWriter(client, exp, tmp_path)
+    first, second = w.parent("sweep-a", "s"), w.parent("sweep-b", "s")
+    for p in (first, second):
+        client.set_terminated(p, "FINISHED")
+    assert tracking.latest_sweep_id(client, "shallownet") == "sweep-b"
+    tracking.reopen_run(client, client.get_run(first), tracking.owner_tags())
+    assert tracking.latest_sweep_id(client, "shallownet") == "sweep-a"
+
+
 @pytest.mark.slow
 def test_sweep_latest_after_a_resume_is_the_resumed_sweep(tmp_path):
     """Sweep A, then sweep B, then A again (every job skipped): latest is A, and A's parent
@@ -144,10 +158,10 @@ def test_sweep_latest_after_a_resume_is_the_resumed_sweep(tmp_path):
         tmp_path,
     )
     assert res.returncode == 0, res.stderr
-    sweep_a = a.data.tags["sweep_id"]
-    assert res.stdout.splitlines()[0].startswith(f"Sweep {sweep_a}: ")
-    md = (tmp_path / "r" / "report.md").read_text()
-    assert md.splitlines()[0].startswith(f"# Sweep {sweep_a}: ") and "| tanh |" in md
     client = client_for(uri)
     assert {f.path for f in client.list_artifacts(a.info.run_id, "report")} >= {"report/report.md"}
     assert client.list_artifacts(b.info.run_id, "report") == []
+    sweep_a = a.data.tags["sweep_id"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert md.splitlines()[0].startswith(f"# Sweep {sweep_a}: ") and "| tanh |" in md
+    assert res.stdout.splitlines()[0].startswith(f"Sweep {sweep_a}: ")
