@@ -194,7 +194,7 @@ def store(tmp_path_factory):
     client.set_terminated(p1, "FINISHED", end_time=w.tick())
 
     # sweep 2 (latest): activation x initializer x 3 seeds, ReLU+He best and fastest
-    p2 = w.parent("sweep-init", "tutorial_initializers")
+    p2 = w.parent("sweep-init", "init_x_activation")
     acc2 = {}
     for act in ("relu", "tanh"):
         for init in ("he_normal", "xavier_uniform"):
@@ -442,7 +442,7 @@ def test_cli_latest(store, tmp_path, capsys):
     ci = t.confidence_interval(0.95)
     assert (
         "He initialisation suits ReLU better than small random / Xavier. he_normal vs "
-        "xavier_uniform, final test accuracy, ReLU runs: "
+        "xavier_uniform, final test accuracy, runs with activation.name=relu: "
         f"{'yes' if r['p_holm'] < 0.05 else 'undecided'}"
     ) in md
     assert f"diff {num((a - b).mean())} [{num(ci.low)}, {num(ci.high)}]" in md
@@ -735,25 +735,8 @@ def test_median_run_per_level():
     assert r["run_id"] == "r2" and n == 4  # sorted 0.5, 0.7, 0.8, 0.9: the lower middle
 
 
-def _frames(rows):
-    """(tidy runs, children) frames for tutorial_claims without MLflow."""
-    runs = pd.DataFrame(rows)
-    runs["state"] = "finished"
-    runs["ett_status"] = "reached"
-    children = pd.DataFrame(
-        {
-            f"params.{k}": runs[k]
-            for k in runs.columns
-            if k in ("lr_schedule.name", "model.hidden_sizes", "seed")
-        }
-    )
-    children["params.dataset.name"] = "quadrant"
-    children["params.activation.name"] = "relu"
-    return runs, children
-
-
-def _judged(runs, children, factors):
-    cl = claims.tutorial_claims(runs, children, factors)
+def _judged(runs, factors, study):
+    cl = claims.tutorial_claims(runs, factors, study)
     fam = [c.comparison for c in cl]
     res = st.evaluate_comparisons(runs, fam, factors)
     idx = {c.hypothesis(): i for i, c in enumerate(fam)}
@@ -780,20 +763,21 @@ def test_claims_follow_the_numbers():
         for hid in ("[64]", "[4]")
         for s in range(4)
     ]
-    runs, children = _frames(rows)
+    runs = pd.DataFrame(rows).assign(state="finished", ett_status="reached")
     factors = ["lr_schedule.name", "model.hidden_sizes"]
-    assert rt.find_factors(children.assign(**{"params.activation.alpha": "0.01"}))[0] == factors
-    got = _judged(runs, children, factors)
+    got = _judged(runs, factors, "tutorial001_blobs")
     plateau = got["plateau decay reaches a lower final training lossfinal_train_loss"]
     x = np.array(train["plateau"] * 2) + np.repeat([0.0, 0.01], 4)
     y = np.array(train["constant"] * 2) + np.repeat([0.0, 0.01], 4)
     assert plateau["n_pairs"] == 8 and plateau["verdict"] == "yes"
     assert plateau["p"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
-    wide = got["wider hidden layers fit the quadrant task betterfinal_test_accuracy"]
+    wide = _judged(runs, factors, "tutorial002_quadrant")[
+        "wider hidden layers fit the quadrant task betterfinal_test_accuracy"
+    ]
     assert (wide["level_a"], wide["level_b"]) == ("[64]", "[4]") and wide["verdict"] == "yes"
     # reverse the data: the same code now answers "no"
     runs["final_train_loss"] = -runs["final_train_loss"]
-    got = _judged(runs, children, factors)
+    got = _judged(runs, factors, "tutorial001_blobs")
     assert got["plateau decay reaches a lower final training lossfinal_train_loss"]["verdict"].startswith(
         "no"
     )

@@ -330,8 +330,9 @@ def test_submitit_local_launcher(store):
 
 def test_adaptive_seeds_decide_tutorial000s_claim_and_stop(store):
     """hparams_search=adaptive adds seeds in rounds until ReLU-vs-tanh (epochs to the loss
-    threshold) is decided, records each round and why it stopped in the parent, and a resume
-    reaches the same decision from the same runs, training nothing."""
+    threshold) is decided by the anytime-valid sequential t-test (its e-value reaches
+    1/alpha = 20), records each round and why it stopped in the parent, and a resume reaches
+    the same decision from the same runs, training nothing."""
     cwd, uri = store
     args = [
         "shallownet-train",
@@ -340,29 +341,42 @@ def test_adaptive_seeds_decide_tutorial000s_claim_and_stop(store):
         "hparams_search=adaptive",
         "hydra.sweeper.min_seeds=3",
         "hydra.sweeper.step=3",
-        "hydra.sweeper.max_seeds=12",
+        "hydra.sweeper.max_seeds=15",
         "tracking.log_model=false",
         f"tracking.uri={uri}",
     ]
     res = run_cli(args, cwd)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "adaptive seeds: decided after round 2 (6 seeds)" in res.stdout, res.stdout
+    stop = "decided after round 4 (12 seeds) by the anytime-valid sequential t-test"
+    assert f"adaptive seeds: {stop}" in res.stdout, res.stdout
     (parent,), children = parents_children(uri)
-    assert len(children) == 3 * 6 and {c.info.status for c in children} == {"FINISHED"}
+    assert len(children) == 3 * 12 and {c.info.status for c in children} == {"FINISHED"}
     client = client_for(uri)
     rounds = client.get_metric_history(parent.info.run_id, "adaptive.seeds")
-    assert sorted((m.step, m.value) for m in rounds) == [(1, 3.0), (2, 6.0)]
+    assert sorted((m.step, m.value) for m in rounds) == [(1, 3.0), (2, 6.0), (3, 9.0), (4, 12.0)]
     key = "adaptive.activation.name.relu.tanh.epochs_to_threshold"
-    decided = sorted(
-        (m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"{key}.decided")
-    )
-    assert decided == [(1, 0.0), (2, 1.0)]
+
+    def history(name):
+        return [
+            m.value
+            for m in sorted(
+                client.get_metric_history(parent.info.run_id, f"{key}.{name}"), key=lambda m: m.step
+            )
+        ]
+
+    assert history("decided") == [0.0, 0.0, 0.0, 1.0]
+    e = history("e_value")
+    assert all(x < 20 for x in e[:3]) and e[3] >= 20, e
+    low, high, mean = history("adj_ci_low")[3], history("adj_ci_high")[3], history("mean_diff")[3]
+    assert low <= mean <= high and (low > 0 or high < 0)  # its confidence sequence excludes 0
     assert parent.data.params["adaptive.compare"] == "activation.name:relu:tanh:epochs_to_threshold"
-    assert parent.data.tags["adaptive.stop_reason"].startswith("decided after round 2 (6 seeds)")
+    assert parent.data.params["adaptive.method"].startswith("anytime-valid sequential t-test")
+    assert parent.data.tags["adaptive.stop_reason"].startswith(stop)
     res = run_cli(args, cwd)  # resumed: the same rounds, all skipped, the same stop
-    assert "decided after round 2 (6 seeds)" in res.stdout and "skipped 18 this session" in res.stdout
+    assert stop in res.stdout and "skipped 36 this session" in res.stdout
     res = run_cli(
         ["shallownet-report", "--sweep", "latest", "--tracking-uri", uri, "--out", str(cwd / "rep")], cwd
     )
     assert res.returncode == 0, res.stderr
-    assert "Adaptive seeds" in (cwd / "rep" / "report.md").read_text()
+    md = (cwd / "rep" / "report.md").read_text()
+    assert "Adaptive seeds" in md and "anytime-valid sequential t-test" in md

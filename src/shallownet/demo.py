@@ -2,10 +2,11 @@
 
 1. tutorial 000's activation ablation (tanh / ReLU / leaky ReLU x 5 seeds, joblib, 2 at once)
 2. tutorial 001's blobs: plateau decay vs a constant rate (x 5 seeds, overlapping blobs)
-3. a report for each sweep (outputs/reports/<sweep>/report.html)
+3. a report for each sweep, named by the id the sweep printed (outputs/reports/<sweep>/report.html)
 4. one run re-executed from the store and compared bit for bit ("identical")
 """
 
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,15 @@ def run(*args):
     return out
 
 
+def sweep_of(out):
+    """The id of the sweep that shallownet-train's output announced."""
+    found = re.search(r"^shallownet: sweep (\S+) \(", out, re.MULTILINE)
+    if found is None:
+        print(out)
+        sys.exit("demo: the sweep did not say its id")
+    return found.group(1)
+
+
 def main():
     t0 = time.time()
     reports = []
@@ -42,8 +52,9 @@ def main():
                 and "INFO" not in line
             )
         )
-        step(f"report: shallownet-report --sweep latest   ({study})")
-        out = run("shallownet-report", "--sweep", "latest")
+        sweep_id = sweep_of(out)
+        step(f"report: shallownet-report --sweep {sweep_id}   ({study})")
+        out = run("shallownet-report", "--sweep", sweep_id)
         print(out.strip())
         reports.append(
             next(line.split("report: ", 1)[1] for line in out.splitlines() if line.startswith("report: "))

@@ -644,16 +644,20 @@ def _filter_quote(s):
 
 
 def latest_sweep_id(client, experiment_name):
-    """The sweep_id of the most recently started parent run of the experiment."""
+    """The sweep_id of the parent run most recently run: started or resumed (a parent's
+    heartbeat tag is set when its sweep opens it, resumes included); ties by run id."""
     exp = require_experiment(client, experiment_name)
-    parents = search_runs_frame(client, [exp], f"tags.`{TAG_ROLE}` = 'parent'")
-    col = f"tags.{TAG_SWEEP}"
-    if col in parents:
-        parents = parents[parents[col].notna()]
-    if parents.empty or col not in parents:
+    parents = [
+        r for r in search_all(client, [exp], f"tags.`{TAG_ROLE}` = 'parent'") if r.data.tags.get(TAG_SWEEP)
+    ]
+    if not parents:
         raise RunsNotFound(f"no sweep (parent run) found in experiment {experiment_name!r}")
-    parents = parents.sort_values(["start_time", "run_id"], kind="mergesort")
-    return str(parents.iloc[-1][col])
+
+    def last_opened(run):
+        _, beat = run_owner(run)  # the heartbeat, else the start time
+        return (max(run.info.start_time or 0, beat or 0), run.info.run_id)
+
+    return str(max(parents, key=last_opened).data.tags[TAG_SWEEP])
 
 
 def download_artifact(client, run_id, path, dst):

@@ -41,9 +41,10 @@ class ShallownetSweeper(BasicSweeper):
 
 
 class AdaptiveSweeper(ShallownetSweeper):
-    """The study's grid in rounds of seeds until its named comparisons are decided
-    (shallownet.adaptive): seeds 0..min_seeds-1 first, then ``step`` more per round, up to
-    ``max_seeds``. Selected by hparams_search=adaptive."""
+    """The study's grid in rounds of seeds until its named comparisons are decided by
+    shallownet.adaptive's anytime-valid sequential test: seeds 0..min_seeds-1 first, then
+    ``step`` more per round, up to ``max_seeds`` (Rule.rounds). Selected by
+    hparams_search=adaptive."""
 
     def __init__(
         self,
@@ -81,8 +82,8 @@ class AdaptiveSweeper(ShallownetSweeper):
         ]  # the seeds are this sweeper's to choose
         session = sweep.current_session()
         session.record_rule(self.rule.params())
-        done, seeds, job, returns = 0, min(self.rule.min_seeds, self.rule.max_seeds), 0, []
-        for round_no in range(1, self.rule.max_seeds + 1):
+        done, job, returns = 0, 0, []
+        for round_no, seeds in enumerate(self.rule.rounds(), start=1):
             seed = parser.parse_override(f"seed=range({done},{seeds})")
             batch = [j for b in self.split_arguments(grid + [seed], None) for j in b]
             session.expect(job + len(batch))
@@ -90,5 +91,5 @@ class AdaptiveSweeper(ShallownetSweeper):
             job += len(batch)
             if adaptive.after_round(session, self.rule, round_no, seeds):
                 break
-            done, seeds = seeds, min(seeds + self.rule.step, self.rule.max_seeds)
+            done = seeds
         return returns

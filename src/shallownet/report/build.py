@@ -63,6 +63,7 @@ class Study:
     identical: set = field(default_factory=set)  # {(factor, frozenset({a, b}))} same computation
     show_lr: bool = False
     files: dict = field(default_factory=dict)
+    scope: object = None  # scope.Scope: what the report covers (its title and first lines)
 
     @property
     def table_factors(self):
@@ -99,13 +100,13 @@ def _one_value(children, key):
     return vals
 
 
-def new_study(runs_df, ignore_params, alpha, title) -> Study:
+def new_study(runs_df, ignore_params, alpha, title, scope=None) -> Study:
     parents, children = split_parent(runs_df)
     if children.empty:
         raise ReportError("no child runs to report on")
     parent = (
         parents.sort_values(["start_time", "run_id"], kind="mergesort").iloc[-1]
-        if not parents.empty
+        if not parents.empty and (scope is None or scope.sweep_id is not None)
         else None
     )
     factors, aliases = find_factors(children, ignore=tuple(ignore_params))
@@ -116,7 +117,9 @@ def new_study(runs_df, ignore_params, alpha, title) -> Study:
         ids = _one_value(children, tracking.TAG_SWEEP)
         s.sweep_id = ids[0] if len(ids) == 1 else None
     s.study = _tag(parent, tracking.TAG_STUDY) or ", ".join(_one_value(children, tracking.TAG_STUDY)) or None
-    s.title = title or f"shallownet report: {s.study or s.sweep_id or 'runs'}"
+    if scope is not None:  # an --experiment report is no sweep's, even of one sweep's runs
+        s.sweep_id, s.study, s.scope = scope.sweep_id, scope.study, scope
+    s.title = title or (scope.title if scope else f"shallownet report: {s.study or s.sweep_id or 'runs'}")
     return s
 
 
@@ -125,7 +128,7 @@ def analyse(s: Study, curves: dict) -> None:
     runs, factors = s.runs, s.factors
     s.summary = stats.summarize(runs, s.table_factors)
     pairwise = stats.pairwise(runs, factors, COMPARE_METRICS)
-    claims = claims_mod.tutorial_claims(runs, s.children, factors)
+    claims = claims_mod.tutorial_claims(runs, factors, s.study)
     family, seen = [], set()
     for c in pairwise + [c.comparison for c in claims if c.comparison is not None]:
         if c.hypothesis() not in seen:
@@ -268,15 +271,17 @@ def build_report(
     ignore_params=(),
     log_artifacts: bool = True,
     alpha: float = stats.ALPHA,
+    scope=None,
 ) -> Report:
     """Write the report of the runs in ``runs_df`` (a tracking.search_runs_frame frame) into
     ``out_dir``. A parent run in the frame (tag shallownet.role = parent) is not analysed;
     with ``log_artifacts`` it receives the files under ``report/`` and its description.
-    ``client`` reads the artifacts (default: the store of $MLFLOW_TRACKING_URI)."""
+    ``client`` reads the artifacts (default: the store of $MLFLOW_TRACKING_URI); ``scope``
+    (scope.Scope) says what the runs are: it titles the report and picks its claims."""
     client = client or tracking.open_store(os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    s = new_study(runs_df, ignore_params, alpha, title)
+    s = new_study(runs_df, ignore_params, alpha, title, scope)
     with tempfile.TemporaryDirectory(prefix="shallownet-report-") as tmp:
         curves = load_curves(client, list(s.runs["run_id"]), Path(tmp) / "curves")
         s.threshold, s.threshold_text, s.horizon = add_curve_measures(

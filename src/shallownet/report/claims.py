@@ -1,15 +1,62 @@
-"""The tutorials' claims, each tested by a paired comparison of the study when its factors
-allow: which claims apply (tutorial_claims) and what the numbers say (judge)."""
+"""The tutorials' claims, each declared with the experiment file of the study that tests it
+(CLAIMS) and judged only in a report of that study: which claims apply (tutorial_claims) and
+what the numbers say (judge). A claim is a paired comparison written as adaptive seeds write
+theirs, ``factor:claimed_better_level:other_level:metric``, optionally on the runs where
+another factor has one level (``where="activation.name=relu"``)."""
 
 from __future__ import annotations
 
-import ast
 import math
 from dataclasses import dataclass
 
 from .fmt import ci, is_missing, num, p_is
-from .runs import BETTER, ETT, METRIC_LABELS, constant_value, level_key, sort_levels
+from .runs import BETTER, ETT, METRIC_LABELS
 from .stats import Comparison
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A tutorial's claim as its study states it."""
+
+    tutorial: str
+    text: str
+    compare: str  # "factor:a:b:metric", a = the level the tutorial says is better
+    where: str = ""  # "factor=level": the subset the claim is measured on
+
+    def comparison(self) -> Comparison:
+        factor, a, b, metric = self.compare.split(":")
+        where = tuple(tuple(w.split("=", 1)) for w in self.where.split(",") if w)
+        return Comparison(factor, a, b, metric, where)
+
+
+HE = "He initialisation suits ReLU better than small random / Xavier"
+WIDER = "wider hidden layers fit the quadrant task better"
+# experiment file (conf/experiment/NAME.yaml) -> the claims its study tests
+CLAIMS = {
+    "tutorial000_activations": (
+        Declared(
+            "Tutorial 000",
+            "ReLU converges faster than tanh (fewer epochs to the loss threshold)",
+            "activation.name:relu:tanh:epochs_to_threshold",
+        ),
+    ),
+    "tutorial001_blobs": (
+        Declared(
+            "Tutorial 001",
+            "plateau decay reaches a lower final training loss",
+            "lr_schedule.name:plateau:constant:final_train_loss",
+        ),
+    ),
+    "tutorial002_quadrant": (
+        Declared("Tutorial 002", WIDER, "model.hidden_sizes:[64]:[4]:final_test_accuracy"),
+        Declared("Tutorial 002", WIDER, "model.hidden_sizes:[64]:[4]:final_train_loss"),
+    ),
+    "init_x_activation": tuple(
+        Declared("Tutorials", HE, f"initializer.name:he_normal:{other}:{metric}", "activation.name=relu")
+        for other in ("small_random", "xavier_uniform")
+        for metric in ("final_test_accuracy", ETT)
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -17,100 +64,29 @@ class Claim:
     tutorial: str
     text: str
     comparison: Comparison | None  # a = the level the tutorial says is better
-    context: str = ""  # ", ReLU runs": the subset the claim is measured on
+    context: str = ""  # ", runs with activation.name=relu": the subset the claim is measured on
     why_not: str = ""  # set when the claim cannot be tested here
 
 
-def _find_factor(factors, names):
-    for n in names:
-        if n in factors:
-            return n
-    for f in factors:
-        if any(f.endswith("." + n) for n in names):
-            return f
-    return None
+def _why_not(runs, factors, cmp: Comparison) -> str:
+    """Why these runs cannot test the comparison ('' when they can)."""
+    for f, lv in ((cmp.factor, cmp.a), (cmp.factor, cmp.b)) + tuple(cmp.where):
+        if f not in factors:
+            return f"{f} is not a factor of these runs"
+        if lv not in set(runs[f]):
+            return f"no runs with {f}={lv}"
+    return ""
 
 
-def _width(level: str):
-    try:
-        v = ast.literal_eval(level)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) for x in v):
-        return float(sum(v))
-    return None
-
-
-def tutorial_claims(runs, children, factors) -> list:
-    """The claims this study's factors can test (or say why not)."""
+def tutorial_claims(runs, factors, study, table=CLAIMS) -> list:
+    """The claims declared for ``study`` (an experiment file's name, None for runs of several
+    or none), each with its comparison or why these runs cannot test it."""
     claims = []
-    act = _find_factor(factors, ["activation.name", "activation"])
-    act_const = constant_value(children, "activation.name")
-
-    if act is not None and {"relu", "tanh"} <= set(runs[act]):
-        claims.append(
-            Claim(
-                "Tutorial 000/001",
-                "ReLU converges faster than tanh (fewer epochs to the loss threshold)",
-                Comparison(act, "relu", "tanh", ETT),
-            )
-        )
-
-    init = _find_factor(factors, ["initializer.name", "initializer"])
-    if init is not None:
-        text = "He initialisation suits ReLU better than small random / Xavier"
-        levels = sort_levels(runs[init])
-        he = [lv for lv in levels if lv.startswith("he")]
-        base = [lv for lv in levels if lv.startswith(("small", "xavier", "glorot"))]
-        where, ctx = (), ""
-        if act is not None:
-            where, ctx = ((act, "relu"),), ", ReLU runs"
-        if not he or not base:
-            pass
-        elif (act is not None and "relu" not in set(runs[act])) or (
-            act is None and act_const not in (None, "relu")
-        ):
-            claims.append(Claim("Tutorials", text, None, why_not="no ReLU runs in this study"))
-        else:
-            for h in he:
-                for b in base:
-                    for m in ("final_test_accuracy", ETT):
-                        claims.append(Claim("Tutorials", text, Comparison(init, h, b, m, where), ctx))
-
-    sched = _find_factor(factors, ["lr_schedule.name", "lr_schedule"])
-    if sched is not None and {"plateau", "constant"} <= set(runs[sched]):
-        claims.append(
-            Claim(
-                "Tutorials",
-                "plateau decay reaches a lower final training loss",
-                Comparison(sched, "plateau", "constant", "final_train_loss"),
-            )
-        )
-
-    hid = _find_factor(factors, ["model.hidden_sizes", "hidden_sizes"])
-    if hid is None:
-        hid = next((f for f in factors if "hidden" in f), None)
-    if hid is not None:
-        widths = {lv: _width(lv) for lv in sort_levels(runs[hid])}
-        widths = {k: v for k, v in widths.items() if v is not None}
-        if len(widths) >= 2:
-            where, ctx = (), ""
-            ds = _find_factor(factors, ["dataset.name"])
-            ds_const = constant_value(children, "dataset.name")
-            if ds is not None:
-                where, ctx = ((ds, "quadrant"),), ", quadrant runs"
-            elif ds_const not in (None, "quadrant"):
-                ctx = f", measured on dataset {ds_const}, not quadrant"
-            text = "wider hidden layers fit the quadrant task better"
-            if ds is not None and "quadrant" not in set(runs[ds]):
-                claims.append(Claim("Tutorial 002", text, None, why_not="no quadrant runs in this study"))
-            else:
-                order = sorted(widths, key=lambda k: (widths[k], level_key(k)))
-                narrow, wide = order[0], order[-1]
-                for m in ("final_test_accuracy", "final_train_loss"):
-                    claims.append(Claim("Tutorial 002", text, Comparison(hid, wide, narrow, m, where), ctx))
+    for d in table.get(study or "", ()):
+        cmp = d.comparison()
+        context = "".join(f", runs with {f}={lv}" for f, lv in cmp.where)
+        why = _why_not(runs, factors, cmp)
+        claims.append(Claim(d.tutorial, d.text, None if why else cmp, context, why))
     return claims
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
 from .. import tracking
 from .build import DEFAULT_LOSS_FRACTION, ReportError, build_report
+from .scope import Scope, experiment_scope
 from .document import summary_text
 from .stats import ALPHA
 
@@ -21,10 +21,6 @@ def resolve_tracking_uri(flag: str | None) -> str:
 def _one_line(e: Exception) -> str:
     msg = str(e).strip().splitlines()
     return f"{type(e).__name__}: {msg[0] if msg else ''}"
-
-
-def _safe_name(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", s).strip("._") or "report"
 
 
 def parse_args(argv=None):
@@ -39,7 +35,7 @@ def parse_args(argv=None):
     src.add_argument(
         "--sweep",
         metavar="SWEEP_ID|latest",
-        help="sweep id (tag sweep_id) or 'latest' (most recent parent run)",
+        help="sweep id (tag sweep_id) or 'latest' (the sweep run most recently: started or resumed)",
     )
     src.add_argument(
         "--experiment", metavar="NAME", help="report on all child runs of this experiment (no parent logging)"
@@ -64,7 +60,8 @@ def parse_args(argv=None):
         "--out",
         default=None,
         metavar="DIR",
-        help="output directory (default outputs/reports/<sweep id or experiment>)",
+        help="output directory (default outputs/reports/<sweep id>, or for --experiment "
+        "outputs/reports/<experiment>--<filter>-<hash of the filter>)",
     )
     thr = p.add_mutually_exclusive_group()
     thr.add_argument(
@@ -102,22 +99,45 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def load(client, args):
+    """(runs frame, Scope) of the sweep or of the experiment's runs matching the filter."""
+    if args.sweep is not None:
+        sweep_id, runs = tracking.load_sweep_runs(client, args.experiment_name, args.sweep)
+        studies = sweep_studies(runs)
+        return runs, Scope(args.experiment_name, sweep_id, studies.get(sweep_id))
+    runs = tracking.load_experiment_runs(client, args.experiment, args.filter)
+    exp = tracking.require_experiment(client, args.experiment)
+    parents = tracking.search_runs_frame(client, [exp], f"tags.`{tracking.TAG_ROLE}` = 'parent'")
+    return runs, experiment_scope(args.experiment, args.filter, runs, sweep_studies(parents))
+
+
+def sweep_studies(frame):
+    """{sweep_id: experiment file} of the parent runs in a runs frame."""
+
+    def col(name):
+        return list(frame[f"tags.{name}"]) if f"tags.{name}" in frame else [None] * len(frame)
+
+    return {
+        sweep: study
+        for role, sweep, study in zip(
+            col(tracking.TAG_ROLE), col(tracking.TAG_SWEEP), col(tracking.TAG_STUDY)
+        )
+        if role == "parent" and isinstance(sweep, str) and isinstance(study, str)
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     uri = resolve_tracking_uri(args.tracking_uri)
     try:
         try:
             client = tracking.open_store(uri)
-            if args.sweep is not None:
-                name, runs = tracking.load_sweep_runs(client, args.experiment_name, args.sweep)
-            else:
-                name = args.experiment
-                runs = tracking.load_experiment_runs(client, args.experiment, args.filter)
+            runs, scope = load(client, args)
         except (tracking.TrackingError, tracking.RunsNotFound) as e:
             raise ReportError(str(e)) from e
         except Exception as e:  # connection errors, broken store, MLflow errors
             raise ReportError(f"cannot read runs from {uri}: {_one_line(e)}") from e
-        out = Path(args.out) if args.out else Path("outputs") / "reports" / _safe_name(name)
+        out = Path(args.out) if args.out else Path("outputs") / "reports" / scope.folder()
         report = build_report(
             runs,
             out,
@@ -127,10 +147,12 @@ def main(argv=None) -> int:
             ignore_params=args.ignore_param,
             log_artifacts=args.sweep is not None and not args.no_log,
             alpha=args.alpha,
+            scope=scope,
         )
     except ReportError as e:
         print(f"shallownet-report: error: {e}", file=sys.stderr)
         return 2
+    print(scope.title)
     print(summary_text(report))
     if report.logged_artifacts:
         print(

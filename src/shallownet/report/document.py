@@ -115,7 +115,7 @@ def _ci_kind(s) -> str:
 
 
 def section_header(s) -> list:
-    info = []
+    info = s.scope.lines() if s.scope is not None else []
     if s.sweep_id:
         info.append(f"Sweep: `{s.sweep_id}`")
     if s.parent is not None:
@@ -406,7 +406,8 @@ def section_claims(s) -> list:
             )
         )
     else:
-        B.append(("p", "None of the tutorials' claims concerns the factors of this study."))
+        of = f"experiment file {s.study}" if s.study else "runs of several or no experiment files"
+        B.append(("p", f"No tutorial claim is declared for {of}."))
     return B
 
 
