@@ -14,7 +14,7 @@ nodes on a shared filesystem:
 How a run ends, as a status and as the exit code of a single run:
 
     FINISHED 0   SKIPPED 0 (sweep: an identical run exists)   DIVERGED 1   FAILED 1
-    CONFIG_ERROR 2 (nothing recorded)   TRACKING_ERROR 3   KILLED 130 (Ctrl-C) / 143 (SIGTERM)
+    CONFIG_ERROR 2 (nothing recorded)   TRACKING_ERROR 3   KILLED 130 (Ctrl-C) / 143 (SIGTERM) / 129 (SIGHUP)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ the run ends FINISHED, FAILED (with ``failure_reason``) or KILLED (Ctrl-C/SIGTER
 metrics measured so far). A run that cannot start raises ``RunError``, caught in one place:
 ``main`` for a single run (one line, its exit code), ``run_job`` for a sweep's job (its
 outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (nothing
-recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM.
+recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
 """
 
 import gc
