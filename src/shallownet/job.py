@@ -14,7 +14,7 @@ nodes on a shared filesystem:
 How a run ends, as a status and as the exit code of a single run:
 
     FINISHED 0   SKIPPED 0 (sweep: an identical run exists)   DIVERGED 1   FAILED 1
-    CONFIG_ERROR 2 (nothing recorded)   TRACKING_ERROR 3   KILLED 130 (Ctrl-C) / 143 (SIGTERM)
+    CONFIG_ERROR 2 (nothing recorded)   TRACKING_ERROR 3   KILLED 130 (Ctrl-C) / 143 (SIGTERM) / 129 (SIGHUP)
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ ENV = "SHALLOWNET_SWEEP"
 OUTCOME = "outcome.json"
 STARTED = "started.json"
 EXIT_CODES = {"FINISHED": 0, "SKIPPED": 0, "DIVERGED": 1, "FAILED": 1, "CONFIG_ERROR": 2, "TRACKING_ERROR": 3}
+# What a sweep's job returns when its worker was stopped before the job began (a signal meant
+# for that worker alone, or for the whole sweep): it did not run. The joblib launcher gives it to
+# a fresh worker unless the sweep itself is stopping (hydra_plugins.shallownet_joblib).
+NOT_STARTED = "shallownet: not started, its worker was stopped"
 # overrides that say where and how a job runs, not what it computes: left out of progress lines
 NOT_SHOWN = ("tracking.", "experiment=", "hparams_search=", "hydra", "force=")
 

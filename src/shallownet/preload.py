@@ -16,13 +16,14 @@ import os
 import signal
 
 from . import procs
+from .stop import SIGNALS
 
-# The fork server: the sweep's launching process decides when jobs stop (it forwards Ctrl-C
-# and SIGTERM to the jobs in flight and waits for their records), so a signal meant for the
-# whole process group must not kill this server, whose death would kill every worker at once.
-# It dies with the launcher instead, even one killed with -9, and its workers die with it.
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+# The fork server: the sweep's launching process decides when jobs stop (it forwards Ctrl-C,
+# SIGTERM and SIGHUP to the jobs in flight and waits for their records), so a signal meant for
+# the whole process group must not kill this server, whose death would kill every worker at
+# once. It dies with the launcher instead, even one killed with -9, and its workers die with it.
+for sig in SIGNALS:
+    signal.signal(sig, signal.SIG_IGN)
 procs.die_with_parent()
 os.register_at_fork(after_in_child=procs.die_with_parent)
 
@@ -50,10 +51,10 @@ from . import claims, fit, plots, record, tracking, train  # noqa: E402,F401
 tracking.environment_tags()
 tracking.pip_freeze()
 
-# shallownet.train takes SIGINT/SIGTERM when imported (for the processes that record runs):
+# shallownet.train takes the stop signals when imported (for the processes that record runs):
 # give them back to SIG_IGN here. Workers take them again at each job (SweepCallback.on_job_start).
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+for sig in SIGNALS:
+    signal.signal(sig, signal.SIG_IGN)
 
 # Keep the collector off everything loaded so far, in this server and in every worker forked
 # from it (the Python docs' advice for a process that forks workers). Without it, the

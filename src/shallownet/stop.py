@@ -1,11 +1,13 @@
-"""Ctrl-C and SIGTERM: a request to stop that no phase of a run can lose.
+"""Ctrl-C, SIGTERM and SIGHUP: a request to stop that no phase of a run can lose.
 
-SIGINT (Ctrl-C) and SIGTERM (what kill, systemd, docker, SLURM and CI send) are one request:
-the first one is remembered for the whole process, so a library that swallows the
-KeyboardInterrupt it raises cannot turn an interrupted run into a FINISHED one. While the
-process writes its record (``deferred()``: opening the store, creating the run, the final
-batch, closing a sweep) a signal only sets the flag, and the writer ends the run KILLED
-afterwards; everywhere else it raises KeyboardInterrupt at once.
+SIGINT (Ctrl-C), SIGTERM (what kill, systemd, docker, SLURM and CI send) and SIGHUP (the
+terminal closed, the ssh session dropped) are one request: the first one is remembered for
+the whole process, so a library that swallows the KeyboardInterrupt it raises cannot turn an
+interrupted run into a FINISHED one. While the process writes its record (``deferred()``:
+opening the store, creating the run, the final batch, closing a sweep) a signal only sets the
+flag, and the writer ends the run KILLED afterwards; everywhere else the first one raises
+KeyboardInterrupt at once. The ones after it change nothing: the stop is under way, and an
+interrupt raised again (Ctrl-C pressed twice) would break off the record being written.
 
     STOP.install()              # once, in the main thread of a process that records runs
     with STOP.deferred():
@@ -18,11 +20,15 @@ import os
 import signal
 import threading
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # SLURM warns a job of its time limit with SIGUSR2 (submitit asks for it with --signal), then
 # sends SIGTERM, and SIGKILL after KillWait: all three are a stop here, recorded KILLED.
 SLURM_SIGNALS = (signal.SIGUSR2,)
-WHY = {signal.SIGINT: "Ctrl-C", signal.SIGUSR2: "SLURM's time-limit warning"}
+WHY = {
+    signal.SIGINT: "Ctrl-C",
+    signal.SIGHUP: "its terminal hung up",
+    signal.SIGUSR2: "SLURM's time-limit warning",
+}
 
 
 class Stop:
@@ -40,7 +46,8 @@ class Stop:
 
     @property
     def exit_code(self):
-        """The shell's convention: 128 + the signal's number (130 Ctrl-C, 143 SIGTERM)."""
+        """The shell's convention: 128 + the signal's number (130 Ctrl-C, 143 SIGTERM, 129
+        SIGHUP)."""
         return 128 + (self.signum or signal.SIGINT)
 
     @property
@@ -48,7 +55,7 @@ class Stop:
         return signal.Signals(self.signum or signal.SIGINT).name
 
     def install(self):
-        """Take SIGINT and SIGTERM (and, in a SLURM job, SIGUSR2) in this process, in place of
+        """Take SIGINT, SIGTERM and SIGHUP (and, in a SLURM job, SIGUSR2) in this process, in place of
         any handler of submitit's (only possible in the main thread)."""
         if threading.current_thread() is not threading.main_thread():
             return
@@ -84,11 +91,11 @@ class Stop:
             # job will not start) and let the launcher end the pool.
             self.signum = self.signum or signum
             return
-        first = self.signum is None
-        if first:
-            self.signum = signum
-            for hook in self._hooks:
-                hook(signum)
+        if self.signum is not None:
+            return  # the stop is under way: a second Ctrl-C must not break off its record
+        self.signum = signum
+        for hook in self._hooks:
+            hook(signum)
         if self._deferring == 0:
             raise KeyboardInterrupt
 

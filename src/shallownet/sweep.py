@@ -14,7 +14,7 @@ the order they finish. ``close`` (Hydra skips ``on_multirun_end`` when a job fai
 the sweep from the store (all sessions; configs another sweep finished are members too,
 listed in the parent's ``sweep/members.json``), ends the parent and prints the summary.
 
-A Ctrl-C or SIGTERM is forwarded to the jobs in flight on this machine, which end their runs
+A Ctrl-C, SIGTERM or SIGHUP is forwarded to the jobs in flight on this machine, which end their runs
 KILLED with what they measured; the sweep then ends KILLED (exit 130 or 143). With the joblib
 launcher, workers fork from a preloaded fork server (``shallownet.preload``) and die with it,
 and it dies with this process, even when this process is killed with -9.
@@ -31,6 +31,7 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -121,11 +122,29 @@ def preload_workers(launcher, n_jobs):
 
     from joblib.externals.loky.backend import context
 
+    start_resource_trackers()
     multiprocessing.set_forkserver_preload(["shallownet.preload"])
     multiprocessing.forkserver.ensure_running()
     context.set_start_method("forkserver", force=True)
     cores = os.cpu_count() or 1
     return max(1, cores // n_jobs) if n_jobs > 0 else 1
+
+
+def start_resource_trackers():
+    """Start multiprocessing's and loky's resource trackers (helper processes of the sweep's
+    group) with SIGHUP blocked, a mask they keep: they ignore SIGINT and SIGTERM themselves, but
+    a closed terminal's SIGHUP killed them, and their relaunch printed tracebacks. A SIGHUP
+    meanwhile waits in this process and is handled once they are started."""
+    import multiprocessing.resource_tracker
+
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+        loky_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def swept_keys(config):

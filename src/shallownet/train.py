@@ -11,7 +11,7 @@ the run ends FINISHED, FAILED (with ``failure_reason``) or KILLED (Ctrl-C/SIGTER
 metrics measured so far). A run that cannot start raises ``RunError``, caught in one place:
 ``main`` for a single run (one line, its exit code), ``run_job`` for a sweep's job (its
 outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (nothing
-recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM.
+recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
 """
 
 import gc
@@ -34,7 +34,7 @@ from . import claims, config, datasets, identity, record, tracking  # noqa: E402
 from .model import MLP  # noqa: E402
 
 from .fit import Curves, fit, layer_sizes  # noqa: E402
-from .job import EXIT_CODES, Job, Outcome, RunError  # noqa: E402
+from .job import EXIT_CODES, NOT_STARTED, Job, Outcome, RunError  # noqa: E402
 from .tracking import TAG_FAILURE  # noqa: E402
 
 
@@ -363,7 +363,7 @@ def run_job(cfg):
     STOP.release()
     job, phases = Job.current(), Phases()
     if job.in_sweep and STOP.requested:
-        return 0.0  # a pool worker of a stopping sweep: the next job does not start at all
+        return NOT_STARTED  # a stopped pool worker starts no further job (the launcher decides)
     job.started()
     try:
         with STOP.busy():
