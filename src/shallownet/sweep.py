@@ -631,15 +631,18 @@ def _exit_code(outcomes, complete, closed, total):
 def _note(study, sweep_id, counts, outcomes):
     """The parent's description in the MLflow UI (markdown); the report replaces it with its
     findings."""
-    rows = "\n".join(
-        f"| {o.get('shown') or '(defaults)'} | {o['status']} | {_acc(o)} |"
+    from . import description
+
+    rows = [
+        [o.get("shown") or "(defaults)", o["status"], _acc(o)]
         for o in sorted(outcomes, key=lambda o: o.get("num") or 0)
-    )
+    ]
+    table = "\n".join(description.table(["job", "status (this session)", "test acc"], rows))
     return (
         f"**{study}** sweep `{sweep_id}`: {counts['jobs_finished']}/{counts['jobs_total']} "
         f"configurations finished, {counts['jobs_failed']} failed "
         f"({counts['jobs_diverged']} diverged).\n\n"
-        f"| job | status (this session) | test acc |\n|---|---|---|\n{rows}\n\n"
+        f"{table}\n\n"
         "Run `shallownet-report --sweep " + sweep_id + "` for the statistics."
     )
 

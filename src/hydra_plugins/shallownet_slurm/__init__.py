@@ -13,6 +13,7 @@ controller) stops in one line naming sbatch's own reason, exit 3, its parent run
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 from unittest import mock
 
@@ -48,6 +49,9 @@ class SlurmLauncher(_SlurmLauncher):
         from shallownet.sweep import SweepAbort, abandon_open_sweep
 
         try:
+            missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+            if missing:  # submitit would raise its own RuntimeError, in a traceback
+                raise SubmitError(f"{' and '.join(missing)} not found on PATH (no SLURM client here)")
             return self._launch(job_overrides, initial_job_idx)
         except SubmitError as err:
             reason = f"hydra/launcher=slurm cannot submit the sweep's jobs: {err}"
