@@ -288,3 +288,19 @@ def test_a_slurm_launcher_that_cannot_submit_stops_in_one_line(store, tmp_path, 
     assert ("sbatch: fatal: Could not establish a configuration source" if sbatch else "sbatch") in line
     assert "Traceback" not in res.stdout + res.stderr
     assert {r.info.status for r in runs_of(uri)} <= {"FAILED"}  # no run left RUNNING
+
+
+def test_a_csv_of_three_classes_numbers_them_in_sorted_order(tmp_path):
+    from shallownet import datasets
+
+    path = tmp_path / "k.csv"
+    path.write_text("a,b,label\n1,2,b\n2,3,a\n3,4,c\n4,5,a\n5,6,b\n6,7,c\n")
+    X, y = datasets.csv(0, path, "label")
+    assert y.codes.tolist() == [1, 0, 2, 0, 1, 2] and list(y.categories) == ["a", "b", "c"]
+    assert list(X.columns) == ["a", "b"] and X.to_numpy().dtype == np.float64
+    with pytest.raises(datasets.DataError, match="positive='b' names class 1 of two classes"):
+        datasets.csv(0, path, "label", positive="b")
+    two = tmp_path / "two.csv"
+    two.write_text("a,label\n1,no\n2,yes\n3,no\n")
+    _, y = datasets.csv(0, two, "label", positive="yes")
+    assert y.codes.tolist() == [0, 1, 0] and list(y.categories) == ["no", "yes"]  # class 1: positive

@@ -4,7 +4,10 @@ Every dataset is a generator ``fn(seed, **params) -> (X, y)`` registered in
 ``GENERATORS``:
 
 * ``X``: float64, shape ``(N, n_features)``, C-contiguous (row-major)
-* ``y``: int64, shape ``(N,)``, values in {0, 1} (a CSV's: 0 .. K - 1, K classes)
+* ``y``: int64, shape ``(N,)``, values in {0, 1}
+
+except ``csv``, whose ``X`` is a DataFrame (the feature names are its columns) and ``y`` a
+``pandas.Categorical`` of K classes (codes 0 .. K - 1, the labels are its categories).
 
 A dataset config is a plain dict, e.g.
 ``{"name": "spiral", "noise": 0.1, "seed": 42, "test_size": 0.5}``.
@@ -279,21 +282,14 @@ def _labels_k(values, target, path, positive):
 
 
 def csv(seed, path, target, positive=None):
-    """A classification table read from a CSV file with pandas: ``table`` without the names.
-    ``seed`` is unused here (it only drives the split).
-    Returns X # (n_rows, n_columns - 1), y # (n_rows,)."""
-    X, y, _, _ = table(path, target, positive)
-    return X, y
-
-
-def table(path, target, positive=None):
     """A classification table read from a CSV file with pandas.
 
     ``target`` is the label column; every other column is a (numeric) feature. Two classes:
     0/1 (or booleans), or any two values with ``positive`` naming the one that is class 1.
     More: classes 0 .. K-1 in the sorted order of their values (model.output=softmax).
-    Returns X # (n_rows, n_columns - 1), y # (n_rows,), the feature names and the class names
-    (the value of each class in the file).
+    ``seed`` is unused here (it only drives the split).
+    Returns X # (n_rows, n_columns - 1) float64 DataFrame of the named features, y # (n_rows,)
+    Categorical whose categories are the classes' labels as written in the file.
     """
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
@@ -351,10 +347,9 @@ def table(path, target, positive=None):
             f"csv dataset: target column '{target}' in '{path}' has fewer than 2 classes "
             f"(only {classes.tolist()}). One-class data cannot be used; give both classes."
         )
-    X = df[features].to_numpy(dtype=np.float64)  # (n_rows, n_features)
     labels = _labels_01 if classes.size == 2 else _labels_k
     y, names = labels(df[target].to_numpy(), target, path, positive)  # (n_rows,), K names
-    return _features(X), _labels(y), tuple(features), names
+    return df[features].astype(np.float64), pd.Categorical.from_codes(_labels(y), categories=names)
 
 
 GENERATORS = {
@@ -590,12 +585,9 @@ def load(cfg: dict) -> Split:
     standardize = bool(cfg.get("standardize", False))
     params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
 
-    if name == "csv":
-        X, y, features, class_names = table(**params)  # (N, d), (N,), (d,), (K,)
-    else:
-        X, y = GENERATORS[name](seed, **params)  # (N, d), (N,)
-        features, class_names = tuple(f"x{i}" for i in range(np.shape(X)[1])), ("0", "1")
-    X, y = _features(X), _labels(y)
+    X, y = GENERATORS[name](seed, **params)  # (N, d), (N,)
+    features, class_names = _names(X, y)
+    X, y = _features(X), _labels(getattr(y, "codes", y))
     if not np.isfinite(X).all():
         raise DataError(f"dataset '{name}': the features contain inf or NaN values; clean the data.")
 
@@ -627,6 +619,13 @@ def load(cfg: dict) -> Split:
         feature_names=features,
         classes=class_names,
     )
+
+
+def _names(X, y):
+    """(feature names (d,), class names (K,)) of a generator's data: a CSV's columns and labels
+    (a DataFrame and a Categorical), else x0, x1, ... and '0', '1'."""
+    features = [str(c) for c in getattr(X, "columns", [])] or [f"x{i}" for i in range(np.shape(X)[1])]
+    return tuple(features), tuple(str(c) for c in getattr(y, "categories", ["0", "1"]))
 
 
 def resolved(cfg: dict) -> dict:
