@@ -17,8 +17,6 @@ import pandas as pd
 import pytest
 from conftest import BIN, client_for, run_cli, runs_of
 
-from shallownet import checkout, store
-
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -26,9 +24,7 @@ README = (ROOT / "README.md").read_text()
 def _section(title):
     """The README's text from the heading ``title`` to the next heading of its level."""
     start = README.index(title)
-    level = README.rfind("\n", 0, start)
-    hashes = README[level + 1 : start].strip()
-    end = README.find(f"\n{hashes} ", start)
+    end = README.find(f"\n{title.split()[0]} ", start)
     return README[start : end if end > 0 else None]
 
 
@@ -212,6 +208,8 @@ def test_every_command_names_its_store_and_ui_command_from_another_directory(tmp
 
 
 def test_the_default_store_is_one_place_whatever_the_directory(monkeypatch, tmp_path):
+    from shallownet import checkout, store
+
     for var in ("SHALLOWNET_TRACKING_URI", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
