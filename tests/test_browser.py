@@ -23,6 +23,7 @@ run scripts/install-browser.sh.
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -37,6 +38,7 @@ from conftest import BIN, client_for, run_cli
 from shallownet.server import group_members
 
 ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
 SCREENSHOTS = ROOT / "outputs" / "screenshots"
 CHROMIUM = os.environ.get("SHALLOWNET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -321,9 +323,11 @@ def study(tmp_path_factory):
 
 
 def compare_url(base, exp_id):
-    """The README's link: the study's children in the runs page's chart view."""
-    query = urllib.parse.urlencode({"searchFilter": COMPARE_FILTER, "compareRunsMode": "CHART"})
-    return f"{base}/#/experiments/{exp_id}/runs?{query}"
+    """The README's link itself (its experiment id and address made this UI's): the study's
+    children in the runs page's chart view."""
+    link = re.search(r"`http://127\.0\.0\.1:5000/#/experiments/1/runs\?([^`]+)`", README).group(1)
+    assert urllib.parse.parse_qs(link)["searchFilter"] == [COMPARE_FILTER]
+    return f"{base}/#/experiments/{exp_id}/runs?{link}"
 
 
 # ----------------------------------------------------------------------------- the tests
@@ -471,6 +475,9 @@ def test_mlflow_ui_grouped_comparison(study):
             search = page.get_by_placeholder("Search metric charts")
             expect(search).to_be_visible()
             close_assistant(page)
+            # It opens on the children themselves, not on their collapsed parent.
+            expect(page.locator(".ag-row", has_text=child.info.run_name).first).to_be_visible()
+            expect(page.locator(".ag-row", has_text=parent.info.run_name)).to_have_count(0)
             # Click 1-2: "Group by" -> the param activation.name (aggregate: average, the
             # default, drawn with a min-max band).
             page.get_by_role("button", name="Group by").click()

@@ -254,7 +254,6 @@ def _write(tmp_path, text, name="data.csv"):
         ("a,b,label\n1,2,0\n2,,1\n3,4,0\n4,5,1\n", ["NaN", "'b'"]),
         ("a,b,label\n1,2,0\n2,3,\n3,4,0\n4,5,1\n", ["NaN", "'label'"]),
         ("a,b,label\n1,2,1\n2,3,1\n3,4,1\n4,5,1\n", ["label", "fewer than 2 classes"]),
-        ("a,b,label\n1,2,0\n2,3,1\n3,4,2\n4,5,1\n", ["label", "binary labels only"]),
         ("a,b,y\n1,2,0\n2,3,1\n3,4,0\n4,5,1\n", ["label", "'y'", "columns"]),
         ("label\n0\n1\n0\n1\n", ["feature"]),
         ("", ["path"]),

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import BIN, client_for, run_cli
 
@@ -113,8 +114,8 @@ def test_submitit_local_against_the_server(pg, tmp_path):
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(f"runs:/{children[0].info.run_id}/model")
-    proba = model.predict(np.array([[0.0, 1.0], [1.0, 1.0]]))
-    assert proba.shape == (2,) and np.all((proba > 0) & (proba < 1))
+    proba = model.predict(pd.DataFrame([[0.0, 1.0], [1.0, 1.0]], columns=["x0", "x1"]))
+    assert proba.shape == (2, 2) and np.all((proba > 0) & (proba < 1))
 
 
 def test_server_outage_fails_fast_and_resume_completes_the_rest(pg, tmp_path):

@@ -88,8 +88,9 @@ def test_single_run_records_everything(store):
     hist = train(net, split.X_train, split.y_train, epochs=150, lr=config.schedule_spec(c))
     np.testing.assert_array_equal(hist.loss, curves["train_loss"])
     loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    proba = loaded.predict(split.X_test)
-    np.testing.assert_allclose(np.asarray(proba), net.forward(split.X_test)[:, 0], rtol=0, atol=1e-15)
+    proba = loaded.predict(pd.DataFrame(split.X_test, columns=["x0", "x1"]))  # the signature's names
+    assert list(proba.columns) == ["0", "1"]  # every class's probability
+    np.testing.assert_allclose(proba["1"], net.forward(split.X_test)[:, 0], rtol=0, atol=1e-15)
 
 
 def test_long_runs_log_at_most_max_points(store):

@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 
 from shallownet.model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULE_DEFAULTS, SCHEDULES
 
-from . import datasets
-from .tracking import DEFAULT_EXPERIMENT, DEFAULT_URI
+from . import datasets, store
+from .tracking import DEFAULT_EXPERIMENT
 
 # The config tree ships inside the package: Hydra finds it wherever shallownet is installed.
 CONF_MODULE = "shallownet.conf"
@@ -76,7 +76,9 @@ class TrainConf:
 
 @dataclass
 class TrackingConf:
-    uri: str = DEFAULT_URI
+    # the default store, found from any directory: shallownet.store.default_uri (resolved
+    # when the config is, e.g. by --cfg job --resolve)
+    uri: str = "${shallownet.default_store:}"
     experiment: str = DEFAULT_EXPERIMENT
     max_points: int = 200  # MLflow metric steps per curve; full curves go to curves.parquet
     log_model: bool = True
@@ -98,6 +100,7 @@ class TrainConfig:
     tracking: TrackingConf = field(default_factory=TrackingConf)
 
 
+OmegaConf.register_new_resolver("shallownet.default_store", store.default_uri, replace=True)
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 # One node per schedule, e.g. schedule_defaults_step = {name: step, step_size: 500, gamma: 0.5},
 # that conf/lr_schedule/NAME.yaml pulls in (/schedule_defaults_NAME@_here_ in its defaults list).
@@ -231,6 +234,16 @@ def memory_needed(c, n_train=0, n_test=0, n_features=2):
     width = sum(sizes[1:])
     item = 4 if c["train"]["dtype"] == "float32" else 8
     return item * (4 * n_params + (3 * n_train + 2 * n_test) * width) + 40 * c["train"]["epochs"]
+
+
+def check_output(c, n_classes):
+    """A sigmoid output scores two classes: more need model.output=softmax."""
+    if n_classes > 2 and c["model"]["output"] == "sigmoid":
+        _fail(
+            "model.output",
+            f"sigmoid scores two classes, the data has {n_classes}: "
+            "use model.output=softmax train.loss=cross_entropy",
+        )
 
 
 def check_memory(c, n_train=0, n_test=0, n_features=2):

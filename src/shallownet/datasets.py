@@ -6,6 +6,9 @@ Every dataset is a generator ``fn(seed, **params) -> (X, y)`` registered in
 * ``X``: float64, shape ``(N, n_features)``, C-contiguous (row-major)
 * ``y``: int64, shape ``(N,)``, values in {0, 1}
 
+except ``csv``, whose ``X`` is a DataFrame (the feature names are its columns) and ``y`` a
+``pandas.Categorical`` of K classes (codes 0 .. K - 1, the labels are its categories).
+
 A dataset config is a plain dict, e.g.
 ``{"name": "spiral", "noise": 0.1, "seed": 42, "test_size": 0.5}``.
 Besides the generator's own keyword parameters it may hold the common keys
@@ -243,10 +246,10 @@ def _header(path):
 
 
 def _labels_01(values, target, path, positive):
-    """y (n,) in {0, 1} from the target column: the values 0/1 (or false/true) as they are,
-    or 1 where the value is ``positive``. Other labels need ``positive``: which of two
-    strings (or of 1 and 2) is the class the AUC and the class balance speak of is not ours
-    to guess."""
+    """(y (n,) in {0, 1}, class names) from a two-valued target column: the values 0/1 (or
+    false/true) as they are, or 1 where the value is ``positive``. Other labels need
+    ``positive``: which of two strings (or of 1 and 2) is the class the AUC and the class
+    balance speak of is not ours to guess."""
     classes = np.unique(values)
     shown = [c.item() if hasattr(c, "item") else c for c in classes[:10]]
     if positive is not None:
@@ -256,22 +259,37 @@ def _labels_01(values, target, path, positive):
                 f"csv dataset: positive={positive!r} is not a value of target column "
                 f"'{target}' in '{path}' (its values: {shown})."
             )
-        return np.array([str(v) == str(positive) for v in values])
+        other = next(str(c) for c in classes if str(c) != str(positive))
+        return np.array([str(v) == str(positive) for v in values]), (other, str(hits[0]))
     if set(classes.tolist()) <= {0, 1, False, True}:
-        return values == 1
+        return values == 1, tuple(str(c) for c in classes)
     raise DataError(
         f"csv dataset: target column '{target}' in '{path}' has the values {shown}, not 0/1; "
         f"name the positive class with dataset.positive=<value> (e.g. dataset.positive={shown[-1]})."
     )
 
 
-def csv(seed, path, target, positive=None):
-    """A binary-classification table read from a CSV file with pandas.
+def _labels_k(values, target, path, positive):
+    """(y (n,) in 0 .. K - 1, class names): K > 2 labels numbered in sorted order."""
+    classes = np.unique(values)
+    if positive is not None:
+        raise DataError(
+            f"csv dataset: positive={positive!r} names class 1 of two classes, but target column "
+            f"'{target}' in '{path}' has {classes.size} (e.g. {classes.tolist()[:10]}); leave "
+            "dataset.positive out: they become classes 0 .. K-1 in sorted order."
+        )
+    return np.searchsorted(classes, values), tuple(str(c) for c in classes)
 
-    ``target`` is the label column; every other column is a (numeric) feature. Labels are
+
+def csv(seed, path, target, positive=None):
+    """A classification table read from a CSV file with pandas.
+
+    ``target`` is the label column; every other column is a (numeric) feature. Two classes:
     0/1 (or booleans), or any two values with ``positive`` naming the one that is class 1.
+    More: classes 0 .. K-1 in the sorted order of their values (model.output=softmax).
     ``seed`` is unused here (it only drives the split).
-    Returns X # (n_rows, n_columns - 1), y # (n_rows,).
+    Returns X # (n_rows, n_columns - 1) float64 DataFrame of the named features, y # (n_rows,)
+    Categorical whose categories are the classes' labels as written in the file.
     """
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
@@ -329,15 +347,9 @@ def csv(seed, path, target, positive=None):
             f"csv dataset: target column '{target}' in '{path}' has fewer than 2 classes "
             f"(only {classes.tolist()}). One-class data cannot be used; give both classes."
         )
-    if classes.size > 2:
-        shown = classes.tolist()[:10]
-        raise DataError(
-            f"csv dataset: binary labels only, but target column '{target}' in '{path}' "
-            f"has {classes.size} distinct values (e.g. {shown}). Reduce it to two classes."
-        )
-    X = df[features].to_numpy(dtype=np.float64)  # (n_rows, n_features)
-    y = _labels_01(df[target].to_numpy(), target, path, positive)  # (n_rows,)
-    return _features(X), _labels(y)
+    labels = _labels_01 if classes.size == 2 else _labels_k
+    y, names = labels(df[target].to_numpy(), target, path, positive)  # (n_rows,), K names
+    return df[features].astype(np.float64), pd.Categorical.from_codes(_labels(y), categories=names)
 
 
 GENERATORS = {
@@ -384,6 +396,8 @@ class Split:
     each, in the order X_train, X_test, y_train, y_test).
     ``test_is_train``: True when test_size is None (the test set is a copy of
     the training set, for the tiny 4-point datasets).
+    ``feature_names`` (d,): a CSV's column names, else x0, x1, ...; ``classes`` (K,): the
+    label each class stands for (a CSV's values, else '0', '1').
     """
 
     X_train: np.ndarray
@@ -392,6 +406,8 @@ class Split:
     y_test: np.ndarray
     fingerprint: str
     test_is_train: bool
+    feature_names: tuple = ()
+    classes: tuple = ("0", "1")
 
 
 def _fingerprint(*arrays: np.ndarray) -> str:
@@ -570,7 +586,8 @@ def load(cfg: dict) -> Split:
     params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
 
     X, y = GENERATORS[name](seed, **params)  # (N, d), (N,)
-    X, y = _features(X), _labels(y)
+    features, class_names = _names(X, y)
+    X, y = _features(X), _labels(getattr(y, "codes", y))
     if not np.isfinite(X).all():
         raise DataError(f"dataset '{name}': the features contain inf or NaN values; clean the data.")
 
@@ -599,4 +616,21 @@ def load(cfg: dict) -> Split:
         y_test=y_te,
         fingerprint=_fingerprint(X_tr, X_te, y_tr, y_te),
         test_is_train=test_size is None,
+        feature_names=features,
+        classes=class_names,
     )
+
+
+def _names(X, y):
+    """(feature names (d,), class names (K,)) of a generator's data: a CSV's columns and labels
+    (a DataFrame and a Categorical), else x0, x1, ... and '0', '1'."""
+    features = [str(c) for c in getattr(X, "columns", [])] or [f"x{i}" for i in range(np.shape(X)[1])]
+    return tuple(features), tuple(str(c) for c in getattr(y, "categories", ["0", "1"]))
+
+
+def resolved(cfg: dict) -> dict:
+    """``cfg`` with a CSV's ``path`` absolute (``~`` expanded): what a run records, so that
+    it can be re-run (reproduced) from any directory."""
+    if cfg.get("name") != "csv" or not isinstance(cfg.get("path"), (str, os.PathLike)):
+        return cfg
+    return {**cfg, "path": str(Path(cfg["path"]).expanduser().resolve())}

@@ -61,9 +61,10 @@ def main():
         )
 
     step("reproduce one run of the first sweep: shallownet-reproduce RUN_ID")
-    from . import tracking
+    from . import store, tracking
 
-    client = tracking.connect(tracking.DEFAULT_URI)
+    uri = store.default_uri()
+    client = tracking.connect(uri)
     child = tracking.latest_run(
         client,
         tracking.DEFAULT_EXPERIMENT,
@@ -76,10 +77,8 @@ def main():
     step(f"done in {time.time() - t0:.0f}s")
     for path in reports:
         print(f"report: {Path(path).with_suffix('.html')}")
-    print(
-        "MLflow UI: make ui   then open http://127.0.0.1:5000 (experiment 'shallownet'; expand a"
-        " sweep's parent run to compare its children)"
-    )
+    print("\n".join(store.ui_lines(uri, f"#/experiments/{child.info.experiment_id}/runs")))
+    print("(experiment 'shallownet'; expand a sweep's parent run to compare its children)")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ class Evaluator:
 
 def layer_sizes(c, split):
     """[F inputs, *hidden, K outputs] of the net config ``c`` describes for this data."""
-    k = 1 if c["model"]["output"] == "sigmoid" else int(split.y_train.max()) + 1
+    k = 1 if c["model"]["output"] == "sigmoid" else len(split.classes)
     return [split.X_train.shape[1], *c["model"]["hidden_sizes"], k]
 
 

@@ -77,7 +77,7 @@ class Outcome:
     test_accuracy: float | None = None
     seconds: float = 0.0
     name: str = ""  # the run's name
-    link: str = ""  # the run's page in the MLflow UI
+    page: str = ""  # the run's page in the MLflow UI, relative to its address
 
 
 @dataclass

@@ -2,19 +2,22 @@
 
 MLflow copies this file into the logged model and runs it at load time; the numpy-only
 ``model`` package travels with it as a code path, so loading needs neither Hydra nor this
-project installed. ``predict`` returns class probabilities, (N,) P(class 1) for a sigmoid
-output and (N, K) for softmax.
+project installed. ``predict`` takes a DataFrame of the run's named features (the model's
+signature: MLflow refuses missing columns and reorders misordered ones) and returns every
+class's probability: a DataFrame with one column per class, named by its label (a sigmoid
+output's two classes: P(class 0) = 1 - P(class 1)).
 """
 
 import json
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
 def net_from_npz(path):
-    """Rebuild the MLP saved by shallownet.tracking.save_net."""
+    """(the MLP saved by shallownet.tracking.save_net, its class names)."""
     from model import MLP
 
     with np.load(path) as f:
@@ -29,17 +32,20 @@ def net_from_npz(path):
         n = len(meta["layer_sizes"]) - 1
         net.weights = [f[f"W{i}"] for i in range(n)]
         net.biases = [f[f"b{i}"] for i in range(n)]
-    return net
+    return net, meta.get("classes", ["0", "1"])
 
 
 class ShallowNetModel(PythonModel):
     def load_context(self, context):
-        self.net = net_from_npz(context.artifacts["weights"])
+        self.net, self.classes = net_from_npz(context.artifacts["weights"])
 
-    def predict(self, context, model_input: np.ndarray, params=None):  # a DataFrame works too
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        """(N, K) probabilities, one column per class, of the (N, F) named features."""
         X = model_input.to_numpy() if hasattr(model_input, "to_numpy") else np.asarray(model_input)
-        p = self.net.forward(X.astype(self.net.dtype, copy=False))  # (N, K)
-        return p[:, 0] if p.shape[1] == 1 else p
+        p = self.net.forward(X.astype(self.net.dtype, copy=False))  # (N, K), or (N, 1): P(class 1)
+        if p.shape[1] == 1:
+            p = np.hstack([1 - p, p])
+        return pd.DataFrame(p, columns=self.classes, index=getattr(model_input, "index", None))
 
 
 mlflow.models.set_model(ShallowNetModel())

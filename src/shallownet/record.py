@@ -43,7 +43,8 @@ def end_tags(fitted, reason):
 
 
 def _auc(net, X, y):
-    if len(np.unique(y)) < 2:
+    p_shape = net.layer_sizes[-1]
+    if len(np.unique(y)) < max(2, p_shape):  # one-vs-rest needs every class in the test part
         return None
     from sklearn.metrics import roc_auc_score
 

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tracking
+from . import checkout, store, tracking
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WALL_CLOCK = {"train_seconds", "seconds_per_epoch", "sweep_seconds"}
 GROUPS = ("dataset", "activation", "initializer", "lr_schedule")  # chosen by their name key
 
@@ -112,43 +111,47 @@ def _leaves(node, prefix=""):
 
 def _code_dir(run, tmp):
     """(tree to run, warning or None) for the run's recorded code: a `git archive` of its
-    commit when it was clean, else None (this tree)."""
+    commit when it was clean, else None (this tree, or the installed package outside a
+    checkout)."""
     commit = run.data.tags.get("git_commit", "unknown")
     dirty = run.data.tags.get("git_dirty", "unknown")
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    top = checkout.root()
+    if top is None or commit == "unknown":
+        return None, _installed_warning(run, commit, top)
+    head = _git(top, "rev-parse", "HEAD").stdout.decode().strip()
     if commit == head:
         return None, (
             None if dirty == "false" else "the run was recorded from a dirty tree: using the current tree"
         )
     if dirty != "false":
         return None, f"the run was recorded from a dirty tree at {commit[:10]}: using the current tree"
-    ok = (
-        subprocess.run(
-            ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT_ROOT, capture_output=True
-        ).returncode
-        == 0
-    )
-    if not ok:
+    if _git(top, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
         return None, f"commit {commit[:10]} is not in this repository: using the current tree"
     code = Path(tmp) / "code"
     code.mkdir()
     # before the package was named shallownet (2026-12-02), conf/ stood beside src/
-    paths = [p for p in ("src", "conf") if _in_commit(commit, p)]
-    archive = subprocess.run(
-        ["git", "archive", commit, *paths], cwd=PROJECT_ROOT, capture_output=True, check=True
-    ).stdout
+    paths = [p for p in ("src", "conf") if _git(top, "cat-file", "-e", f"{commit}:{p}").returncode == 0]
+    archive = _git(top, "archive", commit, *paths, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
     return code, None
 
 
-def _in_commit(commit, path):
+def _git(top, *args, check=False):
+    return subprocess.run(["git", *args], cwd=top, capture_output=True, check=check)
+
+
+def _installed_warning(run, commit, top):
+    """Re-running with the code installed here: say so unless it is the run's own version,
+    recorded outside a checkout too."""
+    then = run.data.tags.get("version.shallownet")
+    now = tracking.environment_tags().get("version.shallownet")
+    if commit == "unknown" and then == now:
+        return None
+    where = "outside a git checkout" if commit == "unknown" else f"at commit {commit[:10]}"
+    here = "this shallownet is not a git checkout" if top is None else "no commit to check out"
     return (
-        subprocess.run(
-            ["git", "cat-file", "-e", f"{commit}:{path}"], cwd=PROJECT_ROOT, capture_output=True
-        ).returncode
-        == 0
+        f"the run was recorded {where} (shallownet {then or 'unknown'}); {here}: "
+        f"using the installed code (shallownet {now})"
     )
 
 
@@ -337,13 +340,16 @@ def main(argv=None):
     ap.add_argument("--sweep", help="reproduce every child run of a sweep (its id, or 'latest')")
     ap.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI", tracking.DEFAULT_URI),
-        help="the store (default: $MLFLOW_TRACKING_URI, else %(default)s)",
+        default=None,
+        help="the store (default: $SHALLOWNET_TRACKING_URI, else $MLFLOW_TRACKING_URI, else the "
+        "checkout's outputs/mlflow.db, else ~/.local/share/shallownet/mlflow.db)",
     )
     ap.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT, help="experiment of --sweep")
     args = ap.parse_args(argv)
     if bool(args.run_id) == bool(args.sweep):
         ap.error("give a RUN_ID or --sweep SWEEP_ID")
+    args.tracking_uri = args.tracking_uri or store.default_uri()
+    print(store.ui_lines(args.tracking_uri)[0])
     try:
         client = tracking.open_store(args.tracking_uri, timeout=10, retries=2)  # never creates one
         if args.run_id:

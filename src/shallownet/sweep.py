@@ -42,6 +42,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from . import job as jobs
+from . import store
 from .stop import STOP
 
 _OPEN = None  # the Session whose parent run this process has open
@@ -68,6 +69,22 @@ def close_open_sweep(code):
         _OPEN.close()
         return _EXIT if _EXIT else code
     return code
+
+
+def abandon_open_sweep(reason):
+    """The sweep's jobs could not be launched at all (its launcher could not submit them):
+    end the parent FAILED with ``reason``, without a summary (the caller says why in one
+    line and exits 3)."""
+    global _OPEN
+    session, _OPEN = _OPEN, None
+    if session is None or session.parent is None:
+        return
+    from . import tracking
+
+    parent, session.parent = session.parent, None
+    with STOP.deferred():
+        tracking.end_run(session.client, parent, "FAILED", {tracking.TAG_FAILURE: reason})
+        _tidy(session.sweep_dir, session.session)
 
 
 def current_session():
@@ -567,17 +584,8 @@ class Session:
             f"failed {counts['jobs_failed']} (diverged {counts['jobs_diverged']}, killed {counts['jobs_killed']}), "
             f"skipped {counts['jobs_skipped']} this session"
         )
-        lines.append(
-            f"MLflow UI: make ui  (mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1),"
-            f" then {tracking_link(self.exp_id, parent)}"
-        )
+        lines += store.ui_lines(self.uri, f"#/experiments/{self.exp_id}/runs/{parent}")
         emit("\n".join(lines))
-
-
-def tracking_link(exp_id, run_id):
-    from . import tracking
-
-    return tracking.ui_link(exp_id, run_id)
 
 
 def _level_table(outcomes, keys):
@@ -657,15 +665,18 @@ def _exit_code(outcomes, complete, closed, total):
 def _note(study, sweep_id, counts, outcomes):
     """The parent's description in the MLflow UI (markdown); the report replaces it with its
     findings."""
-    rows = "\n".join(
-        f"| {o.get('shown') or '(defaults)'} | {o['status']} | {_acc(o)} |"
+    from . import description
+
+    rows = [
+        [o.get("shown") or "(defaults)", o["status"], _acc(o)]
         for o in sorted(outcomes, key=lambda o: o.get("num") or 0)
-    )
+    ]
+    table = "\n".join(description.table(["job", "status (this session)", "test acc"], rows))
     return (
         f"**{study}** sweep `{sweep_id}`: {counts['jobs_finished']}/{counts['jobs_total']} "
         f"configurations finished, {counts['jobs_failed']} failed "
         f"({counts['jobs_diverged']} diverged).\n\n"
-        f"| job | status (this session) | test acc |\n|---|---|---|\n{rows}\n\n"
+        f"{table}\n\n"
         "Run `shallownet-report --sweep " + sweep_id + "` for the statistics."
     )
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from . import checkout
+
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 PYFUNC_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
 METRIC_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr")
@@ -224,9 +225,9 @@ def _log_dataset(client, run_id, dataset_input, attempts=3):
     return False
 
 
-def ui_link(experiment_id, run_id, base="http://127.0.0.1:5000"):
-    """The run's page in the MLflow UI (``make ui``)."""
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+def ui_page(experiment_id, run_id):
+    """The run's page in the MLflow UI, relative to the UI's address (shallownet.store.ui_lines)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def end_run(client, run_id, status, tags=None):
@@ -393,8 +394,12 @@ class Pulse:
 
 
 def _git(*args):
+    """git's output in the checkout shallownet runs from; None outside one (a wheel)."""
+    top = checkout.root()
+    if top is None:
+        return None
     try:
-        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=top, capture_output=True, text=True, timeout=10)
         return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -425,7 +430,7 @@ def environment_tags():
         "os": platform.platform(),
         "cpu_count": str(os.cpu_count()),
     }
-    for pkg in ("numpy", "mlflow", "hydra-core", "omegaconf", "scikit-learn", "matplotlib"):
+    for pkg in ("shallownet", "numpy", "mlflow", "hydra-core", "omegaconf", "scikit-learn", "matplotlib"):
         try:
             tags[f"version.{pkg}"] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -481,9 +486,10 @@ def metric_batch(curves, summary, max_points, model_id=None, planned=None, alrea
     return out
 
 
-def save_net(net, path):
-    """Weights and architecture in one .npz: what the pyfunc model loads."""
+def save_net(net, path, classes=("0", "1")):
+    """Weights, architecture and class names in one .npz: what the pyfunc model loads."""
     meta = {
+        "classes": list(classes),
         "layer_sizes": net.layer_sizes,
         "hidden_activation": net.hidden_activation,
         "output_activation": net.output_activation,
@@ -495,12 +501,25 @@ def save_net(net, path):
     np.savez(path, meta=json.dumps(meta), **arrays)
 
 
-def log_model(run_id, experiment_id, net, X_example, workdir):
+def model_signature(feature_names, classes):
+    """A DataFrame of the named features in, one probability column per class out: MLflow
+    refuses an input without these columns and reorders misordered ones by name."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in feature_names]),
+        outputs=Schema([ColSpec("double", name) for name in classes]),
+    )
+
+
+def log_model(run_id, experiment_id, net, workdir, feature_names, classes):
     """An MLflow pyfunc model (model from code + weights) of run ``run_id`` whose predict gives
-    probabilities. ``Model.log`` with the run's id: pyfunc.log_model would need (and start)
-    an "active run", a process-wide state that a sweep worker's next job would inherit."""
+    every class's probability. ``Model.log`` with the run's id: pyfunc.log_model would need
+    (and start) an "active run", a process-wide state that a sweep worker's next job would
+    inherit."""
     import mlflow
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model
 
     # Without an active run, MLflow files the logged model under the experiment that
     # MLFLOW_EXPERIMENT_ID names (else under experiment 0, in ./mlruns): name the run's.
@@ -515,10 +534,7 @@ def log_model(run_id, experiment_id, net, X_example, workdir):
     except (ImportError, AttributeError):
         pass
     weights = Path(workdir) / "net.npz"
-    save_net(net, weights)
-    example = np.asarray(X_example[:5], dtype=net.dtype)
-    proba = net.forward(example)
-    proba = proba[:, 0] if proba.shape[1] == 1 else proba
+    save_net(net, weights, classes)
     reqs = [f"numpy=={metadata.version('numpy')}", f"mlflow=={metadata.version('mlflow')}"]
     with warnings.catch_warnings():  # the signature is explicit; an example would cost a reload
         warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
@@ -530,7 +546,7 @@ def log_model(run_id, experiment_id, net, X_example, workdir):
             python_model=str(PYFUNC_FILE),
             artifacts={"weights": str(weights)},
             code_paths=[str(MODEL_DIR)],
-            signature=infer_signature(example, proba),
+            signature=model_signature(feature_names, classes),
             pip_requirements=reqs,
         )
 

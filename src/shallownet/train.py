@@ -29,8 +29,9 @@ STOP.install()  # before the heavy imports: a Ctrl-C while they load is an inter
 STOP.hold()  # taken when they are done (main, run_job)
 
 import hydra  # noqa: E402
+import numpy as np  # noqa: E402
 
-from . import claims, config, datasets, identity, record, tracking  # noqa: E402
+from . import claims, config, datasets, identity, record, store, tracking  # noqa: E402
 from .model import MLP  # noqa: E402
 
 from .fit import Curves, fit, layer_sizes  # noqa: E402
@@ -85,7 +86,9 @@ def prepare(cfg, job):
     """Validate the config, load the data, fix the run's identity. RunError(2) if bad."""
     try:
         c = config.validate(cfg)
+        c["dataset"] = datasets.resolved(c["dataset"])  # recorded so that any directory re-runs it
         split = datasets.load(c["dataset"])
+        config.check_output(c, len(split.classes))
         config.check_memory(c, len(split.y_train), len(split.y_test), split.X_train.shape[1])
     except (config.ConfigError, datasets.DataError) as err:
         raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
@@ -132,8 +135,8 @@ def run_tags(spec, job):
         "n_params": str(MLP.n_params_for(layer_sizes(spec.c, split))),
         "n_train": str(len(split.y_train)),
         "n_test": str(len(split.y_test)),
-        "train_class_balance": f"{split.y_train.mean():.4f}",
-        "test_class_balance": f"{split.y_test.mean():.4f}",
+        "train_class_balance": _balance(split.y_train, len(split.classes)),
+        "test_class_balance": _balance(split.y_test, len(split.classes)),
         "test_is_train": str(split.test_is_train).lower(),
         tracking.TAG_ROLE: "child" if job.in_sweep else "single",
         **tracking.owner_tags(),
@@ -144,6 +147,12 @@ def run_tags(spec, job):
     if os.environ.get("SHALLOWNET_REPRODUCES"):  # set by shallownet-reproduce
         tags.update(tracking.reproduction_tags(os.environ["SHALLOWNET_REPRODUCES"]))
     return tags
+
+
+def _balance(y, k):
+    """The fraction of class 1 (two classes), else of every class: '0.3333,0.3333,0.3333'."""
+    shares = np.bincount(y, minlength=k) / len(y)
+    return f"{shares[1]:.4f}" if k == 2 else ",".join(f"{s:.4f}" for s in shares)
 
 
 def dataset_input(spec):
@@ -241,7 +250,10 @@ def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
             if tr["log_model"] and status == "FINISHED":
                 # Before the metrics: given none, MLflow links none to the model by itself
                 # (it would copy every point at step 0, reading each key's history back).
-                model_id = tracking.log_model(run_id, exp_id, fitted.net, spec.split.X_train, tmp).model_id
+                split = spec.split
+                model_id = tracking.log_model(
+                    run_id, exp_id, fitted.net, tmp, split.feature_names, split.classes
+                ).model_id
                 phases.mark("model")
         finally:  # the metrics land even when logging the model failed
             tracking.log_metrics(
@@ -339,7 +351,7 @@ def run(cfg, job, phases=None):
         acc,
         phases.elapsed(),
         spec.name,
-        tracking.ui_link(exp_id, got.run_id),
+        tracking.ui_page(exp_id, got.run_id),
     )
 
 
@@ -390,7 +402,7 @@ def run_job(cfg):
     _profile(phases)
     if job.in_sweep:
         return _end_sweep_job(job, outcome)
-    return _end_single(outcome)
+    return _end_single(outcome, cfg.tracking.uri)
 
 
 def _profile(phases):
@@ -417,14 +429,16 @@ def _gc_between_jobs(phases):
     phases.mark("gc")
 
 
-def _end_single(outcome):
+def _end_single(outcome, uri):
     if outcome.status == "FINISHED":
         emit(
             f"shallownet: run {outcome.name} ({outcome.run_id}) finished in {outcome.seconds:.1f}s:"
             f" test_acc={outcome.test_accuracy:.3f}"
         )
-        emit(f"MLflow UI: make ui, then {outcome.link}")
+        emit("\n".join(store.ui_lines(uri, outcome.page)))
         return outcome.test_accuracy
+    if outcome.run_id:
+        emit(store.ui_lines(uri)[0], sys.stderr)
     say(f"run {outcome.name} ({outcome.run_id}) {outcome.status}: {outcome.message}")
     raise SystemExit(STOP.exit_code if outcome.status == "KILLED" else EXIT_CODES[outcome.status])
 

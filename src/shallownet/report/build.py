@@ -3,7 +3,6 @@ its parent run): run table -> curve measures -> statistics -> figures -> documen
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import tracking
+from .. import store, tracking
 from . import checks, claims as claims_mod, document, factorial, figures, stats
 from .fmt import is_missing
 from .runs import (
@@ -276,9 +275,9 @@ def build_report(
     """Write the report of the runs in ``runs_df`` (a tracking.search_runs_frame frame) into
     ``out_dir``. A parent run in the frame (tag shallownet.role = parent) is not analysed;
     with ``log_artifacts`` it receives the files under ``report/`` and its description.
-    ``client`` reads the artifacts (default: the store of $MLFLOW_TRACKING_URI); ``scope``
+    ``client`` reads the artifacts (default: the default store); ``scope``
     (scope.Scope) says what the runs are: it titles the report and picks its claims."""
-    client = client or tracking.open_store(os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI)
+    client = client or tracking.open_store(store.default_uri())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     s = new_study(runs_df, ignore_params, alpha, title, scope)

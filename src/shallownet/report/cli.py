@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
-from .. import tracking
+from .. import store, tracking
 from .build import DEFAULT_LOSS_FRACTION, ReportError, build_report
 from .scope import Scope, experiment_scope
 from .document import summary_text
@@ -15,7 +16,7 @@ from .stats import ALPHA
 
 
 def resolve_tracking_uri(flag: str | None) -> str:
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
+    return flag or store.default_uri()
 
 
 def _one_line(e: Exception) -> str:
@@ -54,7 +55,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--tracking-uri",
         default=None,
-        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {tracking.DEFAULT_URI})",
+        help="MLflow tracking URI (default: $SHALLOWNET_TRACKING_URI, else $MLFLOW_TRACKING_URI, else "
+        "the checkout's outputs/mlflow.db, else ~/.local/share/shallownet/mlflow.db)",
     )
     p.add_argument(
         "--out",
@@ -160,6 +162,8 @@ def main(argv=None) -> int:
             "under report/ and set its description"
         )
     print(f"report: {report.files['report_md']}")
+    page = f"#/experiments/{runs['experiment_id'].iloc[0]}/runs"
+    print("\n".join(store.ui_lines(uri, f"{page}/{report.parent_run_id}" if report.parent_run_id else page)))
     return 0
 
 

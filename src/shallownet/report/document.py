@@ -13,6 +13,7 @@ import math
 import re
 from pathlib import Path
 
+from ..description import table as description_table
 from .fmt import ci, is_missing, mean_ci, num, p_is, pval
 from .runs import (
     COMPARE_METRICS,
@@ -774,9 +775,7 @@ def description(s, html_page: str | None) -> str:
             f"Full report: [report/report.html]({html_page}) (artifact `report/report.html` of this run).",
             "",
         ]
-    head, rows = summary_table(s)
-    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    out += description_table(*summary_table(s))
     if s.claims:
         out += ["", "**Tutorial claims**", ""] + [f"- {c['short']}" for c in s.claims]
     dec = decided_lines(s)
