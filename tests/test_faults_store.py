@@ -182,12 +182,16 @@ def test_readers_never_create_lock_or_need_write_access_to_a_store(tmp_path, sto
     one, and report on a store that nothing can write."""
     empty = tmp_path / "empty"
     empty.mkdir()
+    # the default store named relative to the working directory (from a checkout it would be
+    # the checkout's own outputs/, which may hold a store)
     default = "outputs/mlflow.db"
-    assert refused_no_store(run_cli(["shallownet-reproduce", "--sweep", "latest"], empty), default)
+    env = {"SHALLOWNET_TRACKING_URI": f"sqlite:///{default}"}
+    res = run_cli(["shallownet-reproduce", "--sweep", "latest"], empty, env=env)
+    assert refused_no_store(res, default), res.stdout + res.stderr
     typo = empty / "typo" / "mlflow.db"
     res = run_cli(["shallownet-reproduce", "0" * 32, "--tracking-uri", f"sqlite:///{typo}"], empty)
     assert refused_no_store(res, typo), res.stderr
-    res = run_cli(["shallownet-report", "--sweep", "latest", "--no-log"], empty)
+    res = run_cli(["shallownet-report", "--sweep", "latest", "--no-log"], empty, env=env)
     assert refused_no_store(res, default), res.stderr
     assert not list(empty.iterdir())  # no store, no folder, no lock
 

@@ -85,7 +85,8 @@ def test_reproduce_names_the_packages_that_differ_from_the_runs_environment(stor
     env.write_text("\n".join(lines + ["numpy==1.0.0", "somepackage==9.9"]) + "\n")
     res = run_cli(["shallownet-reproduce", run.info.run_id, "--tracking-uri", uri], cwd)
     assert res.returncode == 0, res.stdout + res.stderr
-    first = res.stdout.splitlines()[0]
-    assert first.startswith("packages that differ from the run's environment: ")
+    differ = "packages that differ from the run's environment: "
+    first = next((line for line in res.stdout.splitlines() if line.startswith(differ)), "")
+    assert first, res.stdout
     assert "numpy 1.0.0 -> " in first and "somepackage 9.9 -> absent" in first
     assert res.stdout.strip().endswith("identical")
