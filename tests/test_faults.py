@@ -39,6 +39,20 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # ------------------------------------------------------------------------------ helpers
 
 
+def killed_jobs_of_a_stopped_sweep(proc, uri, out, in_flight):
+    """The children a signal stopped, after checking what every stopped sweep must show: no
+    traceback, an INCOMPLETE summary, no process left, nothing RUNNING, the parent KILLED and
+    one KILLED child per job that was in flight."""
+    assert "Traceback" not in out and "INCOMPLETE" in out, out
+    assert gone(proc.pid), f"left alive: {group(proc.pid)}"
+    assert not running(uri)
+    (parent,) = store_runs(uri, "parent")
+    assert parent.info.status == "KILLED"
+    killed = [c for c in store_runs(uri, "child") if c.info.status == "KILLED"]
+    assert len(killed) == in_flight
+    return killed
+
+
 def start(cwd, *args, env=None, **kw):
     """A console script in its own process group (so that the test can signal and inspect
     the whole group), stdout and stderr merged."""
@@ -225,14 +239,7 @@ def test_sigterm_to_a_sweep_ends_its_runs_killed_with_their_metrics(store):
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 143, out
-    assert "Traceback" not in out and "INCOMPLETE" in out
-    assert gone(proc.pid), f"left alive: {group(proc.pid)}"
-    assert not running(uri)
-    (parent,) = store_runs(uri, "parent")
-    assert parent.info.status == "KILLED"
-    killed = [c for c in store_runs(uri, "child") if c.info.status == "KILLED"]
-    assert len(killed) == 2
-    for c in killed:
+    for c in killed_jobs_of_a_stopped_sweep(proc, uri, out, in_flight=2):
         n = c.data.metrics["epochs_completed"]
         assert 0 < n < 300000
         assert c.data.tags["failure_reason"] == f"interrupted at epoch {int(n)} (SIGTERM)"

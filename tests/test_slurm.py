@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, cli_env, client_for, run_cli
+from test_faults import QUICK
 
 from shallownet import server
 
@@ -24,14 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local.sh"
 DAEMONS = ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged")
-QUICK = [
-    "dataset=quadrant",
-    "model.hidden_sizes=[8]",
-    "initializer=he_normal",
-    "activation=relu",
-    "lr_schedule.lr=0.5",
-    "tracking.log_model=false",
-]
 
 
 def free_ports(n=4):
