@@ -157,7 +157,10 @@ def _is_count(v):
 def _check_hidden_sizes(sizes):
     """A list of integer layer sizes >= 1 (OmegaConf lets ``[[1]]`` and ``[{a: 1}]`` through)."""
     if not isinstance(sizes, list) or not sizes or not all(_is_count(n) and n >= 1 for n in sizes):
-        _fail("model.hidden_sizes", f"needs a list of integer layer sizes >= 1 (e.g. [16] or [16,8]), got {sizes}")
+        _fail(
+            "model.hidden_sizes",
+            f"needs a list of integer layer sizes >= 1 (e.g. [16] or [16,8]), got {sizes}",
+        )
 
 
 def _check_schedule_shape(s):
@@ -166,7 +169,9 @@ def _check_schedule_shape(s):
         if s.get(k) is not None and not 0 < s[k] < 1:
             _fail(f"lr_schedule.{k}", f"a decay factor lies in (0, 1), got {s[k]}")
     if s.get("min_lr") is not None and s["min_lr"] >= s["lr"]:
-        _fail("lr_schedule.min_lr", f"the floor must lie below lr_schedule.lr={s['lr']:g}, got {s['min_lr']:g}")
+        _fail(
+            "lr_schedule.min_lr", f"the floor must lie below lr_schedule.lr={s['lr']:g}, got {s['min_lr']:g}"
+        )
 
 
 # MLflow's MAX_EXPERIMENT_NAME_LENGTH (mlflow.utils.validation), not imported: no MLflow here
@@ -315,7 +320,7 @@ def check_memory(c, n_train=None, n_test=0, n_features=2):
         f"this run needs about {(net + rows) / gib:.1f} GiB of memory ({rows / gib:.1f} GiB for the "
         f"data: {n_train + n_test} rows x {n_features} features; {net / gib:.1f} GiB for hidden_sizes "
         f"{c['model']['hidden_sizes']} over {c['train']['epochs']} epochs); this machine has "
-            f"{have / gib:.1f} GiB available",
+        f"{have / gib:.1f} GiB available",
     )
 
 
@@ -358,7 +363,9 @@ def check_override_keys(args):
             where = f"'{path[0]}'" if node is not None else "the config"
             valid = sorted(sub) if node is not None else sorted(nodes)
             hint = did_you_mean(".".join(path), schema_keys())
-            raise ConfigError(f"unknown key '{'.'.join(path)}' in {where}{hint}; valid keys: {', '.join(valid)}")
+            raise ConfigError(
+                f"unknown key '{'.'.join(path)}' in {where}{hint}; valid keys: {', '.join(valid)}"
+            )
 
 
 def schedule_spec(c):

@@ -656,7 +656,11 @@ def _runless_failures(outcomes):
     """This session's jobs that failed before their run existed (bad data a job found, a crash
     while loading it): the store holds no run of theirs to count. A job SLURM lost is KILLED
     without a run id too, but its run is in the store (ended by _end_leftovers)."""
-    return [o for o in outcomes if not o.get("run_id") and o["status"] in ("FAILED", "CONFIG_ERROR", "TRACKING_ERROR")]
+    return [
+        o
+        for o in outcomes
+        if not o.get("run_id") and o["status"] in ("FAILED", "CONFIG_ERROR", "TRACKING_ERROR")
+    ]
 
 
 def _exit_code(outcomes, complete, closed, total):

@@ -55,7 +55,9 @@ def finite(text):
 def out_dir(text):
     """The report's directory: a new one or an existing directory, never an existing file."""
     if Path(text).exists() and not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file, not a directory: give a directory for the report")
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a directory: give a directory for the report"
+        )
     return text
 
 
