@@ -491,11 +491,17 @@ def test_code_planted_in_a_stored_config_is_never_executed(store, plant):
 # ------------------------------------------------------------------------------ bad input
 
 BAD = [
-    (["activaton=relu"], "unknown key 'activaton'; valid keys and groups: activation"),
+    (
+        ["activaton=relu"],
+        "unknown key 'activaton' (did you mean 'activation'?); valid keys and groups: activation",
+    ),
     (["lr=0.5"], "unknown key 'lr'"),
     (["+lr=0.5"], "lr: unknown key (not in the schema)"),
     (["train.epochs=abc"], "train.epochs: 'abc' is not of type Integer"),
-    (["activation=rellu"], "activation=rellu: no such option; valid choices: identity, leaky_relu"),
+    (
+        ["activation=rellu"],
+        "activation=rellu: no such option (did you mean 'relu'?); valid choices: identity",
+    ),
     (["seed=2**70"], "seed: '2**70' is not of type Integer"),
     (["seed=4294967296"], "seed: must be an integer in [0, 2**32 - 1]"),
     (["lr_schedule.lr=inf"], "lr_schedule.lr: must be a finite number"),

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from shallownet.model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULE_DEFAULTS, SCHEDULES
 
 from . import datasets, store
+from .hints import did_you_mean
 from .tracking import DEFAULT_EXPERIMENT
 
 # The config tree ships inside the package: Hydra finds it wherever shallownet is installed.
@@ -149,6 +150,48 @@ def _finite(key, value):
         _fail(key, f"must be a finite number, got {value}")
 
 
+def _is_count(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_hidden_sizes(sizes):
+    """A list of integer layer sizes >= 1 (OmegaConf lets ``[[1]]`` and ``[{a: 1}]`` through)."""
+    if not isinstance(sizes, list) or not sizes or not all(_is_count(n) and n >= 1 for n in sizes):
+        _fail(
+            "model.hidden_sizes",
+            f"needs a list of integer layer sizes >= 1 (e.g. [16] or [16,8]), got {sizes}",
+        )
+
+
+def _check_schedule_shape(s):
+    """A decay multiplies the rate by a factor in (0, 1); a cosine schedule falls to its floor."""
+    for k in ("gamma", "factor"):
+        if s.get(k) is not None and not 0 < s[k] < 1:
+            _fail(f"lr_schedule.{k}", f"a decay factor lies in (0, 1), got {s[k]}")
+    if s.get("min_lr") is not None and s["min_lr"] >= s["lr"]:
+        _fail(
+            "lr_schedule.min_lr", f"the floor must lie below lr_schedule.lr={s['lr']:g}, got {s['min_lr']:g}"
+        )
+
+
+# MLflow's MAX_EXPERIMENT_NAME_LENGTH (mlflow.utils.validation), not imported: no MLflow here
+MAX_EXPERIMENT_NAME = 500
+
+
+def _check_tracking(tr):
+    """Values MLflow or the HTTP client would refuse only after the store exists."""
+    name = tr["experiment"]
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_EXPERIMENT_NAME:
+        shown = repr(name) if len(str(name)) <= 40 else f"{len(name)} characters"
+        _fail("tracking.experiment", f"needs a name of 1 to {MAX_EXPERIMENT_NAME} characters, got {shown}")
+    if not tr["timeout"] > 0:
+        _fail("tracking.timeout", f"seconds per request must be > 0, got {tr['timeout']}")
+    if tr["retries"] < 0:
+        _fail("tracking.retries", f"must be >= 0, got {tr['retries']}")
+    if tr["max_points"] < 2:
+        _fail("tracking.max_points", f"must be >= 2, got {tr['max_points']}")
+
+
 def validate(cfg):
     """Check every value of a composed config; raise ConfigError naming the key."""
     c = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg
@@ -171,9 +214,9 @@ def validate(cfg):
             _positive(c, f"lr_schedule.{k}", s[k])
     if s.get("min_lr") is not None:
         _positive(c, "lr_schedule.min_lr", s["min_lr"], allow_zero=True)
+    _check_schedule_shape(s)
     m, t = c["model"], c["train"]
-    if not m["hidden_sizes"] or min(m["hidden_sizes"]) < 1:
-        _fail("model.hidden_sizes", f"needs one or more sizes >= 1, got {m['hidden_sizes']}")
+    _check_hidden_sizes(m["hidden_sizes"])
     if m["output"] not in ("sigmoid", "softmax"):
         _fail("model.output", f"unknown output {m['output']!r}", ["sigmoid", "softmax"])
     if t["epochs"] < 1:
@@ -201,15 +244,13 @@ def validate(cfg):
         _fail("train.dtype", f"unknown dtype {t['dtype']!r}", DTYPES)
     if not t["divergence_factor"] > 1:
         _fail("train.divergence_factor", f"must be > 1, got {t['divergence_factor']}")
-    tr = c["tracking"]
-    if tr["max_points"] < 2:
-        _fail("tracking.max_points", f"must be >= 2, got {tr['max_points']}")
+    _check_tracking(c["tracking"])
     if not 0 <= c["seed"] < 2**32:
         _fail("seed", f"must be an integer in [0, 2**32 - 1], got {c['seed']}")
     try:
         datasets.validate_params(c["dataset"])
     except datasets.DataError as err:
-        raise ConfigError(f"dataset: {err}") from None
+        raise ConfigError(str(err) if str(err).startswith("dataset") else f"dataset: {err}") from None
     check_memory(c)
     return c
 
@@ -225,15 +266,29 @@ def _available_bytes():
     return None
 
 
-def memory_needed(c, n_train=0, n_test=0, n_features=2):
-    """Bytes a run needs, roughly: 4 copies of the parameters (the net, two flat buffers for
-    the updates, the gradient), 3 buffers per layer and row of training data, the test
-    evaluation's activations, and 5 curves of ``train.epochs`` float64 values."""
+def memory_needed(c, n_train=0, n_test=0, n_features=2, data_bytes=0):
+    """(bytes of the network, bytes per row of data) a run needs, roughly. The network: 4
+    copies of the parameters (the net, two flat buffers for the updates, the gradient) and 5
+    curves of ``train.epochs`` float64 values. The rows: 3 buffers per layer and row of
+    training data, the test evaluation's activations, and ``data_bytes`` (the data itself)."""
     sizes = [n_features, *c["model"]["hidden_sizes"], 1]
     n_params = sum(fi * fo + fo for fi, fo in zip(sizes[:-1], sizes[1:]))
     width = sum(sizes[1:])
     item = 4 if c["train"]["dtype"] == "float32" else 8
-    return item * (4 * n_params + (3 * n_train + 2 * n_test) * width) + 40 * c["train"]["epochs"]
+    per_row = item * (3 * n_train + 2 * n_test) * width
+    return item * 4 * n_params + 40 * c["train"]["epochs"], per_row + data_bytes
+
+
+def planned_rows(d):
+    """(n_train, n_test, n_features, data bytes) the dataset config ``d`` will give, before any
+    data exists (a CSV: (0, 0, 2, 0), its file is measured once read)."""
+    size = datasets.planned_size(d)
+    if size is None:
+        return 0, 0, 2, 0
+    rows, feats = size
+    test_size = d.get("test_size", datasets.DEFAULT_TEST_SIZE[d["name"]])
+    n_test = rows if test_size is None else int(rows * test_size)
+    return rows - (0 if test_size is None else n_test), n_test, feats, datasets.planned_bytes(d)
 
 
 def check_output(c, n_classes):
@@ -246,19 +301,38 @@ def check_output(c, n_classes):
         )
 
 
-def check_memory(c, n_train=0, n_test=0, n_features=2):
+def check_memory(c, n_train=None, n_test=0, n_features=2):
     """Refuse a run that cannot fit in this machine's memory before anything is recorded
-    (``model.hidden_sizes=[100000,100000]`` needs 320 GB; ``train.epochs=10**12`` 40 TB)."""
-    need, have = memory_needed(c, n_train, n_test, n_features), _available_bytes()
-    if have is not None and need > have:
-        gib = 2**30
-        _fail(
-            "model.hidden_sizes / train.epochs",
-            f"this run needs about {need / gib:.1f} GiB of memory "
-            f"(hidden_sizes {c['model']['hidden_sizes']}, {c['train']['epochs']} epochs"
-            f"{f', {n_train} training rows' if n_train else ''}); this machine has "
-            f"{have / gib:.1f} GiB available",
-        )
+    (``model.hidden_sizes=[100000,100000]`` needs 320 GB; ``train.epochs=10**12`` 40 TB;
+    ``dataset.n_samples=10**9`` 64 GB of data). Without ``n_train`` the data's planned size
+    is used: the check before the data exist."""
+    data = 0
+    if n_train is None:
+        n_train, n_test, n_features, data = planned_rows(c["dataset"])
+    net, rows = memory_needed(c, n_train, n_test, n_features, data)
+    have = _available_bytes()
+    if have is None or net + rows <= have:
+        return
+    gib = 2**30
+    key = "dataset.n_samples / dataset.n_features" if rows > net else "model.hidden_sizes / train.epochs"
+    _fail(
+        key,
+        f"this run needs about {(net + rows) / gib:.1f} GiB of memory ({rows / gib:.1f} GiB for the "
+        f"data: {n_train + n_test} rows x {n_features} features; {net / gib:.1f} GiB for hidden_sizes "
+        f"{c['model']['hidden_sizes']} over {c['train']['epochs']} epochs); this machine has "
+        f"{have / gib:.1f} GiB available",
+    )
+
+
+def schema_keys():
+    """Every key a command line may set: the schema's leaves ('lr_schedule.lr', 'seed', ...),
+    its nodes (which are also groups: 'activation') and the groups without a node."""
+    keys = {"experiment", "hparams_search"}
+    for f in fields(TrainConfig):
+        keys.add(f.name)
+        if is_dataclass(f.type):
+            keys |= {f"{f.name}.{sub.name}" for sub in fields(f.type)}
+    return sorted(keys)
 
 
 def check_override_keys(args):
@@ -277,9 +351,10 @@ def check_override_keys(args):
             if name in datasets.GENERATORS and (
                 len(path) > 2 or path[1] not in datasets.dataset_params(name)
             ):
+                valid = datasets.dataset_params(name)
                 raise ConfigError(
-                    f"unknown key '{'.'.join(path)}' for dataset {name!r}; valid keys: "
-                    f"{', '.join(datasets.dataset_params(name))}"
+                    f"unknown key '{'.'.join(path)}' for dataset {name!r}"
+                    f"{did_you_mean('.'.join(path), [f'dataset.{k}' for k in valid])}; valid keys: {', '.join(valid)}"
                 )
             continue
         node = nodes.get(path[0])
@@ -287,7 +362,10 @@ def check_override_keys(args):
         if node is None or len(path) > 2 or path[1] not in sub:
             where = f"'{path[0]}'" if node is not None else "the config"
             valid = sorted(sub) if node is not None else sorted(nodes)
-            raise ConfigError(f"unknown key '{'.'.join(path)}' in {where}; valid keys: {', '.join(valid)}")
+            hint = did_you_mean(".".join(path), schema_keys())
+            raise ConfigError(
+                f"unknown key '{'.'.join(path)}' in {where}{hint}; valid keys: {', '.join(valid)}"
+            )
 
 
 def schedule_spec(c):

@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_SEED = 42
+MISSING = "???"  # OmegaConf's mandatory value: conf/dataset/csv.yaml's path and target
+CSV_KEYS = {"path": "the CSV file", "target": "the name of its label column"}
 COMMON_KEYS = ("name", "seed", "test_size", "standardize")
 # TensorFlow-Playground datasets: split by shuffling and taking the first
 # (1 - test_size) fraction as training data (as Playground does).
@@ -300,8 +302,8 @@ def csv(seed, path, target, positive=None):
     try:
         df = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"csv dataset: cannot read path='{path}' as CSV ({exc}). "
+        raise DataError(  # pandas' own message ends in a newline: one line, whitespace folded
+            f"csv dataset: cannot read path='{path}' as CSV ({' '.join(str(exc).split())}). "
             "Give a comma-separated file with a header row."
         ) from exc
     target = str(target)
@@ -421,10 +423,9 @@ def _fingerprint(*arrays: np.ndarray) -> str:
 
 
 def _missing_file_message(path) -> str:
-    return (
-        f"csv dataset: file not found: path='{path}' (working directory: {os.getcwd()}). "
-        "Fix the 'path' key; use an absolute path if the working directory changes."
-    )
+    given = Path(path)
+    where = "" if given.is_absolute() else f" (from the working directory {os.getcwd()})"
+    return f"dataset.path: no CSV file at {given.resolve()}{where}; set it to the file's path"
 
 
 # --------------------------------------------------------------------------
@@ -472,6 +473,9 @@ def _check_param(name: str, key: str, value) -> None:
     elif key == "class_sep":
         if not _is_real(value) or value < 0:
             raise DataError(f"{where}class_sep={value!r} is invalid; use a number >= 0.")
+    elif key in ("path", "target") and value == MISSING:
+        example = "dataset.path=data.csv" if key == "path" else "dataset.target=label"
+        raise DataError(f"dataset=csv needs dataset.{key} ({CSV_KEYS[key]}), e.g. {example}")
     elif key == "path":
         if not isinstance(value, (str, os.PathLike)) or str(value) == "":
             raise DataError(f"{where}path={value!r} is invalid; give the CSV file's path.")
@@ -634,3 +638,36 @@ def resolved(cfg: dict) -> dict:
     if cfg.get("name") != "csv" or not isinstance(cfg.get("path"), (str, os.PathLike)):
         return cfg
     return {**cfg, "path": str(Path(cfg["path"]).expanduser().resolve())}
+
+
+# --------------------------------------------------------------------------
+# planned size (the preflight's memory check, before any data exists)
+# --------------------------------------------------------------------------
+
+# Copies of X # (N, d) float64 alive at once while a generator draws, splits and standardizes
+# it (the draw, sklearn's or the shuffle's copy, the train/test parts, the standardized parts).
+DATA_COPIES = 4
+
+
+def planned_size(cfg: dict) -> tuple[int, int] | None:
+    """(rows, features) a generator's config will produce; None for a CSV (its file decides)."""
+    name = cfg["name"]
+    if name == "csv":
+        return None
+    defaults = {p.name: p.default for p in _signature_params(name)}
+    rows = cfg.get("n_samples", defaults.get("n_samples", 4))
+    return int(rows), int(cfg.get("n_features", defaults.get("n_features", 2)))
+
+
+def planned_bytes(cfg: dict) -> int:
+    """Bytes the data of a generator's config needs while it is made: DATA_COPIES of X and the
+    labels, and for ``classification`` sklearn's per-class covariance of the informative
+    features (n_features x n_features float64 each, drawn from a matrix of that size too)."""
+    size = planned_size(cfg)
+    if size is None:
+        return 0
+    rows, feats = size
+    need = 8 * rows * (DATA_COPIES * feats + 3)
+    if cfg["name"] == "classification":
+        need += 8 * 3 * feats * feats
+    return need

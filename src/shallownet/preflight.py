@@ -20,6 +20,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
 from . import config
+from .hints import did_you_mean
 from .job import RunError
 
 # Hydra's own flags that print something instead of running: nothing to validate
@@ -103,18 +104,23 @@ def explain(err):
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:
         group, _, option = err.missing_cfg_file.rpartition("/")
         choices = ", ".join(err.options or [])
-        return f"{group}={option}: no such option; valid choices: {choices}"
+        hint = did_you_mean(option, err.options or [])
+        return f"{group}={option}: no such option{hint}; valid choices: {choices}"
     if isinstance(err, OverrideParseException):
         return f"cannot parse {err.override!r}: {err.message.splitlines()[0]}"
     cause = err.__cause__ if err.__cause__ is not None else err
     if isinstance(cause, ConfigAttributeError) and getattr(cause, "full_key", None):
         key = cause.full_key
+        hint = did_you_mean(key, config.schema_keys())
         if "." not in key:
             valid = ", ".join(
                 sorted({f.name for f in config.fields(config.TrainConfig)} | {"experiment", "hparams_search"})
             )
-            return f"unknown key '{key}'; valid keys and groups: {valid}"
-        return f"unknown key '{key}'"
+            return f"unknown key '{key}'{hint}; valid keys and groups: {valid}"
+        return f"unknown key '{key}'{hint}"
+    if isinstance(cause, ValidationError) and "is not a ListConfig" in str(cause):
+        key = getattr(cause, "full_key", "") or "?"
+        return f"{key}: needs a list, e.g. {key}=[8] (one hidden layer of 8) or {key}=[16,8]"
     if isinstance(cause, ValidationError):
         message = re.sub(
             r"^Value (.*) of type '(\w+)' could not be converted to (\w+)$",

@@ -299,6 +299,19 @@ def reproduce_one(client, run_id, uri):
 # ------------------------------------------------------------------ command line
 
 
+def require_run(client, run_id, uri):
+    """The run ``run_id`` of the store; ReproduceError "no run ID in URI" when it has none
+    (MLflow's own words: "Run with id=... not found")."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ReproduceError(f"no run {run_id} in {uri}") from None
+        raise
+
+
 def _sweep_children(client, sweep, experiment):
     """(sweep id, child run ids in start order), found as shallownet-report finds them."""
     sweep, runs = tracking.load_sweep_runs(client, experiment, sweep)
@@ -353,6 +366,7 @@ def main(argv=None):
     try:
         client = tracking.open_store(args.tracking_uri, timeout=10, retries=2)  # never creates one
         if args.run_id:
+            require_run(client, args.run_id, args.tracking_uri)
             _announce_versions(client, args.run_id)
             new_id, same, msg, warnings = reproduce_one(client, args.run_id, args.tracking_uri)
             _print_result(args.run_id, new_id, same, msg, warnings, client, table=False)

@@ -641,12 +641,26 @@ def _store_counts(runs, outcomes, total):
     return {
         "jobs_total": total,
         "jobs_finished": statuses.count("FINISHED"),
-        "jobs_failed": len(statuses) - statuses.count("FINISHED") - statuses.count("RUNNING"),
+        "jobs_failed": len(statuses)
+        - statuses.count("FINISHED")
+        - statuses.count("RUNNING")
+        + len(_runless_failures(outcomes)),
         "jobs_diverged": statuses.count("DIVERGED"),
         "jobs_killed": statuses.count("KILLED"),
         "jobs_skipped": skipped,
         "jobs_trained": len(outcomes) - skipped,
     }
+
+
+def _runless_failures(outcomes):
+    """This session's jobs that failed before their run existed (bad data a job found, a crash
+    while loading it): the store holds no run of theirs to count. A job SLURM lost is KILLED
+    without a run id too, but its run is in the store (ended by _end_leftovers)."""
+    return [
+        o
+        for o in outcomes
+        if not o.get("run_id") and o["status"] in ("FAILED", "CONFIG_ERROR", "TRACKING_ERROR")
+    ]
 
 
 def _exit_code(outcomes, complete, closed, total):

@@ -13,38 +13,26 @@ controller) stops in one line naming sbatch's own reason, exit 3, its parent run
 import contextlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
-from unittest import mock
 
+from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SlurmLauncher
+from omegaconf import OmegaConf
 
 
 class SubmitError(RuntimeError):
     """sbatch refused the jobs or could not be run (its first line of stderr)."""
 
 
-def _submitting(submit):
-    """submitit's submission, its failure one line: submitit prints sbatch's stderr, then
-    raises it again inside a traceback."""
-
-    def submit_command(executor, command):
-        from submitit.core.utils import FailedJobError
-
-        with contextlib.redirect_stderr(io.StringIO()):
-            try:
-                return submit(executor, command)
-            except FailedJobError as err:
-                lines = [line for line in str(err).splitlines() if line.strip()]
-                raise SubmitError(lines[-1] if lines else "sbatch failed") from None
-            except OSError as err:  # no sbatch at all
-                raise SubmitError(f"cannot run sbatch ({err.strerror or err})") from None
-
-    return submit_command
-
-
 class SlurmLauncher(_SlurmLauncher):
+    """hydra-submitit's launch() with submitit's public API, taken apart where it fails: the
+    submission (one line instead of a traceback) and the collection of each job's result (a job
+    that left none is reported KILLED instead of raising, which would lose the others)."""
+
     def launch(self, job_overrides, initial_job_idx):
         from shallownet.sweep import SweepAbort, abandon_open_sweep
 
@@ -52,32 +40,67 @@ class SlurmLauncher(_SlurmLauncher):
             missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
             if missing:  # submitit would raise its own RuntimeError, in a traceback
                 raise SubmitError(f"{' and '.join(missing)} not found on PATH (no SLURM client here)")
-            return self._launch(job_overrides, initial_job_idx)
+            jobs = self.submit(job_overrides, initial_job_idx)
         except SubmitError as err:
             reason = f"hydra/launcher=slurm cannot submit the sweep's jobs: {err}"
             abandon_open_sweep(reason)
             raise SweepAbort(3, reason) from None
+        return [self.result(job) for job in jobs]
 
-    def _launch(self, job_overrides, initial_job_idx):
+    def submit(self, job_overrides, initial_job_idx):
+        """The sweep's jobs as one SLURM array (submitit Jobs); SubmitError if sbatch fails.
+        submitit prints sbatch's stderr, then raises it again inside a traceback."""
+        from submitit.core.utils import FailedJobError
+
+        executor, params = self.executor(), self.job_params(job_overrides, initial_job_idx)
+        with contextlib.redirect_stderr(io.StringIO()):
+            try:
+                return executor.map_array(self, *zip(*params))
+            except FailedJobError as err:
+                lines = [line for line in str(err).splitlines() if line.strip()]
+                raise SubmitError(lines[-1] if lines else "sbatch failed") from None
+            except OSError as err:  # no sbatch at all
+                raise SubmitError(f"cannot run sbatch ({err.strerror or err})") from None
+
+    def executor(self):
+        """submitit's SLURM executor with the launcher's parameters, as hydra-submitit makes it."""
         import submitit
+
+        params, init_keys = self.params, {"max_num_timeout", "submitit_folder"}
+        init = {"folder": params["submitit_folder"]}
+        if "max_num_timeout" in params:
+            init[f"{self._EXECUTOR}_max_num_timeout"] = params["max_num_timeout"]
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(
+            **{
+                k if k in base else f"{self._EXECUTOR}_{k}": v
+                for k, v in params.items()
+                if k not in init_keys
+            }
+        )
+        return executor
+
+    def job_params(self, job_overrides, initial_job_idx):
+        """[(overrides, sweep dir key, job index, job id, Hydra's singletons)]: the arguments of
+        this launcher's __call__ in each job, as hydra-submitit passes them."""
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        return [
+            (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+            for idx, overrides in enumerate(job_overrides, start=initial_job_idx)
+        ]
+
+    def result(self, job):
+        """The job's JobReturn, or (SLURM ended it before it reported) a KILLED outcome."""
         from submitit.core.utils import UncompletedJobError
 
-        collect, launcher = submitit.core.core.Job.results, self
-        submit = submitit.SlurmExecutor._submit_command
-
-        def results(job):
-            try:
-                return collect(job)
-            except UncompletedJobError:
-                return [launcher.lost(job)]
-
-        # The parent's launch() collects every job with job.results(); the first job that
-        # left no result would raise there and lose the others.
-        with (
-            mock.patch.object(submitit.core.core.Job, "results", results),
-            mock.patch.object(submitit.SlurmExecutor, "_submit_command", _submitting(submit)),
-        ):
-            return super().launch(job_overrides, initial_job_idx)
+        try:
+            return job.results()[0]
+        except UncompletedJobError:
+            return self.lost(job)
 
     def lost(self, job):
         """Report a job that never reported: KILLED, with SLURM's word for how it ended."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -22,8 +23,46 @@ def _one_line(e: Exception) -> str:
     return f"{type(e).__name__}: {msg[0] if msg else ''}"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments in one line on stderr, exit 2 (argparse prints its usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def fraction(text):
+    """A number strictly between 0 and 1 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+def finite(text):
+    """A finite number (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def out_dir(text):
+    """The report's directory: a new one or an existing directory, never an existing file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a directory: give a directory for the report"
+        )
+    return text
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="shallownet-report",
         description="Report of a shallownet sweep (or any runs of an experiment) from MLflow: "
         "per-level statistics, paired comparisons with effects, CIs and "
@@ -59,6 +98,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--out",
         default=None,
+        type=out_dir,
         metavar="DIR",
         help="output directory (default outputs/reports/<sweep id>, or for --experiment "
         "outputs/reports/<experiment>--<filter>-<hash of the filter>)",
@@ -66,21 +106,21 @@ def parse_args(argv=None):
     thr = p.add_mutually_exclusive_group()
     thr.add_argument(
         "--loss-threshold",
-        type=float,
+        type=finite,
         default=None,
         metavar="LOSS",
         help="absolute train-loss threshold for epochs-to-threshold",
     )
     thr.add_argument(
         "--loss-fraction",
-        type=float,
+        type=fraction,
         default=DEFAULT_LOSS_FRACTION,
         metavar="F",
         help="threshold = F x median initial train loss of the runs (default %(default)s)",
     )
     p.add_argument(
         "--alpha",
-        type=float,
+        type=fraction,
         default=ALPHA,
         help="familywise significance level (Holm) for the verdicts (default %(default)s)",
     )

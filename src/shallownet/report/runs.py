@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -220,22 +221,34 @@ def tidy_runs(children: pd.DataFrame, factors) -> pd.DataFrame:
 
 
 def load_curves(client, run_ids, dst: Path) -> dict:
-    """{run_id: curves DataFrame sorted by epoch, or None} from each run's curves.parquet."""
+    """{run_id: curves DataFrame sorted by epoch, or None} from each run's curves.parquet. A
+    file that is not a table of numbers with ``epoch`` and ``train_loss`` (damaged, edited)
+    sets its run's curves aside (None), with a note on stderr."""
     out = {}
     for rid in run_ids:
         p = tracking.download_artifact(client, rid, "curves.parquet", dst)
-        df = None
-        if p is not None:
-            try:
-                df = pd.read_parquet(p)
-                if "epoch" not in df or "train_loss" not in df:
-                    df = None
-                else:
-                    df = df.sort_values("epoch", kind="mergesort").reset_index(drop=True)
-            except Exception:
-                df = None
+        df, why = (None, None) if p is None else _read_curves(p)
+        if why:
+            print(f"shallownet-report: run {rid}: curves.parquet set aside ({why})", file=sys.stderr)
         out[rid] = df
     return out
+
+
+def _read_curves(path):
+    """(curves sorted by epoch, None) or (None, why they cannot be used)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    try:
+        df = pd.read_parquet(path)
+    except Exception as err:
+        return None, f"unreadable: {type(err).__name__}"
+    missing = [c for c in ("epoch", "train_loss") if c not in df]
+    if missing:
+        return None, f"no column {', '.join(missing)}"
+    bad = [str(c) for c in df.columns if not is_numeric_dtype(df[c]) or is_bool_dtype(df[c])]
+    if bad:
+        return None, f"column {', '.join(bad)} holds values that are not numbers"
+    return df.sort_values("epoch", kind="mergesort").reset_index(drop=True), None
 
 
 def epochs_to_threshold(curve: pd.DataFrame | None, threshold: float):

@@ -1,0 +1,105 @@
+"""What a newcomer reads when a command refuses the input (issue 22): the nearest key or option
+of a misspelt one, a list where a list is expected, a CSV without its target or its file, an
+unknown run id. Each is one line and exit 2, and nothing is recorded."""
+
+import pytest
+from conftest import client_for, run_cli, runs_of
+
+from shallownet import preflight
+from shallownet.hints import did_you_mean
+from shallownet.job import RunError
+
+
+def refused(args):
+    with pytest.raises(RunError) as info:
+        preflight.check(args)
+    assert info.value.code == 2 and len(info.value.message.splitlines()) == 1, info.value.message
+    return info.value.message
+
+
+@pytest.mark.parametrize(
+    "args,hint",
+    [
+        (["lr=0.5"], "unknown key 'lr' (did you mean 'lr_schedule.lr'?)"),
+        (["activaton=relu"], "unknown key 'activaton' (did you mean 'activation'?)"),
+        (["activation=rleu"], "activation=rleu: no such option (did you mean 'relu'?)"),
+        (["lr_schedule=cosin"], "lr_schedule=cosin: no such option (did you mean 'cosine'?)"),
+        (["initializer=he_normall"], "(did you mean 'he_normal'?)"),
+        (["experiment=tutorial000_activation"], "(did you mean 'tutorial000_activations'?)"),
+        (["train.epoch=5"], "unknown key 'train.epoch' in 'train' (did you mean 'train.epochs'?)"),
+        (["lr_schedul.lr=3"], "(did you mean 'lr_schedule.lr'?)"),
+        (["model.hiden_sizes=[3]"], "(did you mean 'model.hidden_sizes'?)"),
+        (["dataset=spiral", "dataset.nosie=0.1"], "(did you mean 'dataset.noise'?)"),
+    ],
+)
+def test_a_misspelt_key_or_option_gets_the_nearest_one(args, hint):
+    line = refused(args)
+    assert hint in line and "valid" in line, line
+
+
+def test_a_key_nothing_resembles_gets_no_guess():
+    line = refused(["foo.bar=1"])
+    assert "did you mean" not in line and "unknown key 'foo.bar'" in line
+
+
+def test_did_you_mean_matches_a_dotted_key_by_its_last_part():
+    keys = ["lr_schedule.lr", "lr_schedule.name", "seed", "activation"]
+    assert did_you_mean("lr", keys) == " (did you mean 'lr_schedule.lr'?)"
+    assert did_you_mean("sed", keys) == " (did you mean 'seed'?)"
+    assert did_you_mean("zzz", keys) == ""
+
+
+def test_a_number_where_layer_sizes_go_says_it_needs_a_list():
+    line = refused(["model.hidden_sizes=8"])
+    assert line == (
+        "config error: model.hidden_sizes: needs a list, e.g. model.hidden_sizes=[8] "
+        "(one hidden layer of 8) or model.hidden_sizes=[16,8]"
+    )
+
+
+def test_a_csv_without_its_target_names_the_key_to_set(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,label\n1,0\n2,1\n")
+    line = refused(["dataset=csv", f"dataset.path={path}"])
+    assert line == (
+        "config error: dataset=csv needs dataset.target (the name of its label column), e.g. dataset.target=label"
+    )
+    assert "???" not in refused(["dataset=csv"])
+
+
+def test_a_missing_csv_file_is_named_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = refused(["dataset=csv", "dataset.path=nope.csv", "dataset.target=y"])
+    assert line == (
+        f"config error: dataset.path: no CSV file at {tmp_path / 'nope.csv'} "
+        f"(from the working directory {tmp_path}); set it to the file's path"
+    )
+
+
+@pytest.mark.slow
+def test_reproducing_an_unknown_run_says_the_store_has_none(store):
+    cwd, uri = store
+    client_for(uri).search_experiments()  # a store with its schema and no run
+    res = run_cli(["shallownet-reproduce", "deadbeef", "--tracking-uri", uri], cwd)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip().splitlines() == [f"shallownet-reproduce: no run deadbeef in {uri}"]
+    assert runs_of(uri) == []
+
+
+@pytest.mark.slow
+def test_a_relative_csv_path_is_recorded_absolute_and_named_when_gone(store, tmp_path):
+    cwd, uri = store
+    (cwd / "d.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    args = ["dataset=csv", "dataset.path=d.csv", "dataset.target=y", "train.epochs=20"]
+    res = run_cli(["shallownet-train", *args, "tracking.log_model=false", f"tracking.uri={uri}"], cwd)
+    assert res.returncode == 0, res.stderr
+    (run,) = runs_of(uri)
+    assert run.data.params["dataset.path"] == str(cwd / "d.csv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (cwd / "d.csv").rename(cwd / "moved.csv")
+    res = run_cli(["shallownet-reproduce", run.info.run_id, "--tracking-uri", uri], elsewhere)
+    assert res.returncode == 2, res.stdout + res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"dataset.path: no CSV file at {cwd / 'd.csv'}" in line
+    assert len(runs_of(uri)) == 1  # the refused re-run recorded nothing
