@@ -315,6 +315,8 @@ def section_design(s) -> list:
         )
     seeds = sort_levels(s.runs["seed"])
     B.append(("p", f"Replicates (seed): {', '.join(seeds)} ({len(seeds)} seeds)."))
+    if s.design is not None:
+        B.append(("ul", s.design.lines()))
     const = [
         (k, v)
         for k, v in constant_params(s.children, s.factors, s.aliases)
