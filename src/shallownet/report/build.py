@@ -163,7 +163,7 @@ def _not_modelled(s: Study) -> None:
             "table": pd.DataFrame(columns=["term", "df", "sum_sq", "F", "p", "partial_eta_sq", "p_holm"]),
             "df_resid": float("nan"),
             "n": int((s.runs["state"] == "finished").sum()),
-            "note": s.design.note(),
+            "note": f"the design is not complete with {design.MIN_REPLICATES} runs per cell (see Design)",
         }
 
 

@@ -131,9 +131,11 @@ class Design:
         )
         if self.crossed:
             text += (
-                f"; the largest complete crossed part is {self.crossed_label()} "
-                f"({self.crossed_runs()} runs): report it alone (--filter) for a model"
+                f"; the largest complete crossed part is {self.crossed_label()} ({self.crossed_runs()} runs)"
             )
+            if sum(len(v) > 1 for v in self.crossed.values()) >= 2:
+                text += ": report those runs alone (--filter) to model them"
+
         return text
 
     def lines(self) -> list:
@@ -152,7 +154,9 @@ class Design:
                 else "Not modelled: " + self.note() + "."
             )
         elif self.single_cells():
-            out.append("A single run (no CI) in " + "; ".join(map(self.cell_label, self.single_cells())) + ".")
+            out.append(
+                "A single run (no CI) in " + "; ".join(map(self.cell_label, self.single_cells())) + "."
+            )
         n = len(self.set_aside)
         if n:
             n_rep = int(self.set_aside["reason"].str.startswith("reproduction").sum())

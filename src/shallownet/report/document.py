@@ -246,7 +246,9 @@ def section_summary(s) -> list:
                     "gives the seeds each would need.",
                 )
             )
-    if s.anova:
+    if s.design is not None and len(s.factors) >= 2 and not s.design.complete:
+        B.append(("p", "**Factorial model** not fitted: " + s.design.note() + "."))
+    elif s.anova:
         eff = effect_lines(s)
         inter = [e for e in eff if e.startswith("interaction")]
         B.append(
