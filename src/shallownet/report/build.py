@@ -146,6 +146,7 @@ def analyse(s: Study, curves: dict) -> None:
 
     sched = next((f for f in factors if f.startswith("lr_schedule.") and f.endswith(".name")), None)
     s.flags = checks.study_checks(runs, factors, curves, constant_value(s.children, "lr_schedule.name"))
+    s.flags += s.design.flags()
     s.identical = {
         (f["factor"], frozenset((f["a"], f["b"]))) for f in s.flags if f["kind"] == "identical arms"
     }

@@ -138,6 +138,19 @@ class Design:
 
         return text
 
+    def flags(self) -> list:
+        """Study-check flags [{"kind", "text"}]: a design the factorial model cannot use."""
+        if len(self.factors) < 2 or self.complete:
+            return []
+        n_empty, n_single = len(self.empty_cells()), len(self.single_cells())
+        return [
+            {
+                "kind": "incomplete design",
+                "text": f"{n_empty} empty and {n_single} single-run cell(s): no factorial model, "
+                "no marginal means, no interaction; the levels get observed means (see Design).",
+            }
+        ]
+
     def lines(self) -> list:
         """The report's sentences on the design: cells, replicates, what was set aside."""
         reps = [self.replicates.get(c, 0) for c in self.cells]

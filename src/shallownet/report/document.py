@@ -247,7 +247,9 @@ def section_summary(s) -> list:
                 )
             )
     if s.design is not None and len(s.factors) >= 2 and not s.design.complete:
-        B.append(("p", "**Factorial model** not fitted: " + s.design.note() + "."))
+        B.append(
+            ("p", "**Factorial model** not fitted: the design has empty or single-run cells (see Design).")
+        )
     elif s.anova:
         eff = effect_lines(s)
         inter = [e for e in eff if e.startswith("interaction")]
