@@ -258,6 +258,49 @@ def test_an_unbalanced_set_reports_observed_means_and_no_interaction(tmp_path):
     assert "F = " not in md
 
 
+SPIRAL_ACC = {
+    ("relu", "[16]"): [0.99, 1.0, 0.995],
+    ("relu", "[64]"): [1.0, 1.0, 0.995],
+    ("tanh", "[16]"): [0.97, 0.96, 0.98],
+    ("tanh", "[64]"): [0.99, 0.985, 1.0],
+}
+
+
+def test_the_spiral_mixed_set_reports(tmp_path):
+    """Issue 19's crash: a spiral sweep (accuracies near 1), two reproductions and two single
+    runs (one at a width the sweep lacks, one at another lr): the report is written."""
+    uri, client, exp = new_store(tmp_path)
+    w = SweepWriter(client, exp, tmp_path)
+    parent = w.parent("sweep-spiral", "custom")
+    ids, no = [], 0
+    for (act, width), accs in SPIRAL_ACC.items():
+        for s, acc in enumerate(accs):
+            p = params(act, s, run_no=no) | {"dataset.name": "spiral", "model.hidden_sizes": width}
+            ids.append((p, acc, w.child(parent, "sweep-spiral", p, acc, 0.05, loss_curve(5 + s), no=no)))
+            client.set_tag(ids[-1][2], "run_key", f"k{no}")
+            no += 1
+    client.set_terminated(parent, "FINISHED")
+    for k, (p, acc, rid) in enumerate(ids[:2]):
+        single(w, p, acc, 5, no + k, run_key=f"k{k}", reproduces=rid)
+    p = params("relu", 0) | {"dataset.name": "spiral", "model.hidden_sizes": "[128]"}
+    single(w, p, 1.0, 5, no + 2, run_key="k-wide")
+    p = params("tanh", 0) | {"dataset.name": "spiral", "model.hidden_sizes": "[64]", "lr_schedule.lr": "0.5"}
+    single(w, p, 1.0, 5, no + 3, run_key="k-lr")
+    out = tmp_path / "out"
+    argv = ["--experiment", "shallownet", "--filter", "params.`dataset.name` = 'spiral'"]
+    assert report_main(argv + ["--tracking-uri", uri, "--out", str(out)]) == 0
+    for name in ("interactions.png", "accuracy.png", "report.html"):
+        assert (out / name).stat().st_size > 0
+    summary = pd.read_csv(out / "summary.csv", dtype={"level": str})
+    acc = summary[["final_test_accuracy_mean", "final_test_accuracy_ci_low", "final_test_accuracy_ci_high"]]
+    ok = acc.dropna()
+    assert (ok["final_test_accuracy_ci_low"] <= ok["final_test_accuracy_mean"]).all()
+    assert (ok["final_test_accuracy_mean"] <= ok["final_test_accuracy_ci_high"]).all()
+    assert (ok["final_test_accuracy_ci_high"] <= 1.0).all() and (ok["final_test_accuracy_ci_low"] >= 0).all()
+    md = (out / "report.md").read_text()
+    assert "Set aside 2 run(s) that are no new replicate: 2 reproduction(s)" in md
+
+
 # --------------------------------------------------------------------------------------
 # end to end: the README's runs, tutorial 000's sweep and two reproductions
 
