@@ -207,7 +207,7 @@ def _subsets(levels):
         yield from itertools.combinations(levels, k)
 
 
-def _score(part, factors, replicates):
+def _score(part, replicates):
     """(runs covered, factors varying, cells) of a complete part, None when incomplete."""
     cells = list(itertools.product(*part))
     reps = [replicates.get(c, 0) for c in cells]
@@ -228,7 +228,7 @@ def largest_crossed_part(factors, levels, replicates) -> dict:
     if n <= MAX_SEARCH:
         best, best_score = None, None
         for part in itertools.product(*(list(_subsets(levels[f])) for f in factors)):
-            sc = _score(part, factors, replicates)
+            sc = _score(part, replicates)
             if sc is not None and (best_score is None or sc > best_score):
                 best, best_score = part, sc
         return {} if best is None else dict(zip(factors, best))
