@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import client_for, run_cli, runs_of
+from conftest import run_cli, runs_of
 from scipy import stats
 from scipy.special import expit, logit
 from test_report import SweepWriter, loss_curve, new_store, params
@@ -322,6 +322,11 @@ def train(cwd, uri, *overrides):
 
 @pytest.mark.slow
 def test_readme_runs_sweep_and_reproductions_report(store):
+    """Issue 19's first case with real runs (200 epochs): tutorial 000's sweep, then the
+    README's `shallownet-train` (the sweep's tanh seed 0 again) and `shallownet-train
+    activation=relu lr_schedule.lr=0.05`, two reproductions, and the README's --experiment
+    report: every level's mean is its kept runs' mean, the reproductions and the repeat are
+    set aside and counted, no model rests on the single run at lr 0.05."""
     cwd, uri = store
     train(cwd, uri, "-m", "experiment=tutorial000_activations")
     train(cwd, uri)
@@ -377,4 +382,3 @@ def test_readme_runs_sweep_and_reproductions_report(store):
     assert "final_test_accuracy_emm" not in summary
     assert "a single run in activation=relu, lr=0.05" in md
     assert "F = " not in md and "interaction activation" not in md
-    client_for(uri)

@@ -40,11 +40,11 @@ def set_aside_repeats(children: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     original (or, when the original is not in the frame, of its own run_key)."""
     if children.empty:
         return children, pd.DataFrame(columns=["run_id", "kept", "reason"])
-    order = children.sort_values(["start_time", "run_id"], kind="mergesort")
+    order = children.sort_values([c for c in ("start_time", "run_id") if c in children], kind="mergesort")
     ids = [str(r) for r in order["run_id"]]
     key_of = dict(zip(ids, _tag(order, tracking.TAG_RUN_KEY)))
     original = dict(zip(ids, _tag(order, tracking.TAG_REPRODUCES)))
-    status = dict(zip(ids, order["status"].astype(str)))
+    status = dict(zip(ids, order["status"].astype(str) if "status" in order else ["FINISHED"] * len(ids)))
 
     def group(rid):
         seen = set()
