@@ -284,12 +284,18 @@ def test_means_and_cis_match_scipy(report1):
         for metric, vals in (("final_test_accuracy", ACC[lv]), ("final_test_loss", TEST_LOSS[lv])):
             v = np.array(vals)
             n = len(v)
-            half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)
+            q, m, se = stats.t.ppf(0.975, n - 1), v.mean(), v.std(ddof=1) / math.sqrt(n)
+            # the CI of a bounded metric: accuracy on the logit scale, a loss on the log scale
+            if metric == "final_test_accuracy":
+                half = q * se / (m * (1 - m))
+                ci = 1 / (1 + np.exp(-(np.log(m / (1 - m)) + np.array([-half, half]))))
+            else:
+                ci = m * np.exp(np.array([-q, q]) * se / m)
             assert s.loc[lv, f"{metric}_n"] == 4  # the diverged run is excluded
-            assert s.loc[lv, f"{metric}_mean"] == pytest.approx(v.mean(), rel=1e-12)
+            assert s.loc[lv, f"{metric}_mean"] == pytest.approx(m, rel=1e-12)
             assert s.loc[lv, f"{metric}_std"] == pytest.approx(v.std(ddof=1), rel=1e-12)
-            assert s.loc[lv, f"{metric}_ci_low"] == pytest.approx(v.mean() - half, rel=1e-12)
-            assert s.loc[lv, f"{metric}_ci_high"] == pytest.approx(v.mean() + half, rel=1e-12)
+            assert s.loc[lv, f"{metric}_ci_low"] == pytest.approx(ci[0], rel=1e-12)
+            assert s.loc[lv, f"{metric}_ci_high"] == pytest.approx(ci[1], rel=1e-12)
     csv = pd.read_csv(report1.out_dir / "summary.csv").set_index("level")
     assert csv.loc["relu", "final_test_accuracy_mean"] == pytest.approx(np.mean(ACC["relu"]), rel=1e-5)
     assert csv.loc["relu", "n_failed"] == 1
@@ -553,14 +559,14 @@ def test_degenerate_study_is_flagged(tmp_path):
 # each statistic against a hand computation or scipy/statsmodels
 
 
-def test_describe_ci_is_scipy_t_and_clipped():
+def test_describe_ci_is_scipy_t_on_the_bounds_scale():
     v = [0.25, 0.75, 0.75]
     half = stats.t.ppf(0.975, 2) * np.std(v, ddof=1) / np.sqrt(3)
     raw = st.describe(v)
     assert raw["ci_low"] == pytest.approx(np.mean(v) - half) and raw["ci_high"] > 1
-    clipped = st.describe(v, (0.0, 1.0))
-    assert clipped["ci_low"] == 0.0 and clipped["ci_high"] == 1.0
-    assert clipped["mean"] == raw["mean"] and clipped["std"] == raw["std"]
+    bounded = st.describe(v, (0.0, 1.0))  # the same t interval on the logit scale: inside (0, 1)
+    assert 0.0 < bounded["ci_low"] < bounded["mean"] < bounded["ci_high"] < 1.0
+    assert bounded["mean"] == raw["mean"] and bounded["std"] == raw["std"]
     assert st.describe([0.5, 0.5])["ci_low"] == 0.5  # zero spread: a point
 
 
@@ -690,12 +696,14 @@ def test_anova_and_marginal_means_by_hand():
     assert t.loc["A", "partial_eta_sq"] == pytest.approx(ss_a / (ss_a + ss_res))
     e = factorial.marginal_means(runs, ["A", "B"], "final_test_accuracy", ["A"]).set_index("A")
     se = math.sqrt(ss_res / df_res / 6)
-    half = stats.t.ppf(0.975, df_res) * se
+    q = stats.t.ppf(0.975, df_res)
     for a in ("x", "y"):
         mean = runs.loc[runs.A == a, "final_test_accuracy"].mean()
         assert e.loc[a, "emm"] == pytest.approx(mean)
         assert e.loc[a, "se"] == pytest.approx(se)
-        assert (e.loc[a, "ci_low"], e.loc[a, "ci_high"]) == pytest.approx((mean - half, mean + half))
+        half = q * se / (mean * (1 - mean))  # an accuracy's CI: on the logit scale
+        lo, hi = (1 / (1 + np.exp(-(np.log(mean / (1 - mean)) + h))) for h in (-half, half))
+        assert (e.loc[a, "ci_low"], e.loc[a, "ci_high"]) == pytest.approx((lo, hi))
     cell = factorial.marginal_means(runs, ["A", "B"], "final_test_accuracy", ["A", "B"])
     assert len(cell) == 6 and cell["n"].tolist() == [2] * 6
 

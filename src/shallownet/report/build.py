@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import store, tracking
-from . import checks, claims as claims_mod, document, factorial, figures, stats
+from . import checks, claims as claims_mod, design, document, factorial, figures, stats
 from .fmt import is_missing
 from .runs import (
     ALL_FACTOR,
@@ -63,6 +63,7 @@ class Study:
     show_lr: bool = False
     files: dict = field(default_factory=dict)
     scope: object = None  # scope.Scope: what the report covers (its title and first lines)
+    design: object = None  # design.Design: cells, replicates, runs set aside
 
     @property
     def table_factors(self):
@@ -108,9 +109,11 @@ def new_study(runs_df, ignore_params, alpha, title, scope=None) -> Study:
         if not parents.empty and (scope is None or scope.sweep_id is not None)
         else None
     )
+    children, set_aside = design.set_aside_repeats(children)
     factors, aliases = find_factors(children, ignore=tuple(ignore_params))
     runs = tidy_runs(children, factors if factors else [ALL_FACTOR])
     s = Study(runs, children, parent, factors, aliases, alpha)
+    s.design = design.work_out(runs, factors, set_aside)
     s.sweep_id = _tag(parent, tracking.TAG_SWEEP)
     if s.sweep_id is None:
         ids = _one_value(children, tracking.TAG_SWEEP)
@@ -143,13 +146,26 @@ def analyse(s: Study, curves: dict) -> None:
 
     sched = next((f for f in factors if f.startswith("lr_schedule.") and f.endswith(".name")), None)
     s.flags = checks.study_checks(runs, factors, curves, constant_value(s.children, "lr_schedule.name"))
+    s.flags += s.design.flags()
     s.identical = {
         (f["factor"], frozenset((f["a"], f["b"]))) for f in s.flags if f["kind"] == "identical arms"
     }
     s.claims = claims_mod.judge(claims, result_of, s.alpha, s.identical)
     s.show_lr = sched is not None or any(lr_varies(c) for c in curves.values())
     if len(factors) >= 2:
-        _factorial(s)
+        _factorial(s) if s.design.complete else _not_modelled(s)
+
+
+def _not_modelled(s: Study) -> None:
+    """An incomplete design: no ANOVA, no marginal means; every model section says why."""
+    for m in COMPARE_METRICS:
+        s.anova[m] = {
+            "metric": m,
+            "table": pd.DataFrame(columns=["term", "df", "sum_sq", "F", "p", "partial_eta_sq", "p_holm"]),
+            "df_resid": float("nan"),
+            "n": int((s.runs["state"] == "finished").sum()),
+            "note": f"the design is not complete with {design.MIN_REPLICATES} runs per cell (see Design)",
+        }
 
 
 def _factorial(s: Study) -> None:

@@ -246,7 +246,11 @@ def section_summary(s) -> list:
                     "gives the seeds each would need.",
                 )
             )
-    if s.anova:
+    if s.design is not None and len(s.factors) >= 2 and not s.design.complete:
+        B.append(
+            ("p", "**Factorial model** not fitted: the design has empty or single-run cells (see Design).")
+        )
+    elif s.anova:
         eff = effect_lines(s)
         inter = [e for e in eff if e.startswith("interaction")]
         B.append(
@@ -315,6 +319,8 @@ def section_design(s) -> list:
         )
     seeds = sort_levels(s.runs["seed"])
     B.append(("p", f"Replicates (seed): {', '.join(seeds)} ({len(seeds)} seeds)."))
+    if s.design is not None:
+        B.append(("ul", s.design.lines()))
     const = [
         (k, v)
         for k, v in constant_params(s.children, s.factors, s.aliases)
@@ -336,15 +342,18 @@ def section_definitions(s) -> list:
         "`diverged_at_epoch` tag), failed (FAILED/KILLED otherwise), unfinished "
         "(RUNNING/SCHEDULED). Every run is counted and listed; statistics use finished runs.",
         "**Mean, sd, 95% CI**: mean, std (ddof=1) and the t interval of the mean, "
-        "`scipy.stats.t.interval(0.95, n-1, loc=mean, scale=sd/sqrt(n))`; every CI of a "
-        "level is clipped to the metric's range (accuracy [0, 1], losses >= 0, epochs to "
-        "threshold [0, tau]). In the per-level tables of a single-factor study these are "
+        "mean +- t(0.975, n-1) x se with se = sd/sqrt(n) (`scipy.stats.t.ppf`), computed on a "
+        "scale that respects the metric's range and mapped back, never clipped: logit of "
+        "(mean - lo)/(hi - lo) for accuracy [0, 1] and epochs to threshold [0, tau], log for "
+        "losses >= 0, se carried over by the delta method; so a CI contains its mean and "
+        "stays inside the range. In the per-level tables of a single-factor study these are "
         "over the level's runs.",
-        "**Marginal means** (studies with two factors or more): the mean of a level averaged "
+        "**Marginal means** (studies with two factors or more, only over a complete crossed "
+        "design with at least 2 runs per cell, see Design): the mean of a level averaged "
         "over a balanced grid of every level of the other factors and every seed, predicted "
         "by the linear model below (`statsmodels` GLM Gaussian, "
         "`get_prediction(grid, average=True)` for the mean and its standard error), 95% CI "
-        "= mean +- t(0.975, residual df) x se. On a balanced design the marginal mean is the "
+        "= mean +- t(0.975, residual df) x se on the scale of the range, as above. On a balanced design the marginal mean is the "
         "plain mean of the level's runs; its CI uses the model's residual variance, not the "
         "spread between the other factors' settings.",
         f"**Epochs to threshold**: the first `epoch` of the run's full-resolution "
@@ -381,7 +390,7 @@ def section_definitions(s) -> list:
         "(the matched settings of the other factors), rounded up. The observed effect of a "
         "small study is uncertain: a rough guide, not a promise.",
         "**Factorial analysis**: the linear model metric ~ every factor + every two-factor "
-        "interaction + seed (block) over the finished runs (`statsmodels.formula.api.ols`), "
+        "interaction + seed (block; when every cell has the same seeds) over the finished runs (`statsmodels.formula.api.ols`), "
         "type-II ANOVA F tests (`statsmodels.stats.anova.anova_lm(typ=2)`), partial eta "
         "squared = SS_term / (SS_term + SS_residual); the ANOVA p-values are Holm-adjusted "
         "among themselves (terms x metrics).",

@@ -6,14 +6,18 @@ The model of a metric y over the finished runs (statsmodels formula API)::
     y ~ C(f1) + ... + C(fk) + C(fi):C(fj) (every pair i < j) + C(seed)
 
 ``C(seed)`` is a block term (the runs of one seed share a data split and initial draw),
-present when the study has two seeds or more. Effects are tested with a type-II ANOVA
+present when the study has two seeds or more and every cell has the same seeds (otherwise the
+block's effects would be extrapolated to cells that lack a seed). Effects are tested with a type-II ANOVA
 (``statsmodels.stats.anova.anova_lm(ols, typ=2)``, F tests); partial eta squared is
 SS_term / (SS_term + SS_residual). Marginal means (estimated marginal means, as R's
 emmeans) average the model's predictions over a balanced grid of every level of the other
 factors and every seed: ``GLM(Gaussian).get_prediction(grid, average=True)`` gives the mean
 and its standard error, the 95% CI uses t with the model's residual df. On a balanced design
 a marginal mean is the plain mean of its runs; its CI uses the model's residual variance
-(more df than the runs of one level alone)."""
+(more df than the runs of one level alone), on the scale stats.bounded_interval picks for a
+bounded metric (logit for an accuracy), so it contains the mean and stays in the bounds.
+The report fits the model only to a complete crossed design with two runs per cell
+(design.py): then a marginal mean is the average of its cells' means, inside the data."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .runs import bounds, sort_levels, value_column
+from .stats import bounded_interval
 
 
 def _frame(runs, factors, metric):
@@ -38,10 +43,16 @@ def _frame(runs, factors, metric):
     return df
 
 
-def formula(factors, n_seeds) -> str:
+def seeds_crossed(df, n_factors) -> bool:
+    """Every cell of the model frame has the same set of seeds."""
+    cells = df.groupby([f"f{i}" for i in range(n_factors)])["seed"].agg(frozenset)
+    return cells.nunique() <= 1
+
+
+def formula(factors, n_seeds, crossed=True) -> str:
     terms = [f"C(f{i})" for i in range(len(factors))]
     terms += [f"C(f{i}):C(f{j})" for i, j in itertools.combinations(range(len(factors)), 2)]
-    if n_seeds >= 2:
+    if n_seeds >= 2 and crossed:
         terms.append("C(seed)")
     return "y ~ " + " + ".join(terms)
 
@@ -67,7 +78,7 @@ def fit(runs, factors, metric):
         return None, None, df, "fewer than 3 finished runs"
     if float(np.ptp(df["y"])) == 0:
         return None, None, df, "the metric has the same value in every run"
-    f = formula(factors, df["seed"].nunique())
+    f = formula(factors, df["seed"].nunique(), seeds_crossed(df, len(factors)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ols = smf.ols(f, df).fit()
@@ -133,7 +144,7 @@ def marginal_means(runs, factors, metric, by, level: float = 0.95) -> pd.DataFra
     seeds = sort_levels(df["seed"])
     others = [f for f in factors if f not in by]
     t = float(stats.t.ppf((1 + level) / 2, ols.df_resid))
-    clip = bounds(runs, metric)
+    limits = bounds(runs, metric)
     rows = []
     for combo in itertools.product(*(levels[f] for f in by)):
         grid = pd.DataFrame(
@@ -152,9 +163,7 @@ def marginal_means(runs, factors, metric, by, level: float = 0.95) -> pd.DataFra
         mask = np.ones(len(df), dtype=bool)
         for f, lv in zip(by, combo):
             mask &= (df[names[f]] == lv).to_numpy()
-        lo, hi = mean - t * se, mean + t * se
-        if clip is not None:  # a CI stays in the metric's range
-            lo, hi = max(lo, clip[0]), min(hi, clip[1])
+        lo, hi = bounded_interval(mean, se, t, limits)
         rows.append(
             dict(zip(by, combo)) | {"emm": mean, "se": se, "ci_low": lo, "ci_high": hi, "n": int(mask.sum())}
         )

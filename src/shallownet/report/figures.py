@@ -63,6 +63,15 @@ def level_style(i: int, n_points: int = 0, n_levels: int = 1) -> dict:
     return st
 
 
+def error_bars(y, lo, hi) -> np.ndarray:
+    """matplotlib's yerr (2 x n: distance down, distance up) of points ``y`` with intervals
+    [lo, hi]: an interval that is missing or does not contain its point (no estimate of
+    report/stats.py gives one) draws no bar (NaN), so no distance is ever negative."""
+    y, lo, hi = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in (y, lo, hi))
+    ok = np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi) & (lo <= y) & (y <= hi)
+    return np.vstack([np.where(ok, y - lo, np.nan), np.where(ok, hi - y, np.nan)])
+
+
 def _grid(n, ncols_max=3):
     ncols = max(1, min(ncols_max, n))
     return ncols, max(1, math.ceil(n / ncols))
@@ -334,8 +343,7 @@ def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
                 )
                 vals.append(v)
                 row = m.iloc[i]
-                lo, hi = row["ci_low"], row["ci_high"]
-                err = [[row["mean"] - lo], [hi - row["mean"]]] if np.isfinite(lo) else None
+                err = error_bars(row["mean"], row["ci_low"], row["ci_high"])
                 st = level_style(i)
                 ax.errorbar(
                     [i + 0.12],
@@ -521,12 +529,7 @@ def fig_interactions(factors, emms, notes, metrics, path: Path) -> Path:
                     sub = e[e[fb] == b].set_index(fa).reindex(la)
                     x = np.arange(len(la)) + (j - (len(lb) - 1) / 2) * 0.06
                     y = sub["emm"].to_numpy(dtype=np.float64)
-                    err = np.vstack(
-                        [
-                            y - sub["ci_low"].to_numpy(dtype=np.float64),
-                            sub["ci_high"].to_numpy(dtype=np.float64) - y,
-                        ]
-                    )
+                    err = error_bars(y, sub["ci_low"], sub["ci_high"])
                     st = level_style(j)
                     ax.errorbar(
                         x,

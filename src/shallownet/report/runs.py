@@ -43,7 +43,7 @@ BETTER = {
     ETT: "lower",
 }
 BOUNDS = {
-    "final_test_accuracy": (0.0, 1.0),  # a CI stays in the metric's range
+    "final_test_accuracy": (0.0, 1.0),  # a CI stays in the metric's range (stats.bounded_interval)
     "final_test_loss": (0.0, float("inf")),
     "final_train_loss": (0.0, float("inf")),
 }
@@ -60,7 +60,7 @@ def horizon(runs) -> float:
 
 
 def bounds(runs, metric):
-    """The range a CI of ``metric`` is clipped to (None: unbounded)."""
+    """The range a CI of ``metric`` stays in (stats.bounded_interval; None: unbounded)."""
     if metric == ETT:
         tau = horizon(runs)
         return None if math.isnan(tau) else (0.0, tau)

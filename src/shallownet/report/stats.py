@@ -44,10 +44,44 @@ MAX_PAIRS = 10**6  # beyond this a power search reports "no feasible number"
 # one sample
 
 
+def bounded_interval(mean, se, q, bounds=None) -> tuple:
+    """The interval mean -/+ q * se of an estimate, computed on a scale that respects the
+    metric's ``bounds`` (lo, hi) and mapped back, never clipped: for two finite bounds the
+    logit of (mean - lo) / (hi - lo), for a lower bound only the log of mean - lo, with se
+    carried over by the delta method (se / (p (1 - p)) resp. se / (mean - lo)); no bounds:
+    the plain interval. Monotone maps of an interval centred on the transformed point: the
+    result always contains ``mean`` and stays strictly inside the bounds. se = 0 gives the
+    point; a mean at a bound with se > 0 has no such interval: (NaN, NaN)."""
+    from scipy.special import expit, logit
+
+    if not (np.isfinite(mean) and np.isfinite(se)):
+        return math.nan, math.nan
+    if se == 0:
+        return float(mean), float(mean)
+    lo, hi = (-math.inf, math.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
+    if math.isinf(lo) and math.isinf(hi):
+        return float(mean - q * se), float(mean + q * se)
+    if math.isinf(lo):  # an upper bound only: mirror it
+        a, b = bounded_interval(-mean, se, q, (-hi, math.inf))
+        return -b, -a
+    if not mean > lo or not mean < hi:
+        return math.nan, math.nan
+    if math.isinf(hi):
+        x = mean - lo
+        return float(lo + x * math.exp(-q * se / x)), float(lo + x * math.exp(q * se / x))
+    w = hi - lo
+    p = (mean - lo) / w
+    half = q * se / (w * p * (1 - p))
+    z = float(logit(p))
+    return float(lo + w * expit(z - half)), float(lo + w * expit(z + half))
+
+
 def describe(values, bounds=None, level: float = 0.95) -> dict:
-    """n, mean, std (ddof=1) and the t-based CI of the mean (``scipy.stats.t.interval`` with
-    n-1 df and scale std/sqrt(n), i.e. mean +- t(0.975, n-1) * std / sqrt(n)) of the finite
-    values, clipped to ``bounds`` (lo, hi) when given."""
+    """n, mean, std (ddof=1) and the t-based CI of the mean of the finite values: t(n-1)
+    quantile (``scipy.stats.t.ppf``) times the standard error std/sqrt(n), on the scale
+    ``bounded_interval`` picks for ``bounds`` (lo, hi) when given (logit for an accuracy in
+    [0, 1], log for a loss >= 0), so the CI contains the mean and stays inside the bounds;
+    without bounds mean +- t * std / sqrt(n)."""
     from scipy import stats
 
     v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(dtype=np.float64)
@@ -60,11 +94,8 @@ def describe(values, bounds=None, level: float = 0.95) -> dict:
     out["mean"] = mean
     if n >= 2:
         std = float(np.std(v, ddof=1))
-        lo = hi = mean
-        if std > 0:
-            lo, hi = (float(x) for x in stats.t.interval(level, n - 1, loc=mean, scale=std / math.sqrt(n)))
-        if bounds is not None:
-            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+        q = float(stats.t.ppf((1 + level) / 2, n - 1))
+        lo, hi = bounded_interval(mean, std / math.sqrt(n), q, bounds)
         out.update(std=std, ci_low=lo, ci_high=hi)
     return out
 
