@@ -193,15 +193,15 @@ def answer(s) -> list:
             out.append(dict(entry, status="one level", best=ranked[0] if ranked else None))
             continue
         pair = {ranked[0], ranked[1]}
-        rows = s.pairwise[
-            (s.pairwise["factor"] == f)
-            & (s.pairwise["metric"] == m)
-            & s.pairwise.apply(lambda r: {r["level_a"], r["level_b"]} == pair, axis=1)
+        rows = [
+            r
+            for _, r in s.pairwise.iterrows()
+            if r["factor"] == f and r["metric"] == m and {r["level_a"], r["level_b"]} == pair
         ]
-        if rows.empty:
+        if not rows or rows[0]["n_pairs"] == 0:
             out.append(dict(entry, status="no pairs", best=ranked[0], worse=ranked[1]))
             continue
-        r = rows.iloc[0]
+        r = rows[0]
         o = oriented(r)
         entry.update(
             best=o["better"],
