@@ -45,8 +45,8 @@ EXPECTED_SCHEDULE = {
     ("lr_schedule=plateau", "lr_schedule.lr=0.3"): schedule("plateau", 0.3, patience=100, factor=0.95),
     ("experiment=init_x_activation",): schedule("constant", 0.3),
     ("experiment=tutorial000_activations",): schedule("constant", 0.1),
-    ("experiment=tutorial001_blobs",): schedule("plateau", 0.5, patience=100, factor=0.95),
-    ("experiment=tutorial001_blobs", "lr_schedule=constant"): schedule("constant", 0.5),  # its other arm
+    ("experiment=tutorial001_blobs",): schedule("plateau", 1.0, patience=100, factor=0.95),
+    ("experiment=tutorial001_blobs", "lr_schedule=constant"): schedule("constant", 1.0),  # its other arm
     ("experiment=tutorial001_xor",): schedule("constant", 1.0),
     ("experiment=tutorial002_quadrant",): schedule("constant", 0.5),
     ("experiment=tutorial003_toy",): schedule("constant", 0.005),

@@ -217,7 +217,7 @@ GRIDS = {
     },
     "tutorial001_blobs": {
         "lr_schedule": ["plateau", "constant"],
-        "lr_schedule.lr": [0.5],
+        "lr_schedule.lr": [1.0],
         "seed": list(range(5)),
     },
     "tutorial002_quadrant": {
@@ -289,7 +289,7 @@ RUNS = {
         act="sigmoid",
         init="he_normal",
         loss="bce",
-        lr=0.5,
+        lr=1.0,
         epochs=2000,
         schedule=("plateau", 100, 0.95),
         dataset=dict(name="blobs", seed=42, n_samples=1000, cov_scale=9.0, test_size=0.2, standardize=False),

@@ -10,7 +10,9 @@ One module per job:
 * ``checks``    degenerate-study flags (identical arms, zero variance, saturation, ...)
 * ``claims``    the tutorials' claims and their verdicts
 * ``figures``   the figures
-* ``document``  the report's sections, markdown/HTML rendering, the parent's description
+* ``order``     each factor's levels in the study's order (its experiment file's sweep)
+* ``document``  the report's sections as data, rendered by ``templates/report.md.j2``
+                (Jinja2) to Markdown and by markdown-it-py to HTML; the parent's description
 * ``build``     ``build_report``: the pipeline
 * ``cli``       the command line
 

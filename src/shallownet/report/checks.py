@@ -1,6 +1,7 @@
 """Study checks: what makes a study unable to answer its question -- arms that are the same
 computation, a metric without variance or at its ceiling, a learning-rate schedule that
-never acted, a threshold nobody (or everybody at once) reaches, too few seeds. Each check
+never acted or acted in only some runs of its arm, a threshold that half an arm never reaches
+(or every run reaches in its first epochs), too few seeds. Each check
 gives a flag the report prints (instead of a table of n/a)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .fmt import num
-from .runs import COMPARE_METRICS, ETT, METRIC_LABELS, SUMMARY_METRICS, sort_levels, value_column
+from .runs import COMPARE_METRICS, ETT, METRIC_LABELS, SUMMARY_METRICS, horizon, sort_levels, value_column
 
 CURVE_COLUMNS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr")
 
@@ -63,6 +64,77 @@ def _schedule_factor(factors):
     return next((f for f in factors if f.startswith("lr_schedule.") and f.endswith("name")), None)
 
 
+EARLY = 0.05  # "within the first epochs": every run reaches the threshold by 5% of tau
+
+
+def _arms(fin, factors):
+    """[(label, runs)] of every level of every factor (the whole set without a factor)."""
+    if not factors:
+        return [("all runs", fin)]
+    return [(f"`{f}` = {lv}", fin[fin[f] == lv]) for f in factors for lv in sort_levels(fin[f])]
+
+
+def threshold_checks(fin, factors) -> list:
+    """Flags of a loss threshold that cannot separate the arms: nobody reaches it, an arm
+    reaches it in under half of its runs (its epochs to threshold are mostly the censoring
+    horizon), or every run reaches it within the first EARLY x tau epochs (or all at once)."""
+    st = fin["ett_status"]
+    measured = fin[st != "no curve"]
+    if not len(measured):
+        return []
+    reached = measured["ett_status"] == "reached"
+    if not reached.any():
+        return [
+            {
+                "kind": "threshold",
+                "text": "No finished run reaches the loss threshold: epochs to threshold are all censored.",
+            }
+        ]
+    flags = []
+    few = []
+    for label, sub in _arms(measured, factors):
+        k = int((sub["ett_status"] == "reached").sum())
+        if len(sub) and 2 * k < len(sub):
+            few.append(f"{label} {k} of {len(sub)}")
+    if few:
+        flags.append(
+            {
+                "kind": "uninformative threshold",
+                "text": (
+                    "The loss threshold is reached by under half of the runs of an arm ("
+                    + ", ".join(few)
+                    + "): its epochs to threshold are mostly the censoring horizon, so they "
+                    "measure where the threshold sits, not the speed (pick another --loss-fraction "
+                    "or --loss-threshold)."
+                ),
+            }
+        )
+    tau = horizon(fin)
+    ett = measured[ETT]
+    if reached.all() and (ett == ett.min()).all():
+        flags.append(
+            {
+                "kind": "threshold",
+                "text": (
+                    f"Every finished run reaches the loss threshold at epoch {num(ett.min())}: "
+                    "epochs to threshold cannot separate the levels (pick another --loss-fraction)."
+                ),
+            }
+        )
+    elif reached.all() and np.isfinite(tau) and ett.max() <= EARLY * tau:
+        flags.append(
+            {
+                "kind": "uninformative threshold",
+                "text": (
+                    f"Every finished run reaches the loss threshold by epoch {num(ett.max())}, within "
+                    f"the first {num(100 * EARLY)}% of the {num(tau)} epochs: epochs to threshold "
+                    "measure the first steps only (pick a lower --loss-fraction)."
+                ),
+            }
+        )
+    return flags
+
+
 def study_checks(runs, factors, curves, children_schedule=None) -> list:
     """Flags [{"kind", "text"}] for the study in ``runs`` (finished runs judged).
     ``children_schedule`` is the constant lr_schedule.name of the runs, if any."""
@@ -98,6 +170,17 @@ def study_checks(runs, factors, curves, children_schedule=None) -> list:
                 continue
             sub = fin if f is None else fin[fin[f] == lv]
             dec = sub["lr_decays"].dropna()
+            if len(dec) and (dec == 0).any() and not (dec == 0).all():
+                flags.append(
+                    {
+                        "kind": "schedule acted in some runs only",
+                        "text": (
+                            f"The {lv} schedule lowered the learning rate in {int((dec > 0).sum())} of "
+                            f"its {len(dec)} finished runs only ({int((dec == 0).sum())} ran at a "
+                            "constant rate): its arm mixes two treatments."
+                        ),
+                    }
+                )
             if len(dec) and (dec == 0).all():
                 flags.append(
                     {
@@ -145,24 +228,7 @@ def study_checks(runs, factors, curves, children_schedule=None) -> list:
                 ),
             }
         )
-    st = fin["ett_status"]
-    if len(st) and (st == "not reached").all():
-        flags.append(
-            {
-                "kind": "threshold",
-                "text": "No finished run reaches the loss threshold: epochs to threshold are all censored.",
-            }
-        )
-    elif len(st) and (st == "reached").all() and (fin[ETT] == fin[ETT].min()).all():
-        flags.append(
-            {
-                "kind": "threshold",
-                "text": (
-                    f"Every finished run reaches the loss threshold at epoch {num(fin[ETT].min())}: "
-                    "epochs to threshold cannot separate the levels (pick another --loss-fraction)."
-                ),
-            }
-        )
+    flags += threshold_checks(fin, factors)
     seeds = fin["seed"].nunique()
     if factors and 0 < seeds < 3:
         flags.append(

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import tracking
 from .fmt import num
-from .runs import ETT, METRIC_LABELS, SHORT_LABELS, level_key, setting_label, short_name, sort_levels
+from .runs import BETTER, ETT, METRIC_LABELS, SHORT_LABELS, level_key, setting_label, short_name, sort_levels
 
 FIG_DPI = 100
 MIN_WIDTH_IN = 9.6  # 960 px
@@ -377,9 +377,11 @@ def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
 
 
 def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset()) -> Path:
-    """Forest plot of the paired comparisons: mean difference A - B with its 95% CI (thick)
-    and the Bonferroni-level CI (thin); filled marker = decided after Holm; comparisons with
-    no test are labelled (identical arms, no difference)."""
+    """Forest plot of the paired comparisons, each as better level - worse level on its
+    metric (the better level's name beside its marker; which way is better is in each
+    panel's title), with its 95% CI (thick) and the Bonferroni-level CI (thin); filled
+    marker = decided after Holm; comparisons with no test are labelled (identical arms, no
+    difference)."""
     from matplotlib.ticker import MaxNLocator
 
     rows = results[results["where"] == ""]
@@ -396,15 +398,25 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
                 if key not in sub.index:
                     continue
                 r = sub.loc[key]
+                # better - worse: flip A - B where B is the better level of this metric
+                flip = (r["mean_diff"] < 0) if BETTER[m] == "higher" else (r["mean_diff"] > 0)
+                sign = -1.0 if flip else 1.0
+                better = key[2] if flip else key[1]
                 fi = sorted({k[0] for k in labels}).index(key[0])
                 color = f"C{fi % 10}"
                 if np.isfinite(r["adj_ci_low"]):
-                    ax.plot([r["adj_ci_low"], r["adj_ci_high"]], [y, y], color=color, lw=0.8)
+                    ax.plot([sign * r["adj_ci_low"], sign * r["adj_ci_high"]], [y, y], color=color, lw=0.8)
                 if np.isfinite(r["ci_low"]):
-                    ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=color, lw=3, solid_capstyle="butt")
+                    ax.plot(
+                        [sign * r["ci_low"], sign * r["ci_high"]],
+                        [y, y],
+                        color=color,
+                        lw=3,
+                        solid_capstyle="butt",
+                    )
                 if np.isfinite(r["mean_diff"]):
                     ax.plot(
-                        [r["mean_diff"]],
+                        [sign * r["mean_diff"]],
                         [y],
                         marker=MARKERS[fi % len(MARKERS)],
                         ms=6,
@@ -412,6 +424,16 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
                         mfc=color if r["holm_reject"] else "white",
                         zorder=3,
                     )
+                    if r["mean_diff"] != 0:
+                        ax.annotate(
+                            f"{better} better",
+                            (sign * r["mean_diff"], y),
+                            xytext=(0, -9),
+                            textcoords="offset points",
+                            fontsize=6,
+                            color="0.3",
+                            ha="center",
+                        )
                 if r["n_pairs"] >= 2 and r["sd_diff"] == 0 and r["mean_diff"] == 0:
                     why = "identical arms" if (key[0], frozenset(key[1:])) in identical else "no difference"
                     ax.annotate(
@@ -424,15 +446,19 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
                     )
             ax.axvline(0, color="k", lw=0.8, ls="--")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # labels apart on a narrow panel
-            ax.set_title(METRIC_LABELS[m] + (" (restricted)" if m == ETT else ""), fontsize=9)
-            ax.set_xlabel("A - B" + (" (epochs)" if m == ETT else ""), fontsize=8)
+            arrow = "\u2191" if BETTER[m] == "higher" else "\u2193"
+            ax.set_title(
+                f"{METRIC_LABELS[m]}{' (restricted)' if m == ETT else ''} {arrow}\n({BETTER[m]} is better)",
+                fontsize=9,
+            )
+            ax.set_xlabel("better - worse" + (" (epochs)" if m == ETT else ""), fontsize=8)
             ax.tick_params(labelsize=7)
         axes[0].set_yticks(
-            range(len(labels)), [f"{short_name(f)}: {a} - {b}" for f, a, b in labels], fontsize=7
+            range(len(labels)), [f"{short_name(f)}: {a} vs {b}" for f, a, b in labels], fontsize=7
         )
         axes[0].set_ylim(len(labels) - 0.5, -0.5)
         fig.suptitle(
-            "paired differences A - B: thick = 95% CI, thin = Bonferroni-level CI, "
+            "paired differences better - worse: thick = 95% CI, thin = Bonferroni-level CI, "
             "filled = Holm-adjusted p < alpha",
             fontsize=9,
         )

@@ -18,8 +18,9 @@ def is_missing(v) -> bool:
         return False
 
 
-def num(x, digits: int = 4) -> str:
-    """4 significant digits; integers as integers; 'n/a' for a missing value."""
+def num(x, digits: int = 3) -> str:
+    """3 significant digits (a number of ``digits`` digits or more before the point rounds to
+    the unit, never to an exponent); integers as integers; 'n/a' for a missing value."""
     if x is None:
         return "n/a"
     if isinstance(x, (bool, np.bool_)):
@@ -38,12 +39,14 @@ def num(x, digits: int = 4) -> str:
         return "inf" if f > 0 else "-inf"
     if f == int(f) and abs(f) < 1e15:
         return str(int(f))
-    out = f"{f:.{digits}g}"
+    out = f"{f:#.{digits}g}".rstrip(".")
+    if "e+" in out:
+        out = f"{f:.0f}"
     return "0" if out in ("-0", "0") else out
 
 
 def pval(p) -> str:
-    """A p-value: 4 significant digits, '< 1e-10' below that."""
+    """A p-value: 3 significant digits, '< 1e-10' below that."""
     if not is_missing(p) and 0 <= float(p) < 1e-10:
         return "< 1e-10"
     return num(p)

@@ -1,0 +1,65 @@
+"""The study's order of each factor's levels: the order its experiment file sweeps them
+(``hydra.sweeper.params``, read with Hydra's own override parser), else the order the
+runs started in; levels neither names come last, in runs.sort_levels order."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from .runs import sort_levels
+
+
+def swept_values(study: str | None) -> dict:
+    """{override key: [value as str, ...]} of conf/experiment/<study>.yaml's sweep ({} if none)."""
+    if not study:
+        return {}
+    path = resources.files("shallownet") / "conf" / "experiment" / f"{study}.yaml"
+    if not path.is_file():
+        return {}
+    params = OmegaConf.select(OmegaConf.load(str(path)), "hydra.sweeper.params") or {}
+    parser = OverridesParser.create()
+    out = {}
+    for key, value in params.items():
+        override = parser.parse_override(f"{key}={value}")
+        values = override.sweep_iterator() if override.is_sweep_override() else [override.value()]
+        out[str(key)] = [str(v) for v in values]
+    return out
+
+
+def _start_order(runs: pd.DataFrame, factor: str) -> list:
+    if "start_time" not in runs:
+        return []
+    first = runs.groupby(factor)["start_time"].min()
+    return [str(lv) for lv, _ in sorted(first.items(), key=lambda kv: (kv[1], str(kv[0])))]
+
+
+def study_order(runs: pd.DataFrame, factors, study: str | None, children: pd.DataFrame | None = None) -> dict:
+    """{factor: [level, ...]} in the study's order. A factor ``g.name`` is swept as ``g``."""
+    swept = swept_values(study)
+    starts = children if children is not None else runs
+    out = {}
+    for f in factors:
+        levels = sort_levels(runs[f])
+        key = f if f in swept else f.removesuffix(".name") if f.removesuffix(".name") in swept else None
+        known = swept[key] if key else []
+        if not any(lv in levels for lv in known):
+            known = _start_order(_with_levels(starts, runs, f), f)
+        first = [lv for lv in known if lv in levels]
+        out[f] = first + [lv for lv in levels if lv not in first]
+    return out
+
+
+def _with_levels(children, runs, factor):
+    """A frame of (factor level, start_time) per run, from the run table's levels."""
+    if "start_time" in runs:
+        return runs
+    if children is None or "start_time" not in children or "run_id" not in children:
+        return runs
+    starts = children.set_index("run_id")["start_time"]
+    return pd.DataFrame(
+        {factor: runs[factor].to_numpy(), "start_time": runs["run_id"].map(starts).to_numpy()}
+    )
