@@ -208,9 +208,10 @@ def test_kill_9_of_a_sweep_leaves_no_process_and_the_resume_trains_each_config_o
     cwd, uri = ready(store)
     args = sweep_args(uri, "activation=tanh", "seed=range(6)", "train.epochs=100000")
     proc = start(cwd, *args)
-    read_until(proc, r"^\[1/6\] ")  # one job done...
+    read_until(proc, r"^\[2/6\] ")  # two jobs done (they started together, so end together)...
     wait_for(lambda: [r for r in running(uri) if r.data.tags["shallownet.role"] == "child"])
-    os.kill(proc.pid, signal.SIGKILL)  # ...and another one training
+    time.sleep(1.0)  # ...and the next ones a second into their several seconds of training
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert gone(proc.pid), f"left alive: {group(proc.pid)}"  # fork server, workers, trackers
     left = [r for r in running(uri) if r.data.tags["shallownet.role"] == "child"]

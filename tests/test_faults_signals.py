@@ -125,7 +125,7 @@ def test_sigterm_to_one_worker_costs_its_job_only(store):
     job ends KILLED with its record, a fresh worker takes the jobs that follow, every other
     config FINISHES, the summary names the killed job and the sweep exits 1."""
     cwd, uri = ready(store)
-    epochs = 20000
+    epochs = 100000  # several seconds a job: the signal lands well inside the victim's training
     proc = start(cwd, *sweep_args(uri, "activation=tanh", "seed=range(6)", f"train.epochs={epochs}"))
     read_until(proc, r"^shallownet: sweep ")
 
@@ -134,7 +134,7 @@ def test_sigterm_to_one_worker_costs_its_job_only(store):
         return kids and kids[0]
 
     victim = wait_for(a_training_child, timeout=240)
-    time.sleep(1.5)
+    time.sleep(1.0)
     pid = int(json.loads(victim.data.tags["shallownet.owner"])["pid"])
     os.kill(pid, signal.SIGTERM)
     out = proc.communicate(timeout=900)[0]

@@ -38,8 +38,8 @@ def _examples():
         args = shlex.split(command)
         if "dataset.path=my.csv" in args or "--cfg" in args:
             continue
-        stated = re.search(r"test_acc (\d\.\d{3})", comment)
-        out.append((args[1:], stated and float(stated.group(1))))
+        stated = re.search(r"test_acc (\d\.\d{2,3})", comment)
+        out.append((args[1:], stated and stated.group(1)))
     return out
 
 
@@ -51,8 +51,10 @@ def test_every_readme_example_reaches_the_accuracy_it_states(store, args, stated
     res = run_cli(["shallownet-train", *args, f"tracking.uri={uri}"], cwd)
     assert res.returncode == 0, res.stderr
     (run,) = runs_of(uri)
-    assert round(run.data.metrics["final_test_accuracy"], 3) == stated
-    assert f"test_acc={stated:.3f}" in res.stdout
+    digits = len(stated.split(".")[1])  # the README states what it can promise on any CPU
+    assert round(run.data.metrics["final_test_accuracy"], digits) == float(stated)
+    printed = float(re.search(r"test_acc=(\d\.\d+)", res.stdout).group(1))
+    assert printed == round(run.data.metrics["final_test_accuracy"], 3)
 
 
 def _three_classes(path, n=300):
