@@ -1,16 +1,13 @@
-"""A local MLflow tracking server backed by PostgreSQL (see shallownet.pgcluster) or SQLite,
-bound to 127.0.0.1 only. MLflow's HTTP API has no login: a single-machine development server.
+"""A local MLflow tracking server with a PostgreSQL (shallownet.pgcluster) or SQLite store,
+on 127.0.0.1 only. MLflow's HTTP API has no login: a single-machine development server.
 
     state, proc = start(workdir, backend="postgres", port=5000)   # writes <workdir>/server.json
-    stop(workdir)                                     # idempotent, leaves nothing running
-    with running_server(tmp_path) as uri: ...         # free ports, everything stopped after
+    stop(workdir)                           # idempotent: nothing of it is left running
+    with running_server(tmp_path) as uri:   # free ports, stopped on exit
 
-CLI: ``python -m shallownet.server start [--backend postgres|sqlite] [--port 5000]
-[--workdir outputs/server] [--detach]``, ``status|stop [--workdir ...]``,
-``migrate --from sqlite:///outputs/mlflow.db --to http://127.0.0.1:5000 [--experiment shallownet]``.
+CLI: ``python -m shallownet.server start [--backend postgres|sqlite] [--port 5000] [--workdir
+outputs/server] [--detach]``, ``stop|status [--workdir ...]``, ``migrate --from URI --to URI``.
 """
-
-from __future__ import annotations
 
 import argparse
 import contextlib
@@ -23,9 +20,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+import psutil
 
 from . import procs
 from .pgcluster import HOST, PG_AUTH, PGPASS, ServerError, find_pg_bindir, libpq_env, pg_driver, pg_user
@@ -33,18 +30,19 @@ from .pgcluster import start_postgres, stop_postgres
 from .procs import alive as pid_alive
 from .procs import group_members
 
-__all__ = ["HOST", "PGPASS", "ServerError", "find_pg_bindir", "libpq_env", "pg_driver", "pg_user"]
-__all__ += ["start_postgres", "stop_postgres", "pid_alive", "group_members"]
-STATE_FILE, MLFLOW_LOG, DEFAULT_WORKDIR, DEFAULT_PORT = (
-    "server.json",
-    "mlflow-server.log",
-    "outputs/server",
-    5000,
-)
-# clients of a server fail fast; the server itself runs no job runner and sends no telemetry
-HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+__all__ = [  # re-exported for the callers of this module
+    "PGPASS",
+    "find_pg_bindir",
+    "pg_driver",
+    "pg_user",
+    "pid_alive",
+    "group_members",
+]
+STATE_FILE, MLFLOW_LOG, DEFAULT_WORKDIR = "server.json", "mlflow-server.log", "outputs/server"
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}  # fail fast
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 SERVER_ENV |= {"DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1"}
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def free_port() -> int:
@@ -64,58 +62,49 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def _require_free(port: int) -> None:
-    if not port_is_free(port):
-        raise ServerError(f"port {HOST}:{port} is already in use; pick another port")
-
-
 def health_ok(url: str, timeout: float = 2.0) -> bool:
-    """True if ``GET <url>/health`` answers 200 (loopback: no proxy)."""
-    try:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url.rstrip("/") + "/health", timeout=timeout) as resp:
-            return resp.status == 200
-    except (OSError, ValueError):
-        return False
+    """True if ``GET <url>/health`` answers 200 (straight to loopback, never through a proxy)."""
+    with contextlib.suppress(OSError, ValueError):
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            url + "/health", None, timeout
+        ) as r:
+            return r.status == 200
+    return False
 
 
-def _tail(path: str | Path, lines: int = 40) -> str:
+def _tail(path) -> str:
     with contextlib.suppress(OSError):
         return f"--- {path} (tail) ---\n" + "\n".join(
-            Path(path).read_text(errors="replace").splitlines()[-lines:]
+            Path(path).read_text(errors="replace").splitlines()[-40:]
         )
     return f"(no log at {path})"
 
 
-def start_mlflow_server(
-    backend_uri, artifacts_dir, port, host=HOST, *, log_path=None, timeout=90.0, pgpass=None
-):
-    """``mlflow server`` with proxied artifacts, in its own session (Ctrl-C in a terminal
-    reaches us, not it), its output in ``log_path`` (default: beside ``artifacts_dir``);
-    returns the Popen once /health answers. A PostgreSQL ``backend_uri`` names its password
-    file (``passfile=``); ``pgpass`` also hands it over as PGPASSFILE."""
+def start_mlflow_server(backend_uri, artifacts_dir, port, host=HOST, *, timeout=90, pgpass=None):
+    """``mlflow server`` serving the artifacts in ``artifacts_dir``, its log beside them, in a
+    session of its own (a terminal's Ctrl-C reaches us, not it); returns the Popen once /health
+    answers. A PostgreSQL URI names its password file; ``pgpass`` hands it over as PGPASSFILE."""
     if host != HOST:
         raise ServerError(f"refusing to bind {host!r}: this server listens on {HOST} only")
+    if not port_is_free(port):
+        raise ServerError(f"port {HOST}:{port} is already in use; pick another port")
     artifacts_dir = Path(artifacts_dir).resolve()
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    log_path = Path(log_path or artifacts_dir.parent / MLFLOW_LOG)
-    _require_free(port)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--serve-artifacts"]
+    log_path, env = artifacts_dir.parent / MLFLOW_LOG, {**os.environ, **SERVER_ENV}
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--workers", "1"]
     cmd += [
+        "--serve-artifacts",
         "--artifacts-destination",
         str(artifacts_dir),
         "--host",
         host,
         "--port",
         str(port),
-        "--workers",
-        "1",
     ]
-    env = {**os.environ, **SERVER_ENV}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=libpq_env(pgpass, env) if pgpass else env, cwd=artifacts_dir.parent,
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=libpq_env(pgpass, env) if pgpass else env,
+            cwd=artifacts_dir.parent, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
@@ -125,48 +114,42 @@ def start_mlflow_server(
             if time.monotonic() > deadline:
                 raise ServerError(f"mlflow server did not answer within {timeout}s\n{_tail(log_path)}")
             time.sleep(0.2)
-    except BaseException:  # also Ctrl-C: leave nothing behind
+    except BaseException:  # Ctrl-C too: leave nothing behind
         stop_mlflow_server(proc)
         raise
     return proc
 
 
 def stop_mlflow_server(server: subprocess.Popen | int | None, timeout: float = 15) -> None:
-    """SIGTERM the server and its children, wait, SIGKILL what is left; a no-op if it is gone."""
-    pid = server.pid if isinstance(server, subprocess.Popen) else server
-    tree = procs.with_children(pid) if pid else []
-    if tree and (isinstance(server, subprocess.Popen) or "mlflow" in " ".join(tree[0].cmdline())):
-        procs.end(tree, timeout)  # (a bare pid that now names another program is left alone)
-    if isinstance(server, subprocess.Popen):
+    """SIGTERM the server and its children, wait, SIGKILL what is left; a no-op once it is gone.
+    A bare pid that now names another program is left alone."""
+    popen = isinstance(server, subprocess.Popen)
+    tree = procs.with_children(server.pid if popen else server) if server else []
+    with contextlib.suppress(psutil.Error):
+        if tree and (popen or "mlflow" in " ".join(tree[0].cmdline())):
+            procs.end(tree, timeout)
+    if popen:
         server.wait(timeout=5)
 
 
-def load_state(workdir: str | Path) -> dict[str, Any] | None:
+def load_state(workdir) -> dict | None:
     with contextlib.suppress(FileNotFoundError):
-        return json.loads((Path(workdir) / STATE_FILE).read_text())
+        return json.loads(Path(workdir, STATE_FILE).read_text())
     return None
 
 
 def stop(workdir=None, *, server=None, postgres=None) -> None:
     """Stop MLflow, then PostgreSQL, named by handles or by ``<workdir>/server.json``. Idempotent."""
-    state = (load_state(workdir) or {}) if workdir is not None else {}
+    state = (load_state(workdir) if workdir else None) or {}
     try:
-        stop_mlflow_server(server if server is not None else state.get("mlflow_pid"))
+        stop_mlflow_server(server or state.get("mlflow_pid"))
     finally:
-        stop_postgres(postgres if postgres is not None else state.get("postgres"))
-        if workdir is not None:
+        stop_postgres(postgres or state.get("postgres"))
+        if workdir:
             Path(workdir, STATE_FILE).unlink(missing_ok=True)
 
 
-def start(
-    workdir=DEFAULT_WORKDIR,
-    *,
-    backend="postgres",
-    port=DEFAULT_PORT,
-    pg_port=None,
-    durable=True,
-    timeout=90.0,
-):
+def start(workdir=DEFAULT_WORKDIR, *, backend="postgres", port=5000, pg_port=None, durable=True, timeout=90):
     """Start the store and the MLflow server, write ``<workdir>/server.json``; returns
     ``(state, server_process)``, ``state["tracking_uri"]`` being the http URI."""
     workdir = Path(workdir).resolve()
@@ -174,12 +157,10 @@ def start(
     old = load_state(workdir)
     if old and (pid_alive(old["mlflow_pid"]) or pid_alive((old["postgres"] or {}).get("pid"))):
         raise ServerError(f"a server from {workdir / STATE_FILE} is still running; run `stop` first")
-    _require_free(port)
-    pg = None
-    if backend == "postgres":
-        pg = start_postgres(
-            workdir, pg_port or next(p for p in iter(free_port, 0) if p != port), durable=durable
-        )
+    if not port_is_free(port):  # before PostgreSQL starts for nothing
+        raise ServerError(f"port {HOST}:{port} is already in use; pick another port")
+    pg_port = pg_port or next(p for p in iter(free_port, None) if p != port)
+    pg = start_postgres(workdir, pg_port, durable=durable) if backend == "postgres" else None
     uri = pg["uri"] if pg else f"sqlite:///{workdir / 'server.db'}"
     try:
         proc = start_mlflow_server(
@@ -189,18 +170,16 @@ def start(
         stop_postgres(pg)
         raise
     state = {"backend": backend, "backend_uri": uri, "tracking_uri": f"http://{HOST}:{port}", "port": port}
-    state.update(
-        mlflow_pid=proc.pid, mlflow_log=str(workdir / MLFLOW_LOG), artifacts=str(workdir / "artifacts")
-    )
-    state.update(postgres=pg, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    state |= {"mlflow_pid": proc.pid, "mlflow_log": str(workdir / MLFLOW_LOG), "postgres": pg}
+    state |= {"artifacts": str(workdir / "artifacts"), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     Path(workdir, STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     return state, proc
 
 
 @contextlib.contextmanager
-def running_server(tmpdir: str | Path, backend: str = "postgres") -> Iterator[str]:
-    """A throw-away server on free loopback ports in ``tmpdir``; yields its http URI. Stops
-    everything on exit and removes a PostgreSQL directory made outside ``tmpdir``."""
+def running_server(tmpdir, backend="postgres"):
+    """A throw-away server on free loopback ports in ``tmpdir``; yields its http URI. Everything
+    is stopped on exit, and a PostgreSQL directory made outside ``tmpdir`` removed."""
     tmpdir, state, proc = Path(tmpdir).resolve(), {}, None
     try:
         state, proc = start(tmpdir, backend=backend, port=free_port(), durable=False)
@@ -234,7 +213,7 @@ def _say(text: str) -> None:
     print(f"# {text}", file=sys.stderr, flush=True)
 
 
-def _print_access(state: dict[str, Any]) -> None:
+def _print_access(state: dict) -> None:
     """How another local account gets in: over HTTP as is, to PostgreSQL with a copy of pgpass."""
     if state.get("postgres"):
         pgpass = state["postgres"]["pgpass"]
@@ -244,10 +223,8 @@ def _print_access(state: dict[str, Any]) -> None:
         )
 
 
-def _cmd_start(args: argparse.Namespace) -> int:
-    state, proc = start(
-        args.workdir, backend=args.backend, port=args.port, pg_port=args.pg_port, timeout=args.timeout
-    )
+def _cmd_start(args) -> int:
+    state, proc = start(args.workdir, backend=args.backend, port=args.port, pg_port=args.pg_port)
     print(f"tracking.uri={state['tracking_uri']}", flush=True)
     _say(f"or: export MLFLOW_TRACKING_URI={state['tracking_uri']}   (log: {state['mlflow_log']})")
     _print_access(state)
@@ -256,7 +233,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
             f"running in the background; stop with: python -m shallownet.server stop --workdir {args.workdir}"
         )
         return 0
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a shell's `&` ignores it
+    for sig in SIGNALS:  # SIGINT too: a shell's `&` ignores it
         signal.signal(sig, signal.default_int_handler)
     _say("serving in the foreground; Ctrl-C stops it")
     try:
@@ -266,16 +243,15 @@ def _cmd_start(args: argparse.Namespace) -> int:
         )
         return 1
     except KeyboardInterrupt:
-        _say("stopping ...")
         return 0
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        for sig in SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         stop(args.workdir, server=proc, postgres=state["postgres"])
         _say("stopped")
 
 
-def _cmd_stop(args: argparse.Namespace) -> int:
+def _cmd_stop(args) -> int:
     state = load_state(args.workdir)
     stop(args.workdir)
     print(
@@ -286,57 +262,47 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def _cmd_status(args) -> int:
     st = load_state(args.workdir)
     if not st:
         print(f"not running (no {Path(args.workdir) / STATE_FILE})")
         return 1
-    pg_ok = not st["postgres"] or pid_alive(st["postgres"]["pid"])
     healthy = health_ok(st["tracking_uri"])
+    running = healthy and (not st["postgres"] or pid_alive(st["postgres"]["pid"]))
     print(
-        f"tracking.uri={st['tracking_uri']}\nrunning={healthy and pg_ok} healthy={healthy} mlflow_pid={st['mlflow_pid']}"
+        f"tracking.uri={st['tracking_uri']}\nrunning={running} healthy={healthy} mlflow_pid={st['mlflow_pid']}"
     )
     print(f"backend={st['backend']} {st['backend_uri']}\nartifacts={st['artifacts']} log={st['mlflow_log']}")
-    return 0 if healthy and pg_ok else 1
+    return 0 if running else 1
 
 
-def _cmd_migrate(args: argparse.Namespace) -> int:
+def _cmd_migrate(args) -> int:
     for key, value in HTTP_ENV.items():
         os.environ.setdefault(key, value)
     migrate(
-        args.src,
-        args.dst,
-        args.experiment,
-        dst_experiment=args.to_experiment,
-        include_deleted=args.include_deleted,
+        args.src, args.dst, args.experiment, dst_experiment=args.to_experiment, include_deleted=args.deleted
     )
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shallownet.server", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("start", help="start PostgreSQL (or SQLite) + mlflow server on 127.0.0.1")
     p.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="MLflow port (default 5000)")
-    p.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (default: free)")
-    p.add_argument("--workdir", default=DEFAULT_WORKDIR)
+    p.add_argument("--port", type=int, default=5000, help="MLflow port (default 5000)")
+    p.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (default: a free one)")
     p.add_argument("--detach", action="store_true", help="return after start; `stop` ends it")
-    p.add_argument("--timeout", type=float, default=90, help="seconds to wait for /health")
-    p.set_defaults(func=_cmd_start)
-    for name, func, text in (
-        ("stop", _cmd_stop, "stop a detached server"),
-        ("status", _cmd_status, "its state"),
-    ):
-        p = sub.add_parser(name, help=text)
+    for name, func in (("start", _cmd_start), ("stop", _cmd_stop), ("status", _cmd_status)):
+        p = sub.choices.get(name) or sub.add_parser(name, help=f"{name} a server started with --detach")
         p.add_argument("--workdir", default=DEFAULT_WORKDIR)
         p.set_defaults(func=func)
     p = sub.add_parser("migrate", help="copy an experiment's runs to another tracking URI")
     p.add_argument("--from", dest="src", required=True, help="e.g. sqlite:///outputs/mlflow.db")
     p.add_argument("--to", dest="dst", required=True, help="e.g. http://127.0.0.1:5000")
     p.add_argument("--experiment", default="shallownet")
-    p.add_argument("--to-experiment", default=None, help="destination name (default: same)")
-    p.add_argument("--include-deleted", action="store_true")
+    p.add_argument("--to-experiment", default=None, help="destination name (default: the same)")
+    p.add_argument("--include-deleted", dest="deleted", action="store_true")
     p.set_defaults(func=_cmd_migrate)
     args = parser.parse_args(argv)
     try:
@@ -344,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # e.g. Ctrl-C while starting: the helpers have cleaned up
+    except KeyboardInterrupt:  # Ctrl-C while starting: what had started is stopped
         print("interrupted", file=sys.stderr)
         return 130
 
