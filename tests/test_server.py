@@ -22,7 +22,7 @@ import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from shallownet import server, tracking
+from shallownet import pgcluster, server, tracking
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -40,8 +40,8 @@ def _fast_http(monkeypatch):
 def require_postgres():
     """Fail (never skip) with a clear message when PostgreSQL cannot be used here."""
     try:
-        server.find_pg_bindir()
-        server.pg_driver()
+        pgcluster.find_pg_bindir()
+        pgcluster.pg_driver()
     except server.ServerError as exc:
         pytest.fail(f"PostgreSQL is required for this test: {exc}", pytrace=False)
 
@@ -255,7 +255,7 @@ def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
 def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PG_BINDIR", str(tmp_path / "no-such-bin"))
     with pytest.raises(server.ServerError, match="apt-get install -y postgresql-15"):
-        server.start_postgres(tmp_path / "w", server.free_port())
+        pgcluster.start_postgres(tmp_path / "w", server.free_port())
     cli = subprocess.run(
         [
             sys.executable,
@@ -377,7 +377,7 @@ def test_postgres_wants_the_password_from_pgpass(pg_server, tmp_path, capsys):
         # with the pgpass file, the owner gets in
         ok = psql_as(None, pg, host, {"PGPASSFILE": str(pgpass)})
         assert ok.returncode == 0 and ok.stdout.strip() == "1", ok.stderr
-    assert "PGPASSWORD" not in server.libpq_env(pgpass, {"PGPASSWORD": "x"})
+    assert "PGPASSWORD" not in pgcluster.libpq_env(pgpass, {"PGPASSWORD": "x"})
     password = password_in(pgpass)
     assert password not in state["backend_uri"] and "passfile=" in state["backend_uri"]
     assert_nowhere(password, state)

@@ -75,9 +75,7 @@ def _run(cmd, user=None, cwd="/", env=None, check=True) -> subprocess.CompletedP
     env = {**(env or os.environ), "LC_ALL": "C"}
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **as_user)
     if check and res.returncode != 0:
-        raise ServerError(
-            f"{Path(cmd[0]).name} failed (exit {res.returncode}): {shlex.join(cmd)}\n{res.stderr}"
-        )
+        raise ServerError(f"{Path(cmd[0]).name} failed ({res.returncode}): {shlex.join(cmd)}\n{res.stderr}")
     return res
 
 
@@ -127,9 +125,8 @@ def _initdb(pg: dict, password: str, durable: bool) -> None:
     finally:
         pwfile.unlink(missing_ok=True)
     # initdb's pg_hba.conf also lets in ::1 and replication
-    Path(pg["datadir"], "pg_hba.conf").write_text(
-        f"local all all {PG_AUTH}\nhost all all {HOST}/32 {PG_AUTH}\n"
-    )
+    rules = f"local all all {PG_AUTH}\nhost all all {HOST}/32 {PG_AUTH}\n"
+    Path(pg["datadir"], "pg_hba.conf").write_text(rules)
     hosts = [HOST] + ([pg["socket_dir"]] if pg["socket_dir"] else [])
     # any port (a restart may pick another), any database; the password is URL-safe
     fields = [h.replace("\\", "\\\\").replace(":", "\\:") for h in hosts]
@@ -154,22 +151,14 @@ def start_postgres(workdir, port: int, *, durable: bool = True, timeout: int = 6
     if not (base / "data" / "PG_VERSION").exists():
         _initdb(pg, secrets.token_urlsafe(24), durable)
     elif not pgpass.exists():
-        raise ServerError(
-            f"{pgpass} is gone, and with it the cluster's password: delete {base} to start anew"
-        )
+        raise ServerError(f"{pgpass} is gone, and with it the cluster's password: delete {base}")
     _own_dir(sockdir, user)
     conf = {"listen_addresses": HOST, "port": port, "unix_socket_directories": pg["socket_dir"] or ""}
     conf |= {"password_encryption": PG_AUTH, "max_connections": 50} | ({} if durable else {"fsync": "off"})
     options = " ".join(f"-c {key}={shlex.quote(str(value))}" for key, value in conf.items())  # via a shell
-    ctl = [
-        f"{bindir}/pg_ctl",
-        f"--pgdata={pg['datadir']}",
-        f"--log={pg['log']}",
-        "-w",
-        f"--timeout={timeout}",
-    ]
+    ctl = [f"{bindir}/pg_ctl", f"--pgdata={pg['datadir']}", f"--log={pg['log']}", f"--timeout={timeout}"]
     try:  # also on Ctrl-C: the postmaster has a session of its own
-        _run([*ctl, f"--options={options}", "start"], user, base)
+        _run([*ctl, "--wait", f"--options={options}", "start"], user, base)
         pg["pid"] = postmaster_pid(pg)
         createdb = [f"{bindir}/createdb", "-w", "-h", HOST, "-p", str(port), "-U", user, DATABASE]
         res = _run(createdb, env=libpq_env(pgpass), check=False)
@@ -192,9 +181,6 @@ def stop_postgres(pg: dict | None) -> None:
     if not pg or not procs.alive(postmaster_pid(pg)):
         return
     server = procs.with_children(postmaster_pid(pg))
-    _run(
-        [f"{pg['bindir']}/pg_ctl", f"--pgdata={pg['datadir']}", "-m", "fast", "-w", "stop"],
-        pg["user"],
-        check=False,
-    )
+    ctl = [f"{pg['bindir']}/pg_ctl", f"--pgdata={pg['datadir']}", "--mode=fast", "--wait", "stop"]
+    _run(ctl, pg["user"], check=False)
     procs.end(server, timeout=5)

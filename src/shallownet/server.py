@@ -25,19 +25,10 @@ from pathlib import Path
 import psutil
 
 from . import procs
-from .pgcluster import HOST, PG_AUTH, PGPASS, ServerError, find_pg_bindir, libpq_env, pg_driver, pg_user
-from .pgcluster import start_postgres, stop_postgres
+from .pgcluster import HOST, PG_AUTH, ServerError, libpq_env, start_postgres, stop_postgres
 from .procs import alive as pid_alive
-from .procs import group_members
+from .procs import group_members as group_members  # for the callers of this module
 
-__all__ = [  # re-exported for the callers of this module
-    "PGPASS",
-    "find_pg_bindir",
-    "pg_driver",
-    "pg_user",
-    "pid_alive",
-    "group_members",
-]
 STATE_FILE, MLFLOW_LOG, DEFAULT_WORKDIR = "server.json", "mlflow-server.log", "outputs/server"
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}  # fail fast
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -64,19 +55,16 @@ def port_is_free(port: int) -> bool:
 
 def health_ok(url: str, timeout: float = 2.0) -> bool:
     """True if ``GET <url>/health`` answers 200 (straight to loopback, never through a proxy)."""
-    with contextlib.suppress(OSError, ValueError):
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-            url + "/health", None, timeout
-        ) as r:
-            return r.status == 200
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with contextlib.suppress(OSError, ValueError), opener.open(url + "/health", timeout=timeout) as resp:
+        return resp.status == 200
     return False
 
 
 def _tail(path) -> str:
     with contextlib.suppress(OSError):
-        return f"--- {path} (tail) ---\n" + "\n".join(
-            Path(path).read_text(errors="replace").splitlines()[-40:]
-        )
+        lines = Path(path).read_text(errors="replace").splitlines()[-40:]
+        return f"--- {path} (tail) ---\n" + "\n".join(lines)
     return f"(no log at {path})"
 
 
@@ -92,20 +80,12 @@ def start_mlflow_server(backend_uri, artifacts_dir, port, host=HOST, *, timeout=
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     log_path, env = artifacts_dir.parent / MLFLOW_LOG, {**os.environ, **SERVER_ENV}
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--workers", "1"]
-    cmd += [
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(artifacts_dir),
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
+    cmd += ["--serve-artifacts", "--artifacts-destination", str(artifacts_dir)]
+    cmd += ["--host", host, "--port", str(port)]
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=libpq_env(pgpass, env) if pgpass else env,
-            cwd=artifacts_dir.parent, start_new_session=True,
-        )  # fmt: skip
+        io = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+        env = libpq_env(pgpass, env) if pgpass else env
+        proc = subprocess.Popen(cmd, env=env, cwd=artifacts_dir.parent, start_new_session=True, **io)
     deadline = time.monotonic() + timeout
     try:
         while not health_ok(f"http://{host}:{port}", timeout=1.0):
@@ -163,9 +143,8 @@ def start(workdir=DEFAULT_WORKDIR, *, backend="postgres", port=5000, pg_port=Non
     pg = start_postgres(workdir, pg_port, durable=durable) if backend == "postgres" else None
     uri = pg["uri"] if pg else f"sqlite:///{workdir / 'server.db'}"
     try:
-        proc = start_mlflow_server(
-            uri, workdir / "artifacts", port, timeout=timeout, pgpass=pg and pg["pgpass"]
-        )
+        pgpass = pg["pgpass"] if pg else None
+        proc = start_mlflow_server(uri, workdir / "artifacts", port, timeout=timeout, pgpass=pgpass)
     except BaseException:
         stop_postgres(pg)
         raise
@@ -190,21 +169,12 @@ def running_server(tmpdir, backend="postgres"):
             shutil.rmtree(state["postgres"]["base"], ignore_errors=True)
 
 
-def migrate(
-    src_uri, dst_uri, experiment="shallownet", *, dst_experiment=None, include_deleted=False, log=print
-):
+def migrate(src_uri, dst_uri, experiment="shallownet", *, log=print, **options):
     """Copy every run of ``experiment`` to ``dst_uri`` (``tracking.copy_experiment``); {old_id: new_id}."""
     from . import tracking
 
     try:
-        return tracking.copy_experiment(
-            src_uri,
-            dst_uri,
-            experiment,
-            dst_experiment=dst_experiment,
-            include_deleted=include_deleted,
-            log=log,
-        )
+        return tracking.copy_experiment(src_uri, dst_uri, experiment, log=log, **options)
     except (LookupError, tracking.TrackingError) as err:
         raise ServerError(str(err)) from None
 
@@ -218,9 +188,7 @@ def _print_access(state: dict) -> None:
     if state.get("postgres"):
         pgpass = state["postgres"]["pgpass"]
         _say(f"PostgreSQL wants a password ({PG_AUTH}); yours is in {pgpass} (mode 0600)")
-        _say(
-            f"other local accounts: use tracking.uri; for SQL: install -m 600 -o THEM {pgpass} ~THEM/.pgpass"
-        )
+        _say(f"other local accounts: use tracking.uri; SQL: install -m 600 -o THEM {pgpass} ~THEM/.pgpass")
 
 
 def _cmd_start(args) -> int:
@@ -229,18 +197,14 @@ def _cmd_start(args) -> int:
     _say(f"or: export MLFLOW_TRACKING_URI={state['tracking_uri']}   (log: {state['mlflow_log']})")
     _print_access(state)
     if args.detach:
-        _say(
-            f"running in the background; stop with: python -m shallownet.server stop --workdir {args.workdir}"
-        )
+        _say(f"in the background; stop it with: python -m shallownet.server stop --workdir {args.workdir}")
         return 0
     for sig in SIGNALS:  # SIGINT too: a shell's `&` ignores it
         signal.signal(sig, signal.default_int_handler)
     _say("serving in the foreground; Ctrl-C stops it")
     try:
         proc.wait()
-        print(
-            f"mlflow server exited with code {proc.returncode}\n{_tail(state['mlflow_log'])}", file=sys.stderr
-        )
+        _say(f"mlflow server exited with code {proc.returncode}\n{_tail(state['mlflow_log'])}")
         return 1
     except KeyboardInterrupt:
         return 0
@@ -254,11 +218,7 @@ def _cmd_start(args) -> int:
 def _cmd_stop(args) -> int:
     state = load_state(args.workdir)
     stop(args.workdir)
-    print(
-        f"stopped {state['tracking_uri']} ({state['backend']})"
-        if state
-        else "no server state: nothing to stop"
-    )
+    print(f"stopped {state['tracking_uri']} ({state['backend']})" if state else "nothing to stop")
     return 0
 
 
@@ -269,9 +229,7 @@ def _cmd_status(args) -> int:
         return 1
     healthy = health_ok(st["tracking_uri"])
     running = healthy and (not st["postgres"] or pid_alive(st["postgres"]["pid"]))
-    print(
-        f"tracking.uri={st['tracking_uri']}\nrunning={running} healthy={healthy} mlflow_pid={st['mlflow_pid']}"
-    )
+    print(f"tracking.uri={st['tracking_uri']}\nrunning={running} healthy={healthy} pid={st['mlflow_pid']}")
     print(f"backend={st['backend']} {st['backend_uri']}\nartifacts={st['artifacts']} log={st['mlflow_log']}")
     return 0 if running else 1
 
@@ -279,9 +237,8 @@ def _cmd_status(args) -> int:
 def _cmd_migrate(args) -> int:
     for key, value in HTTP_ENV.items():
         os.environ.setdefault(key, value)
-    migrate(
-        args.src, args.dst, args.experiment, dst_experiment=args.to_experiment, include_deleted=args.deleted
-    )
+    options = {"dst_experiment": args.to_experiment, "include_deleted": args.deleted}
+    migrate(args.src, args.dst, args.experiment, **options)
     return 0
 
 
