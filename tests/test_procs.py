@@ -41,11 +41,11 @@ def test_end_stops_a_tree_that_ignores_sigterm_and_nothing_of_its_group_lives():
         [sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, start_new_session=True
     )
     assert parent.stdout.readline() == b"ready\n"
-    tree = procs.with_children(parent.pid)
+    tree = procs.family(parent.pid)
     assert len(tree) == 2 and sorted(procs.group_members(parent.pid)) == sorted(p.pid for p in tree)
     started = time.monotonic()
     assert procs.end(tree, timeout=1.0) == []  # SIGTERM ignored: SIGKILL after the timeout
     assert 1.0 <= time.monotonic() - started < 10
     parent.wait(timeout=5)  # psutil reaped it already (Popen then reports 0)
     assert not psutil.pid_exists(parent.pid)
-    assert procs.group_members(parent.pid) == [] and procs.with_children(parent.pid) == []
+    assert procs.group_members(parent.pid) == [] and procs.family(parent.pid) == []

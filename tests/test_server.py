@@ -444,6 +444,11 @@ def test_stop_and_ctrl_c_leave_nothing_running_and_a_restart_keeps_the_cluster(t
         assert err.rstrip().endswith("# stopped") and "Traceback" not in err, err
         assert_all_gone(pids, ports)
         assert server.load_state(workdir) is None
+        # no upgrade path: a cluster whose password file is gone is refused, nothing starts
+        pgpass.unlink()
+        with pytest.raises(server.ServerError, match="pgpass is gone"):
+            server.start(workdir, port=port, durable=False)
+        assert not listeners(port) and server.load_state(workdir) is None
     finally:
         server.stop(workdir)
         if not base.is_relative_to(tmp_path):

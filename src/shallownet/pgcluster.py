@@ -180,7 +180,7 @@ def stop_postgres(pg: dict | None) -> None:
     """``pg_ctl stop -m fast``, then SIGTERM/SIGKILL for what is left. A no-op if it is not running."""
     if not pg or not procs.alive(postmaster_pid(pg)):
         return
-    server = procs.with_children(postmaster_pid(pg))
+    server = procs.family(postmaster_pid(pg))
     ctl = [f"{pg['bindir']}/pg_ctl", f"--pgdata={pg['datadir']}", "--mode=fast", "--wait", "stop"]
     _run(ctl, pg["user"], check=False)
     procs.end(server, timeout=5)

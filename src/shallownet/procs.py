@@ -128,12 +128,15 @@ def end(procs, timeout=15.0):
     return [p.pid for p in left]
 
 
-def with_children(pid):
-    """``pid`` and all its descendants as psutil.Process objects ([] when it is gone)."""
+def family(pid):
+    """``pid``, its descendants and, when it leads a process group, the rest of that group
+    (children orphaned by a parent that died stay in it): psutil.Process objects, [] when
+    ``pid`` is gone."""
     proc = _process(pid)
-    if proc is None:
-        return []
     try:
-        return [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
+        found = [] if proc is None else [proc, *proc.children(recursive=True)]
+        if found and os.getpgid(proc.pid) == proc.pid:
+            found += [psutil.Process(p) for p in group_members(proc.pid) if p not in {f.pid for f in found}]
+        return found
+    except (psutil.Error, OSError):
         return []

@@ -104,7 +104,7 @@ def stop_mlflow_server(server: subprocess.Popen | int | None, timeout: float = 1
     """SIGTERM the server and its children, wait, SIGKILL what is left; a no-op once it is gone.
     A bare pid that now names another program is left alone."""
     popen = isinstance(server, subprocess.Popen)
-    tree = procs.with_children(server.pid if popen else server) if server else []
+    tree = procs.family(server.pid if popen else server) if server else []
     with contextlib.suppress(psutil.Error):
         if tree and (popen or "mlflow" in " ".join(tree[0].cmdline())):
             procs.end(tree, timeout)
