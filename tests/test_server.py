@@ -417,10 +417,6 @@ def test_stop_and_ctrl_c_leave_nothing_running_and_a_restart_keeps_the_cluster(t
         stopped = subprocess.run([*cli, "stop", "--workdir", str(workdir)], capture_output=True, text=True)
         assert stopped.returncode == 0 and stopped.stdout.startswith("stopped http://127.0.0.1:"), stopped
         assert_all_gone(pids, ports)
-        assert {"initdb", "pg_ctl", "createdb", "mlflow"} <= {
-            word.rpartition("/")[2] for cmd in commands for word in cmd.split()
-        }
-        assert not [cmd for cmd in commands if password in cmd]
 
         port = server.free_port()
         fg = subprocess.Popen(
@@ -449,6 +445,10 @@ def test_stop_and_ctrl_c_leave_nothing_running_and_a_restart_keeps_the_cluster(t
         with pytest.raises(server.ServerError, match="pgpass is gone"):
             server.start(workdir, port=port, durable=False)
         assert not listeners(port) and server.load_state(workdir) is None
+        assert {"initdb", "pg_ctl", "createdb", "mlflow"} <= {
+            word.rpartition("/")[2] for cmd in commands for word in cmd.split()
+        }
+        assert not [cmd for cmd in commands if password in cmd]
     finally:
         server.stop(workdir)
         if not base.is_relative_to(tmp_path):
