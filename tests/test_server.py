@@ -8,20 +8,21 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from shallownet import server, tracking
-
-LISTEN = "0A"
-
+from shallownet import pgcluster, server, tracking
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -39,53 +40,33 @@ def _fast_http(monkeypatch):
 def require_postgres():
     """Fail (never skip) with a clear message when PostgreSQL cannot be used here."""
     try:
-        server.find_pg_bindir()
-        server.pg_driver()
+        pgcluster.find_pg_bindir()
+        pgcluster.pg_driver()
     except server.ServerError as exc:
         pytest.fail(f"PostgreSQL is required for this test: {exc}", pytrace=False)
 
 
 def listeners(port):
-    """(address, family) of every LISTEN socket on ``port`` from /proc/net/tcp and tcp6."""
-    found = []
-    for name, family in (("tcp", 4), ("tcp6", 6)):
-        path = Path("/proc/net") / name
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            fields = line.split()
-            local, state = fields[1], fields[3]
-            addr, _, hexport = local.partition(":")
-            if state != LISTEN or int(hexport, 16) != port:
-                continue
-            if family == 4:
-                ip = ".".join(str(b) for b in reversed(bytes.fromhex(addr)))
-            else:
-                ip = addr  # anything here is a failure for us; raw form is enough
-            found.append((ip, family))
-    return found
+    """(address, family) of every LISTEN socket on ``port``, as psutil sees them."""
+    return [
+        (c.laddr.ip, 4 if c.family == socket.AF_INET else 6)
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    ]
 
 
-def children_of(pid):
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(entry.name))
-    return kids
+def alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def server_pids(state):
-    """Every live process of a running server: mlflow (+ its group) and the postmaster (+ kids)."""
-    pids = {state["mlflow_pid"], *server.group_members(state["mlflow_pid"])}
-    if state.get("postgres"):
-        postmaster = state["postgres"]["pid"]
-        pids |= {postmaster, *children_of(postmaster)}
-    return {p for p in pids if server.pid_alive(p)}
+    """Every live process of a running server: mlflow and the postmaster, with their children."""
+    roots = [state["mlflow_pid"]] + ([state["postgres"]["pid"]] if state.get("postgres") else [])
+    procs = [psutil.Process(pid) for pid in roots]
+    return {p.pid for p in procs + [c for p in procs for c in p.children(recursive=True)] if alive(p.pid)}
 
 
 def ports_of(state):
@@ -104,7 +85,7 @@ def assert_loopback_only(state):
 
 def assert_all_gone(pids, ports):
     assert pids, "no pids were recorded"
-    left = [p for p in pids if server.pid_alive(p)]
+    left = [p for p in pids if alive(p)]
     assert not left, f"processes still running after stop: {left}"
     for port in ports:
         assert not listeners(port), f"port {port} still has a listener"
@@ -274,7 +255,7 @@ def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
 def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PG_BINDIR", str(tmp_path / "no-such-bin"))
     with pytest.raises(server.ServerError, match="apt-get install -y postgresql-15"):
-        server.start_postgres(tmp_path / "w", server.free_port())
+        pgcluster.start_postgres(tmp_path / "w", server.free_port())
     cli = subprocess.run(
         [
             sys.executable,
@@ -362,6 +343,13 @@ def test_server_binds_loopback_only(pg_server):
     ]
     with pytest.raises(server.ServerError, match="127.0.0.1"):
         server.start_mlflow_server("sqlite:///x.db", "unused", 1, host="0.0.0.0")
+    # the server hashes passwords with scram-sha-256 and keeps only the verifier
+    pg, env = state["postgres"], {"PGPASSFILE": state["postgres"]["pgpass"]}
+    shown = psql_as(None, pg, server.HOST, env, sql="SHOW password_encryption")
+    assert shown.stdout.strip() == "scram-sha-256", shown.stderr
+    stored = psql_as(None, pg, server.HOST, env, sql="SELECT rolpassword FROM pg_authid WHERE rolcanlogin")
+    assert stored.stdout.strip().startswith("SCRAM-SHA-256$4096:"), stored.stderr
+    assert password_in(pg["pgpass"]) not in stored.stdout
 
 
 @pytest.mark.slow
@@ -389,7 +377,7 @@ def test_postgres_wants_the_password_from_pgpass(pg_server, tmp_path, capsys):
         # with the pgpass file, the owner gets in
         ok = psql_as(None, pg, host, {"PGPASSFILE": str(pgpass)})
         assert ok.returncode == 0 and ok.stdout.strip() == "1", ok.stderr
-    assert "PGPASSWORD" not in server.libpq_env(pgpass, {"PGPASSWORD": "x"})
+    assert "PGPASSWORD" not in pgcluster.libpq_env(pgpass, {"PGPASSWORD": "x"})
     password = password_in(pgpass)
     assert password not in state["backend_uri"] and "passfile=" in state["backend_uri"]
     assert_nowhere(password, state)
@@ -399,84 +387,70 @@ def test_postgres_wants_the_password_from_pgpass(pg_server, tmp_path, capsys):
     assert len(hint.splitlines()) == 2 and f"install -m 600 -o THEM {pgpass}" in hint
 
 
-def make_trust_cluster(workdir):
-    """What an older version left behind: a cluster with data, ``trust`` auth, no password
-    and no pgpass file.  Returns the password it had before being made old."""
-    pg = server.start_postgres(workdir, server.free_port(), durable=False)
-    env = {"PGPASSFILE": pg["pgpass"]}
-    try:
-        for sql in (
-            "CREATE TABLE marker (x int); INSERT INTO marker VALUES (42)",
-            "ALTER ROLE CURRENT_USER PASSWORD NULL",
-        ):
-            res = psql_as(None, pg, server.HOST, env, sql=sql)
-            assert res.returncode == 0, res.stderr
-    finally:
-        server.stop_postgres(pg)
-    (Path(pg["datadir"]) / "pg_hba.conf").write_text(
-        "# written by shallownet.server: local development only\n"
-        "local all all trust\n"
-        f"host all all {server.HOST}/32 trust\n"
-    )
-    password = password_in(pg["pgpass"])
-    Path(pg["pgpass"]).unlink()
-    return password
+def wait_for_line(proc, prefix, timeout=120):
+    """The first stdout line of ``proc`` that starts with ``prefix``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith(prefix) or not line:
+            return line
+    return ""
 
 
 @pytest.mark.slow
-def test_trust_cluster_from_an_older_version_gets_a_password(tmp_path, monkeypatch):
+def test_stop_and_ctrl_c_leave_nothing_running_and_a_restart_keeps_the_cluster(tmp_path, monkeypatch):
+    """`stop` ends a detached server, Ctrl-C a foreground one: no process of either is left
+    (psutil), no port bound; the cluster and its password survive the restart, and no
+    process ever had the password on its command line (initdb, pg_ctl, createdb, mlflow)."""
     require_postgres()
     commands = record_commands(monkeypatch)
-    workdir = (tmp_path / "old").resolve()
-    pgpass, notes = workdir / server.PGPASS, []
-    base = server._pg_base(workdir, server.pg_user())  # outside tmp_path when root: remove it
+    workdir = tmp_path / "srv"
+    cli = [sys.executable, "-m", "shallownet.server"]
+    state, _ = server.start(workdir, port=server.free_port(), durable=False)
+    base = Path(state["postgres"]["base"])
     try:
-        first = make_trust_cluster(workdir)
-        state, proc = server.start(workdir, port=server.free_port(), durable=False, notify=notes.append)
-        pg = state["postgres"]
+        pgpass = Path(state["postgres"]["pgpass"])
+        password, before = password_in(pgpass), pgpass.read_text()
+        MlflowClient(tracking_uri=state["tracking_uri"]).create_experiment("kept")
+        pids, ports = server_pids(state), ports_of(state)
+        assert len(pids) >= 3
+        stopped = subprocess.run([*cli, "stop", "--workdir", str(workdir)], capture_output=True, text=True)
+        assert stopped.returncode == 0 and stopped.stdout.startswith("stopped http://127.0.0.1:"), stopped
+        assert_all_gone(pids, ports)
+
+        port = server.free_port()
+        fg = subprocess.Popen(
+            [*cli, "start", "--port", str(port), "--workdir", str(workdir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            assert len(notes) == 1 and "trust" in notes[0] and str(pgpass) in notes[0], notes
-            assert stat.S_IMODE(pgpass.stat().st_mode) == 0o600
-            password = password_in(pgpass)
-            assert password != first
-            assert "trust" not in (Path(pg["datadir"]) / "pg_hba.conf").read_text()
-            for host in pg_hosts(pg):
-                assert_refused(
-                    psql_as("nobody", pg, host), ("Permission denied",) if host != server.HOST else ()
-                )
-                assert_refused(psql_as(None, pg, host, {"HOME": str(tmp_path)}))
-                old = psql_as(None, pg, host, {"PGPASSFILE": str(pgpass)}, sql="SELECT x FROM marker")
-                assert old.returncode == 0 and old.stdout.strip() == "42", old.stderr
+            assert wait_for_line(fg, "tracking.uri=") == f"tracking.uri=http://127.0.0.1:{port}\n"
+            state = server.load_state(workdir)
+            pids, ports = server_pids(state), ports_of(state)
+            assert len(pids) >= 3 and pgpass.read_text() == before
             client = MlflowClient(tracking_uri=state["tracking_uri"])
-            assert client.get_experiment(client.create_experiment("after-upgrade")).name
-            assert_nowhere(password, state)
+            assert client.get_experiment_by_name("kept") is not None
+            fg.send_signal(signal.SIGINT)
+            _, err = fg.communicate(timeout=120)
         finally:
-            server.stop(workdir, server=proc, postgres=pg)
-        # the password is made once per cluster: a restart keeps it and says nothing
-        before = pgpass.read_text()
-        server.stop_postgres(
-            server.start_postgres(workdir, server.free_port(), durable=False, notify=notes.append)
-        )
-        assert pgpass.read_text() == before and len(notes) == 1
-        # a pgpass that does not fit the cluster is a clear error; deleting it resets the password
-        pgpass.write_text(before.replace(password, "x" * len(password)))
-        with pytest.raises(server.ServerError, match="does not hold this cluster's password"):
-            server.start_postgres(workdir, server.free_port(), durable=False)
+            fg.kill()
+        assert fg.returncode == 0, err
+        assert err.rstrip().endswith("# stopped") and "Traceback" not in err, err
+        assert_all_gone(pids, ports)
+        assert server.load_state(workdir) is None
+        # no upgrade path: a cluster whose password file is gone is refused, nothing starts
         pgpass.unlink()
-        server.stop_postgres(
-            server.start_postgres(workdir, server.free_port(), durable=False, notify=notes.append)
-        )
-        assert len(notes) == 2 and "no pgpass file" in notes[1], notes
-        # no process got any of the three passwords on its command line (initdb, psql,
-        # postgres --single, pg_ctl, mlflow server: all of them went through Popen)
-        assert {"initdb", "--single", "pg_ctl", "psql", "mlflow"} <= {
+        with pytest.raises(server.ServerError, match="pgpass is gone"):
+            server.start(workdir, port=port, durable=False)
+        assert not listeners(port) and server.load_state(workdir) is None
+        assert {"initdb", "pg_ctl", "createdb", "mlflow"} <= {
             word.rpartition("/")[2] for cmd in commands for word in cmd.split()
         }
-        passwords = {first, password, password_in(pgpass)}
-        assert len(passwords) == 3
-        leaks = [cmd for cmd in commands for pw in passwords if pw in cmd]
-        assert not leaks, leaks
+        assert not [cmd for cmd in commands if password in cmd]
     finally:
+        server.stop(workdir)
         if not base.is_relative_to(tmp_path):
             shutil.rmtree(base, ignore_errors=True)
 

@@ -3,7 +3,7 @@ ever end (its process killed with -9, its machine gone) be told apart from one i
 
 A run records its owner: host, boot id, pid and the process's start time (a pid alone is
 reused by the kernel; the start time and the boot id make the pair unique). On the same
-machine liveness is read from /proc; for a run on another host only its heartbeat tells,
+machine liveness comes from psutil; for a run on another host only its heartbeat tells,
 refreshed every few seconds while it runs (``shallownet.tracking.Pulse``).
 """
 
@@ -13,10 +13,15 @@ import signal
 import socket
 from pathlib import Path
 
+import psutil
+
 HEARTBEAT_SECONDS = 5.0
 # A run on another host whose heartbeat is older than this is presumed dead: a dozen beats
 # missed, so a slow store or a busy node does not declare a live run stale.
 STALE_AFTER_SECONDS = 60.0
+# psutil's start time is boot time (whole seconds, moved by a clock step) + ticks since boot:
+# two processes reading one start time may differ by this much
+START_TOLERANCE_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -27,17 +32,22 @@ def _boot_id():
         return ""
 
 
-def _start_ticks(pid):
-    """The process's start time in clock ticks after boot (field 22 of /proc/PID/stat), or
-    None when no such process lives (zombies count as gone: they will never end a run)."""
+def _process(pid):
+    """The live process ``pid`` (psutil.Process), or None when it is gone or a zombie (a
+    zombie will never end a run)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        proc = psutil.Process(int(pid))
+        return None if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD) else proc
+    except (psutil.Error, ValueError, TypeError):
         return None
-    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and ')'
-    if fields[0] in ("Z", "X"):
+
+
+def _start_time(pid):
+    proc = _process(pid)
+    try:
+        return None if proc is None else proc.create_time()
+    except psutil.Error:
         return None
-    return int(fields[19])
 
 
 def owner(pid=None):
@@ -47,8 +57,15 @@ def owner(pid=None):
         "host": socket.gethostname(),
         "boot": _boot_id(),
         "pid": str(pid),
-        "start": str(_start_ticks(pid)),
+        "start": repr(_start_time(pid)),
     }
+
+
+def _same_start(recorded, now):
+    try:
+        return now is not None and abs(float(recorded) - now) < START_TOLERANCE_SECONDS
+    except (TypeError, ValueError):  # "None", or no start recorded
+        return False
 
 
 def owner_alive(who, heartbeat_ms, now_ms):
@@ -56,8 +73,7 @@ def owner_alive(who, heartbeat_ms, now_ms):
     if not who:  # recorded by a version of shallownet that kept no owner: judge by age
         return heartbeat_ms is not None and now_ms - heartbeat_ms < STALE_AFTER_SECONDS * 1000
     if who.get("host") == socket.gethostname() and who.get("boot") == _boot_id():
-        ticks = _start_ticks(int(who["pid"]))
-        return ticks is not None and str(ticks) == who.get("start")
+        return _same_start(who.get("start"), _start_time(who["pid"]))
     if who.get("host") == socket.gethostname():  # this machine rebooted since
         return False
     return heartbeat_ms is not None and now_ms - heartbeat_ms < STALE_AFTER_SECONDS * 1000
@@ -78,4 +94,49 @@ def die_with_parent(sig=signal.SIGKILL):
 
 
 def alive(pid):
-    return _start_ticks(pid) is not None
+    """True while ``pid`` lives (a zombie does not)."""
+    return bool(pid) and _process(pid) is not None
+
+
+def group_members(pgid):
+    """Live pids whose process group is ``pgid``."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and alive(proc.pid):
+                members.append(proc.pid)
+        except OSError:
+            continue
+    return members
+
+
+def end(procs, timeout=15.0):
+    """SIGTERM ``procs`` (psutil.Process), wait up to ``timeout`` s, SIGKILL what is left and
+    wait for it. Returns the pids still alive after that (normally none)."""
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, left = psutil.wait_procs(procs, timeout=timeout)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _, left = psutil.wait_procs(left, timeout=5)
+    return [p.pid for p in left]
+
+
+def family(pid):
+    """``pid``, its descendants and, when it leads a process group, the rest of that group
+    (children orphaned by a parent that died stay in it): psutil.Process objects, [] when
+    ``pid`` is gone."""
+    proc = _process(pid)
+    try:
+        found = [] if proc is None else [proc, *proc.children(recursive=True)]
+        if found and os.getpgid(proc.pid) == proc.pid:
+            found += [psutil.Process(p) for p in group_members(proc.pid) if p not in {f.pid for f in found}]
+        return found
+    except (psutil.Error, OSError):
+        return []
