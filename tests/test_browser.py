@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, client_for, run_cli
 
-from shallownet.server import group_members
+from shallownet.procs import group_members
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

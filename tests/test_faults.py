@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, cli_env, client_for, run_cli, runs_of
 
-from shallownet.server import group_members as group  # live pids of a process group
+from shallownet.procs import group_members as group  # live pids of a process group
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from test_faults import (
     wait_for,
 )
 
-from shallownet.server import group_members as group  # live pids of a process group
+from shallownet.procs import group_members as group  # live pids of a process group
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from shallownet import pgcluster, server, tracking
+from shallownet import migrate, net, pgcluster, server, tracking
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -41,7 +41,6 @@ def require_postgres():
     """Fail (never skip) with a clear message when PostgreSQL cannot be used here."""
     try:
         pgcluster.find_pg_bindir()
-        pgcluster.pg_driver()
     except server.ServerError as exc:
         pytest.fail(f"PostgreSQL is required for this test: {exc}", pytrace=False)
 
@@ -89,7 +88,7 @@ def assert_all_gone(pids, ports):
     assert not left, f"processes still running after stop: {left}"
     for port in ports:
         assert not listeners(port), f"port {port} still has a listener"
-        assert server.port_is_free(port), f"port {port} still bound"
+        assert net.port_is_free(port), f"port {port} still bound"
 
 
 AUTH_ERRORS = ("password authentication failed", "no password supplied")
@@ -213,7 +212,7 @@ def exercise(uri, artifacts_dir, tmp_path):
 @pytest.mark.slow
 def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
     workdir = tmp_path / "srv"
-    port = server.free_port()
+    port = net.free_port()
     cli = [sys.executable, "-m", "shallownet.server"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = subprocess.run(
@@ -255,7 +254,7 @@ def test_sqlite_server_via_cli_detach_status_stop(tmp_path):
 def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PG_BINDIR", str(tmp_path / "no-such-bin"))
     with pytest.raises(server.ServerError, match="apt-get install -y postgresql-15"):
-        pgcluster.start_postgres(tmp_path / "w", server.free_port())
+        pgcluster.start_postgres(tmp_path / "w", net.free_port())
     cli = subprocess.run(
         [
             sys.executable,
@@ -265,7 +264,7 @@ def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
             "--workdir",
             str(tmp_path / "w"),
             "--port",
-            str(server.free_port()),
+            str(net.free_port()),
         ],
         capture_output=True,
         text=True,
@@ -277,12 +276,12 @@ def test_missing_postgres_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_server_that_dies_reports_its_log_and_leaves_nothing(tmp_path):
-    port = server.free_port()
+    port = net.free_port()
     with pytest.raises(server.ServerError, match="exited with code") as err:
         server.start_mlflow_server("nosuchscheme://nowhere", tmp_path / "artifacts", port, timeout=60)
     assert "nosuchscheme" in str(err.value)  # the log tail names the cause
     assert (tmp_path / server.MLFLOW_LOG).exists()
-    assert not listeners(port) and server.port_is_free(port)
+    assert not listeners(port) and net.port_is_free(port)
 
 
 class SharedServer:
@@ -330,7 +329,7 @@ def pg_server(pg_shared):
 def test_server_binds_loopback_only(pg_server):
     uri, state = pg_server
     assert uri.startswith("http://127.0.0.1:")
-    assert server.health_ok(uri)
+    assert net.health_ok(uri)
     assert_loopback_only(state)
     # the postgres config allows nothing but the socket and 127.0.0.1
     hba = Path(state["postgres"]["datadir"]) / "pg_hba.conf"
@@ -406,7 +405,7 @@ def test_stop_and_ctrl_c_leave_nothing_running_and_a_restart_keeps_the_cluster(t
     commands = record_commands(monkeypatch)
     workdir = tmp_path / "srv"
     cli = [sys.executable, "-m", "shallownet.server"]
-    state, _ = server.start(workdir, port=server.free_port(), durable=False)
+    state, _ = server.start(workdir, port=net.free_port(), durable=False)
     base = Path(state["postgres"]["base"])
     try:
         pgpass = Path(state["postgres"]["pgpass"])
@@ -418,7 +417,7 @@ def test_stop_and_ctrl_c_leave_nothing_running_and_a_restart_keeps_the_cluster(t
         assert stopped.returncode == 0 and stopped.stdout.startswith("stopped http://127.0.0.1:"), stopped
         assert_all_gone(pids, ports)
 
-        port = server.free_port()
+        port = net.free_port()
         fg = subprocess.Popen(
             [*cli, "start", "--port", str(port), "--workdir", str(workdir)],
             stdout=subprocess.PIPE,
@@ -499,7 +498,7 @@ def test_migrate_sqlite_store_to_postgres_server(pg_server, tmp_path):
         children.append(child)
     src.set_terminated(parent, status="FINISHED", end_time=t0 + 3000)
 
-    id_map = server.migrate(src_uri, uri, "shallownet", log=lambda *_: None)
+    id_map = migrate.migrate(src_uri, uri, "shallownet", log=lambda *_: None)
     assert set(id_map) == {parent, *children}
     assert len(set(id_map.values())) == 3 and not set(id_map.values()) & set(id_map)
 
@@ -529,7 +528,7 @@ def test_migrate_sqlite_store_to_postgres_server(pg_server, tmp_path):
     assert len(_history(dst, id_map[children[0]])["loss"]) == 7
     assert _artifacts(dst, id_map[children[1]], tmp_path / "c1") == {"curves/loss.csv": "step,loss\n0,2\n"}
     # running it again copies nothing new
-    assert server.migrate(src_uri, uri, "shallownet", log=lambda *_: None) == id_map
+    assert migrate.migrate(src_uri, uri, "shallownet", log=lambda *_: None) == id_map
     assert len(dst.search_runs([dst_exp.experiment_id])) == 3
 
 
@@ -577,11 +576,11 @@ def test_postgres_server_roundtrip_and_clean_stop(pg_shared, tmp_path):
 
 
 def test_migrating_a_missing_experiment_is_one_line(tmp_path):
-    """server migrate from a store without the experiment: one ServerError naming it, nothing
+    """shallownet.migrate from a store without the experiment: one ServerError naming it, nothing
     created in the destination."""
     src_uri = f"sqlite:///{tmp_path / 'src.db'}"
     dst_uri = f"sqlite:///{tmp_path / 'dst.db'}"
     MlflowClient(tracking_uri=src_uri).create_experiment("other")
-    with pytest.raises(server.ServerError, match="no experiment 'shallownet' in sqlite:///"):
-        server.migrate(src_uri, dst_uri, "shallownet", log=lambda *_: None)
+    with pytest.raises(migrate.MigrateError, match="no experiment 'shallownet' in sqlite:///"):
+        migrate.migrate(src_uri, dst_uri, "shallownet", log=lambda *_: None)
     assert MlflowClient(tracking_uri=dst_uri).get_experiment_by_name("shallownet") is None

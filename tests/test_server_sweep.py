@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import BIN, client_for, run_cli
 
-from shallownet import server
+from shallownet import net, server
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def family(uri, study_sweep=None):
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory):
     wd = tmp_path_factory.mktemp("srv")
-    state, proc = server.start(wd, backend="postgres", port=server.free_port(), durable=False)
+    state, proc = server.start(wd, backend="postgres", port=net.free_port(), durable=False)
     box = {"state": state, "proc": proc, "wd": wd}
     try:
         yield box

@@ -20,8 +20,10 @@ import urllib.parse
 from pathlib import Path
 
 from . import procs
+from .net import LOOPBACK
 
-HOST, DATABASE, PGPASS, PG_AUTH = "127.0.0.1", "mlflow", "pgpass", "scram-sha-256"
+HOST, DATABASE, PGPASS, PG_AUTH = LOOPBACK, "mlflow", "pgpass", "scram-sha-256"
+DRIVER = "postgresql+psycopg"  # psycopg 3, a dependency (SQLAlchemy 2.0 reads postgresql:// as psycopg2)
 TOOLS = ("initdb", "pg_ctl", "postgres", "psql", "createdb")
 
 
@@ -44,16 +46,6 @@ def find_pg_bindir() -> Path:
         f"PostgreSQL server binaries ({', '.join(TOOLS)}) not found in {where}. Install them (Debian: "
         "`apt-get install -y postgresql-15`), point $PG_BINDIR at them, or use `--backend sqlite`."
     )
-
-
-def pg_driver() -> str:
-    """psycopg (3), else psycopg2, named: ``postgresql://`` is psycopg2 in SQLAlchemy 2.0, psycopg in 2.1."""
-    import importlib.util
-
-    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
-        if importlib.util.find_spec(module) is not None:
-            return dialect
-    raise ServerError("no PostgreSQL driver: `pip install 'psycopg[binary]'`, or use `--backend sqlite`")
 
 
 def pg_user() -> str:
@@ -139,13 +131,13 @@ def start_postgres(workdir, port: int, *, durable: bool = True, timeout: int = 6
     (``postgresql+DRIVER://USER@127.0.0.1:PORT/mlflow?passfile=...``), ``user``, ``port``,
     ``pgpass``, ``bindir``, ``base``, ``datadir``, ``socket_dir``, ``log`` and ``pid``."""
     workdir = Path(workdir).resolve()
-    bindir, driver, user = find_pg_bindir(), pg_driver(), pg_user()
+    bindir, user = find_pg_bindir(), pg_user()
     base, pgpass = _cluster_dir(workdir, user), workdir / PGPASS
     sockdir = base / "run"  # a socket path holds 107 bytes
     pg = {"user": user, "port": port, "bindir": str(bindir), "base": str(base), "pgpass": str(pgpass)}
     pg |= {"datadir": str(base / "data"), "log": str(base / "postgres.log")}
     pg["socket_dir"] = str(sockdir) if len(str(sockdir)) <= 85 else None
-    pg["uri"] = f"{driver}://{user}@{HOST}:{port}/{DATABASE}?passfile={urllib.parse.quote(str(pgpass))}"
+    pg["uri"] = f"{DRIVER}://{user}@{HOST}:{port}/{DATABASE}?passfile={urllib.parse.quote(str(pgpass))}"
     if procs.alive(postmaster_pid(pg)):
         raise ServerError(f"PostgreSQL is already running on {pg['datadir']}; stop it first")
     if not (base / "data" / "PG_VERSION").exists():

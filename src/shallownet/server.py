@@ -6,7 +6,7 @@ on 127.0.0.1 only. MLflow's HTTP API has no login: a single-machine development 
     with running_server(tmp_path) as uri:   # free ports, stopped on exit
 
 CLI: ``python -m shallownet.server start [--backend postgres|sqlite] [--port 5000] [--workdir
-outputs/server] [--detach]``, ``stop|status [--workdir ...]``, ``migrate --from URI --to URI``.
+outputs/server] [--detach]``, ``stop|status [--workdir ...]``. Copying runs to a server: shallownet.migrate.
 """
 
 import argparse
@@ -15,50 +15,23 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
 
 from . import procs
+from .net import free_port, health_ok, port_is_free
 from .pgcluster import HOST, PG_AUTH, ServerError, libpq_env, start_postgres, stop_postgres
 from .procs import alive as pid_alive
 from .procs import group_members as group_members  # for the callers of this module
 
 STATE_FILE, MLFLOW_LOG, DEFAULT_WORKDIR = "server.json", "mlflow-server.log", "outputs/server"
-HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}  # fail fast
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 SERVER_ENV |= {"DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1"}
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def health_ok(url: str, timeout: float = 2.0) -> bool:
-    """True if ``GET <url>/health`` answers 200 (straight to loopback, never through a proxy)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with contextlib.suppress(OSError, ValueError), opener.open(url + "/health", timeout=timeout) as resp:
-        return resp.status == 200
-    return False
 
 
 def _tail(path) -> str:
@@ -169,16 +142,6 @@ def running_server(tmpdir, backend="postgres"):
             shutil.rmtree(state["postgres"]["base"], ignore_errors=True)
 
 
-def migrate(src_uri, dst_uri, experiment="shallownet", *, log=print, **options):
-    """Copy every run of ``experiment`` to ``dst_uri`` (``tracking.copy_experiment``); {old_id: new_id}."""
-    from . import tracking
-
-    try:
-        return tracking.copy_experiment(src_uri, dst_uri, experiment, log=log, **options)
-    except (LookupError, tracking.TrackingError) as err:
-        raise ServerError(str(err)) from None
-
-
 def _say(text: str) -> None:
     print(f"# {text}", file=sys.stderr, flush=True)
 
@@ -234,14 +197,6 @@ def _cmd_status(args) -> int:
     return 0 if running else 1
 
 
-def _cmd_migrate(args) -> int:
-    for key, value in HTTP_ENV.items():
-        os.environ.setdefault(key, value)
-    options = {"dst_experiment": args.to_experiment, "include_deleted": args.deleted}
-    migrate(args.src, args.dst, args.experiment, **options)
-    return 0
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shallownet.server", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,13 +209,6 @@ def main(argv=None) -> int:
         p = sub.choices.get(name) or sub.add_parser(name, help=f"{name} a server started with --detach")
         p.add_argument("--workdir", default=DEFAULT_WORKDIR)
         p.set_defaults(func=func)
-    p = sub.add_parser("migrate", help="copy an experiment's runs to another tracking URI")
-    p.add_argument("--from", dest="src", required=True, help="e.g. sqlite:///outputs/mlflow.db")
-    p.add_argument("--to", dest="dst", required=True, help="e.g. http://127.0.0.1:5000")
-    p.add_argument("--experiment", default="shallownet")
-    p.add_argument("--to-experiment", default=None, help="destination name (default: the same)")
-    p.add_argument("--include-deleted", dest="deleted", action="store_true")
-    p.set_defaults(func=_cmd_migrate)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

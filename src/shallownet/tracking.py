@@ -791,7 +791,7 @@ def set_description(client, run_id, markdown):
     client.set_tag(run_id, TAG_NOTE, markdown)
 
 
-# ---- copying an experiment to another store (shallownet.server migrate)
+# ---- copying an experiment to another store (shallownet.migrate)
 
 
 def copy_experiment(src_uri, dst_uri, experiment, *, dst_experiment=None, include_deleted=False, log=print):
