@@ -373,3 +373,24 @@ def test_tutorial001_blobs_every_plateau_run_decays_and_the_threshold_separates(
     flagged = [x for x in section(md, "Study checks").splitlines() if x.startswith("- **")]
     assert flagged == [], flagged
     assert "No degenerate arm" in section(md, "Study checks")
+
+
+def test_a_claim_states_its_difference_better_minus_worse():
+    """Tutorial 000's claim 'relu converges faster than tanh' (relu - tanh) where relu was the
+    slower: the claim line gives tanh - relu, as the paired table does, not the claim's order."""
+    from shallownet.report import claims as claims_mod
+    from shallownet.report.stats import Comparison
+
+    cmp = Comparison("activation.name", "relu", "tanh", rt.ETT)
+    row = {"mean_diff": 50.8, "ci_low": -6.64, "ci_high": 108.2}
+    assert claims_mod.better_minus_worse(cmp, row, "lower") == ("tanh", "relu", -50.8, -108.2, 6.64)
+    row = {"mean_diff": -3.0, "ci_low": -5.0, "ci_high": -1.0}  # relu faster: the claim's order holds
+    assert claims_mod.better_minus_worse(cmp, row, "lower") == ("relu", "tanh", -3.0, -5.0, -1.0)
+    acc = Comparison("activation.name", "relu", "tanh", "final_test_accuracy")
+    row = {"mean_diff": -0.006, "ci_low": -0.017, "ci_high": 0.005}
+    assert claims_mod.better_minus_worse(acc, row, "higher") == ("tanh", "relu", 0.006, -0.005, 0.017)
+    r = {**row, "n_pairs": 5, "holm_reject": False, "seeds_needed": 35.0, "p": 0.2, "p_holm": 0.69}
+    r |= {"wilcoxon_p": 0.5, "cohen_dz": -0.67, "mean_a": 0.948, "mean_b": 0.954, "note": ""}
+    claim = claims_mod.Claim("Tutorial 000", "ReLU is more accurate", acc)
+    (judged,) = claims_mod.judge([claim], lambda c: r, 0.05, set())
+    assert "diff tanh - relu 0.00600 [-0.00500, 0.0170]" in judged["short"], judged["short"]

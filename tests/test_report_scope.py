@@ -76,7 +76,7 @@ def test_titles_name_the_sweep_and_its_file_or_the_experiment_and_filter(two_stu
     head = md.splitlines()[:3]
     assert (
         head[0]
-        == "# Sweep sweep-t000: experiment file tutorial000_activations (conf/experiment/tutorial000_activations.yaml)"
+        == "# Sweep sweep-t000: experiment file tutorial000_activations (src/shallownet/conf/experiment/tutorial000_activations.yaml)"
     )
     assert head[2].startswith("- Covers: sweep `sweep-t000` of experiment file tutorial000_activations")
     flt = "tags.sweep_id = 'sweep-t000'"

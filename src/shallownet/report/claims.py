@@ -111,6 +111,16 @@ def verdict(r, better: str, alpha: float, identical: bool) -> str:
     return f"undecided (direction {'agrees' if favours else 'disagrees'}, Holm p >= {alpha:g}{need})"
 
 
+def better_minus_worse(cmp: Comparison, r, better: str) -> tuple:
+    """(better level, worse level, diff, ci low, ci high): the row ``r`` (oriented a - b) turned
+    to the report's one convention, the level with the better mean minus the other."""
+    d, lo, hi = r["mean_diff"], r["ci_low"], r["ci_high"]
+    a_is_better = d < 0 if better == "lower" else d > 0
+    if a_is_better or is_missing(d) or d == 0:
+        return cmp.a, cmp.b, d, lo, hi
+    return cmp.b, cmp.a, -d, -hi, -lo
+
+
 def judge(claims, result_of, alpha: float, identical_pairs) -> list:
     """One dict per claim: short/long text, verdict and the numbers. ``result_of(cmp)``
     gives the comparison's row oriented as cmp (a - b); ``identical_pairs`` is a set of
@@ -143,10 +153,9 @@ def judge(claims, result_of, alpha: float, identical_pairs) -> list:
         v = verdict(r, BETTER[cmp.metric], alpha, ident)
         label = METRIC_LABELS[cmp.metric] + (" (restricted, see Definitions)" if cmp.metric == ETT else "")
         where = f"{cmp.a} vs {cmp.b}, {METRIC_LABELS[cmp.metric]}{c.context}"
-        short = (
-            f"{c.tutorial}: {c.text}. {where}: {v}; diff {num(r['mean_diff'])} "
-            f"{ci(r['ci_low'], r['ci_high'])}"
-            + ("" if is_missing(r["p_holm"]) else f", Holm p {p_is(r['p_holm'])}")
+        hi, lo, d, d_lo, d_hi = better_minus_worse(cmp, r, BETTER[cmp.metric])
+        short = f"{c.tutorial}: {c.text}. {where}: {v}; diff {hi} - {lo} {num(d)} {ci(d_lo, d_hi)}" + (
+            "" if is_missing(r["p_holm"]) else f", Holm p {p_is(r['p_holm'])}"
         )
         tests = (
             "no test"

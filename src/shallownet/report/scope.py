@@ -64,7 +64,7 @@ def _file(study) -> str:
         return "several experiment files"
     if study == NO_FILE:
         return "no experiment file (the command line's own grid)"
-    return f"experiment file {study} (conf/experiment/{study}.yaml)"
+    return f"experiment file {study} (src/shallownet/conf/experiment/{study}.yaml)"
 
 
 def _runs_where(filter_string: str) -> str:
