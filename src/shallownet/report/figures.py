@@ -24,7 +24,6 @@ from .runs import (
     BETTER,
     ETT,
     directed,
-    level_key,
     marked,
     ordered_levels,
     setting_label,
@@ -281,13 +280,14 @@ BY_SETTING_PANELS = [("train_loss", "train loss"), ("test_accuracy", "test accur
 
 def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path, order=None) -> Path:
     """Train loss and test accuracy per level of ``factor``, one pair of panels per setting
-    of the other factors (mean and 95% t CI over the seeds of that setting); every panel of
-    a metric on the same y range."""
+    of the other factors (mean and 95% t CI over the seeds of that setting), the settings
+    in ``order``; every panel of a metric on the same y range."""
     others = [f for f in factors if f != factor]
     fin = runs[runs["state"] == "finished"]
+    place = {o: {lv: i for i, lv in enumerate(_levels(runs[o], order, o))} for o in others}
     settings = sorted(
         {tuple(r[o] for o in others) for _, r in fin.iterrows()},
-        key=lambda t: tuple(level_key(str(x)) for x in t),
+        key=lambda t: tuple(place[o][str(x)] for o, x in zip(others, t)),
     )
     n_all = len(settings)
     settings = settings[:MAX_SETTINGS]
