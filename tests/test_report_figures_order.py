@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from test_report import EPOCHS, curves_frame
 
-from shallownet.report import factorial, figures
+from shallownet.report import factorial, figures, stats
 
 ACT, WIDTH = "activation.name", "model.hidden_sizes"
 # the study's order: tanh, relu, leaky_relu (alphabetically leaky_relu, relu, tanh) and
@@ -179,3 +179,20 @@ def test_decision_boundaries_in_the_study_order(tmp_path, drawn, monkeypatch):
     titles.sort(key=lambda t: t.get_position()[0])  # left to right
     assert [t.get_text().split("\n")[0] for t in titles] == [f"activation={lv}" for lv in ORDER[ACT]]
     assert all("test acc ↑ " in t.get_text() for t in titles)
+
+
+def test_effects_rows_in_the_study_order_with_the_better_direction(tmp_path, drawn):
+    runs, _ = study()
+    metrics = ["final_test_accuracy", "final_train_loss"]
+    family = stats.pairwise(runs, [ACT, WIDTH], metrics)  # pairs in alphabetical order
+    results = stats.evaluate_comparisons(runs, family, [ACT, WIDTH])
+    figures.fig_effects(results, metrics, tmp_path / "e.png", order=ORDER)
+    acc, loss = drawn[0].axes
+    assert [t.get_text() for t in acc.get_yticklabels()] == [
+        "activation: tanh vs relu",
+        "activation: tanh vs leaky_relu",
+        "activation: relu vs leaky_relu",
+        "hidden_sizes: [64] vs [16]",
+    ]
+    assert acc.get_title() == "final test accuracy ↑\n(higher is better)"
+    assert loss.get_title() == "final train loss ↓\n(lower is better)"

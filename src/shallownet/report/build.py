@@ -231,7 +231,7 @@ def draw(s: Study, curves, client, out_dir: Path, tmp: Path) -> dict:
     F["level_means"] = figures.fig_level_means(s.runs, f, means, out_dir / "accuracy.png", what, order)
     if len(s.pairwise):
         F["effects"] = figures.fig_effects(
-            s.pairwise, list(COMPARE_METRICS), out_dir / "effects.png", s.identical
+            s.pairwise, list(COMPARE_METRICS), out_dir / "effects.png", s.identical, order
         )
     if len(s.factors) >= 2:
         F["heatmap"] = figures.fig_heatmap(s.runs, s.factors, out_dir / "accuracy_heatmap.png", order)

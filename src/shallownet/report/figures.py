@@ -400,18 +400,36 @@ def fig_level_means(runs, factors, means, path: Path, what: str, order=None) -> 
         return _save(fig, path)
 
 
-def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset()) -> Path:
+def _pair_key(order, key):
+    """Sort key of a comparison (factor, level_a, level_b): factor, then its two levels'
+    places in the study's order (``order`` may be None)."""
+    f, a, b = key
+    pos = {lv: i for i, lv in enumerate((order or {}).get(f, []))}
+    fi = list(order or {}).index(f) if f in (order or {}) else len(order or {})
+    pa, pb = pos.get(a, len(pos)), pos.get(b, len(pos))
+    return (fi, f, min(pa, pb), max(pa, pb), a, b)
+
+
+def _pair_text(order, key) -> str:
+    """'activation: tanh vs relu': the two levels in the study's order."""
+    f, a, b = key
+    levels = _levels([a, b], order, f)
+    return f"{short_name(f)}: {levels[0]} vs {levels[1]}"
+
+
+def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(), order=None) -> Path:
     """Forest plot of the paired comparisons, each as better level - worse level on its
     metric (the better level's name beside its marker; which way is better is in each
     panel's title), with its 95% CI (thick) and the Bonferroni-level CI (thin); filled
     marker = decided after Holm; comparisons with no test are labelled (identical arms, no
-    difference)."""
+    difference). Rows in the study's order (``order``), each pair named in that order."""
     from matplotlib.ticker import MaxNLocator
 
     rows = results[results["where"] == ""]
     labels = []
     for _, r in rows[rows["metric"] == metrics[0]].iterrows():
         labels.append((r["factor"], r["level_a"], r["level_b"]))
+    labels.sort(key=lambda k: _pair_key(order, k))
     n = max(len(labels), 1)
     with _style():
         fig = _figure(3.2 * len(metrics), max(2.8, 0.42 * n + 1.4))
@@ -476,9 +494,7 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
             )
             ax.set_xlabel("better - worse" + (" (epochs)" if m == ETT else ""), fontsize=8)
             ax.tick_params(labelsize=7)
-        axes[0].set_yticks(
-            range(len(labels)), [f"{short_name(f)}: {a} vs {b}" for f, a, b in labels], fontsize=7
-        )
+        axes[0].set_yticks(range(len(labels)), [_pair_text(order, k) for k in labels], fontsize=7)
         axes[0].set_ylim(len(labels) - 0.5, -0.5)
         fig.suptitle(
             "paired differences better - worse: thick = 95% CI, thin = Bonferroni-level CI, "
