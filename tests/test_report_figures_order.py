@@ -85,7 +85,7 @@ def test_curves_in_the_study_order_with_the_better_direction(tmp_path, drawn):
         "activation: test accuracy ↑",
         "activation: learning rate",  # no better direction
     ]
-    assert "↑ higher is better, ↓ lower is better" in drawn[0].get_suptitle()
+    assert drawn[0].get_suptitle().endswith("; ↑ higher is better, ↓ lower is better")
     # the i-th level of the study's order in the i-th colour
     assert [colour_of(axes[0, 0].get_lines(), lv) for lv in ORDER[ACT]] == ["C0", "C1", "C2"]
     figures.fig_curves(runs, curves, [ACT], 0.35, tmp_path / "a.png", False)  # no order given
@@ -124,6 +124,7 @@ def test_level_means_in_the_study_order_with_the_better_direction(tmp_path, draw
     assert tick_levels(ax_act.get_xticklabels()) == ORDER[ACT]
     assert tick_levels(ax_width.get_xticklabels()) == ORDER[WIDTH]
     assert ax_act.get_ylabel() == "final test accuracy ↑"
+    assert drawn[0].get_suptitle().endswith("; ↑ higher is better")
     # the coloured point at x = i + 0.12 is level i's mean, in level i's colour
     points = [ln for ln in ax_act.get_lines() if ln.get_marker() in figures.MARKERS]  # not caps
     for i, lv in enumerate(ORDER[ACT]):

@@ -20,8 +20,8 @@ import pandas as pd
 from .. import tracking
 from .fmt import num
 from .runs import (
-    ARROW_KEY,
     BETTER,
+    arrow_key,
     ETT,
     directed,
     marked,
@@ -271,7 +271,7 @@ def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool, orde
             else "per level: mean over seeds"
         )
         lr = "; learning rate: each seed's own schedule (thin)" if show_lr else ""
-        fig.suptitle(f"{what}; {_spread(runs)}{lr}; {ARROW_KEY}", fontsize=9)
+        fig.suptitle(f"{what}; {_spread(runs)}{lr}; {arrow_key(c for c, _ in panels)}", fontsize=9)
         return _save(fig, path)
 
 
@@ -333,7 +333,7 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path, 
         shown = "" if n_all == len(settings) else f" (the first {len(settings)} of {n_all})"
         fig.suptitle(
             f"train loss and test accuracy by {factor} within each setting of the other factors{shown}: "
-            f"mean over seeds; {_spread(runs)}; {ARROW_KEY}",
+            f"mean over seeds; {_spread(runs)}\n{arrow_key(c for c, _ in BY_SETTING_PANELS)}",
             fontsize=9,
         )
         return _save(fig, path)
@@ -396,7 +396,10 @@ def fig_level_means(runs, factors, means, path: Path, what: str, order=None) -> 
             ax.set_xlabel(f, fontsize=8)
             ax.set_ylabel(directed("final_test_accuracy", short=False), fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
-        fig.suptitle(f"final test accuracy per level: grey = runs, colour = {what}; {ARROW_KEY}", fontsize=9)
+        fig.suptitle(
+            f"final test accuracy per level: grey = runs, colour = {what}; {arrow_key(['final_test_accuracy'])}",
+            fontsize=9,
+        )
         return _save(fig, path)
 
 
@@ -563,7 +566,7 @@ def fig_heatmap(runs, factors, path: Path, order=None) -> Path:
         )
         fig.suptitle(
             "mean final test accuracy per cell (over the remaining factors and the "
-            f"seeds); one colour scale for all panels; {ARROW_KEY}",
+            f"seeds); one colour scale for all panels; {arrow_key(['final_test_accuracy'])}",
             fontsize=9,
         )
         return _save(fig, path)
@@ -622,7 +625,7 @@ def fig_interactions(factors, emms, notes, metrics, path: Path, order=None) -> P
                 ax.tick_params(axis="y", labelsize=7)
         fig.suptitle(
             "interactions: model-based marginal means with 95% CIs (over the "
-            f"remaining factors and seeds); non-parallel lines = interaction; {ARROW_KEY}",
+            f"remaining factors and seeds); non-parallel lines = interaction\n{arrow_key(metrics)}",
             fontsize=9,
         )
         return _save(fig, path)

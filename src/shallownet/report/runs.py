@@ -44,7 +44,6 @@ BETTER = {
 }
 CURVE_BETTER = {"train_loss": "lower", "test_loss": "lower", "test_accuracy": "higher"}  # lr: neither
 ARROW = {"higher": "↑", "lower": "↓"}
-ARROW_KEY = "↑ higher is better, ↓ lower is better"
 BOUNDS = {
     "final_test_accuracy": (0.0, 1.0),  # a CI stays in the metric's range (stats.bounded_interval)
     "final_test_loss": (0.0, float("inf")),
@@ -131,6 +130,13 @@ def marked(label: str, metric: str) -> str:
 def directed(metric: str, short: bool = True) -> str:
     """'test acc ↑' / 'final test loss ↓': the metric with the direction that is better."""
     return marked((SHORT_LABELS if short else METRIC_LABELS)[metric], metric)
+
+
+def arrow_key(metrics) -> str:
+    """'↑ higher is better, ↓ lower is better': what the arrows of ``metrics`` mean."""
+    found = {better(m) for m in metrics}
+    ways = [b for b in ("higher", "lower") if b in found]
+    return ", ".join(f"{ARROW[b]} {b} is better" for b in ways)
 
 
 def direction_words(metric: str) -> str:
