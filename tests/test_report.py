@@ -911,7 +911,12 @@ def test_per_setting_panels_hold_the_other_factors_fixed(tmp_path, drawn):
     check_png(path)
     axes = [ax for ax in drawn[0].axes if ax.get_visible()]
     titles = [ax.get_title() for ax in axes]
-    assert titles == ["B=p: train loss", "B=p: test accuracy", "B=q: train loss", "B=q: test accuracy"]
+    assert titles == [
+        "B=p: train loss ↓",
+        "B=p: test accuracy ↑",
+        "B=q: train loss ↓",
+        "B=q: test accuracy ↑",
+    ]
     loss, acc = axes[0::2], axes[1::2]
     assert len({ax.get_ylim() for ax in loss}) == 1 and len({ax.get_ylim() for ax in acc}) == 1
     # the B=q panel's x line is the mean over the seeds of the x-q runs only

@@ -193,6 +193,15 @@ def test_levels_in_the_study_order(rep):
         assert [r[0] for r in rows] == ["tanh", "relu"]
 
 
+def test_stdout_summary_in_the_study_order(rep):
+    """shallownet-report's stdout table lists tanh before relu, as the report does."""
+    from shallownet.report.document import summary_text
+
+    rows = [ln.split() for ln in summary_text(rep["report"]).splitlines()[2:] if ln.startswith("activation")]
+    assert [r[1] for r in rows] == ["tanh", "relu"]
+    assert rep["report"].order == {"activation.name": ["tanh", "relu"]}
+
+
 def test_study_order_without_an_experiment_file_is_the_start_order():
     runs = pd.DataFrame({"run_id": list("abcdef"), "f": ["z", "z", "a", "a", "m", "m"]})
     children = pd.DataFrame({"run_id": list("abcdef"), "start_time": [1, 2, 3, 4, 5, 6]})

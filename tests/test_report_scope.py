@@ -6,6 +6,7 @@ report of the study it belongs to."""
 import pytest
 from conftest import client_for, run_cli, runs_of
 from test_report import SweepWriter, loss_curve, new_store, params
+from test_report_design import readme_set
 
 from shallownet import tracking
 from shallownet.report import main as report_main
@@ -165,3 +166,27 @@ def test_sweep_latest_after_a_resume_is_the_resumed_sweep(tmp_path):
     md = (tmp_path / "r" / "report.md").read_text()
     assert md.splitlines()[0].startswith(f"# Sweep {sweep_a}: ") and "| tanh |" in md
     assert res.stdout.splitlines()[0].startswith(f"Sweep {sweep_a}: ")
+
+
+def test_the_header_counts_the_runs_set_aside(tmp_path, capsys):
+    """The README's set: 15 sweep runs, 2 reproductions of them, a repeat of a sweep run's
+    config and seed and one new single run = 19 runs, 3 of them set aside (see Design): the
+    header's two counts agree and add up."""
+    uri = readme_set(tmp_path)
+    md = report(uri, tmp_path, "--experiment", "shallownet")
+    head = md.split("\n## ")[0].splitlines()
+    runs_line = next(x for x in head if x.startswith("- Runs: "))
+    assert runs_line.startswith(
+        "- Runs: 19 (3 set aside as reproductions or repeats, see Design): 17 from sweep `sweep-t000`"
+    )
+    assert runs_line.endswith("; 2 outside any sweep")
+    child = next(x for x in head if x.startswith("- Child runs: "))
+    assert child == (
+        "- Child runs: 16 (16 finished, 0 diverged, 0 failed, 0 unfinished); "
+        "3 more set aside as reproductions or repeats, see Design"
+    )
+    assert "Set aside 3 run(s) that are no new replicate" in md.split("## Design")[1]
+    # stdout: the levels in the study's order (the runs started tanh, relu, leaky_relu)
+    out = capsys.readouterr().out.splitlines()
+    acts = [ln.split()[1] for ln in out if ln.startswith("activation.name ")]
+    assert acts == ["tanh", "relu", "leaky_relu"]

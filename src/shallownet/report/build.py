@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import store, tracking
-from . import checks, claims as claims_mod, design, document, factorial, figures, stats
+from . import checks, claims as claims_mod, design, document, factorial, figures, order as order_mod, stats
 from .fmt import is_missing
 from .runs import (
     ALL_FACTOR,
@@ -21,7 +21,7 @@ from .runs import (
     find_factors,
     load_curves,
     lr_varies,
-    sort_levels,
+    ordered_levels,
     split_parent,
     tidy_runs,
 )
@@ -64,6 +64,7 @@ class Study:
     files: dict = field(default_factory=dict)
     scope: object = None  # scope.Scope: what the report covers (its title and first lines)
     design: object = None  # design.Design: cells, replicates, runs set aside
+    order: dict = field(default_factory=dict)  # {factor: levels in the study's order} (order.py)
 
     @property
     def table_factors(self):
@@ -85,6 +86,7 @@ class Report:
     parent_run_id: str | None = None
     logged_artifacts: list = field(default_factory=list)
     description: str = ""
+    order: dict = field(default_factory=dict)  # {factor: levels in the study's order}
 
 
 def _tag(row, key):
@@ -122,6 +124,7 @@ def new_study(runs_df, ignore_params, alpha, title, scope=None) -> Study:
     if scope is not None:  # an --experiment report is no sweep's, even of one sweep's runs
         s.sweep_id, s.study, s.scope = scope.sweep_id, scope.study, scope
     s.title = title or (scope.title if scope else f"shallownet report: {s.study or s.sweep_id or 'runs'}")
+    s.order = order_mod.study_order(runs, factors, s.study, children)
     return s
 
 
@@ -192,12 +195,18 @@ def _factorial(s: Study) -> None:
 
 def draw(s: Study, curves, client, out_dir: Path, tmp: Path) -> dict:
     """Every figure of the study -> {key: path}."""
-    f, F = s.table_factors, {}
-    F["curves"] = figures.fig_curves(s.runs, curves, f, s.threshold, out_dir / "curves.png", s.show_lr)
+    f, F, order = s.table_factors, {}, s.order
+    F["curves"] = figures.fig_curves(s.runs, curves, f, s.threshold, out_dir / "curves.png", s.show_lr, order)
     if len(s.factors) >= 2:
         for i, fac in enumerate(s.factors):
             F[f"by_setting:{fac}"] = figures.fig_curves_by_setting(
-                s.runs, curves, s.factors, fac, s.threshold, out_dir / f"curves_by_setting_{i + 1}.png"
+                s.runs,
+                curves,
+                s.factors,
+                fac,
+                s.threshold,
+                out_dir / f"curves_by_setting_{i + 1}.png",
+                order,
             )
     means = {}
     for fac in f:
@@ -219,22 +228,23 @@ def draw(s: Study, curves, client, out_dir: Path, tmp: Path) -> dict:
             }
         )
     what = "marginal mean, model 95% CI" if s.level_emms else "mean, 95% t CI"
-    F["level_means"] = figures.fig_level_means(s.runs, f, means, out_dir / "accuracy.png", what)
+    F["level_means"] = figures.fig_level_means(s.runs, f, means, out_dir / "accuracy.png", what, order)
     if len(s.pairwise):
         F["effects"] = figures.fig_effects(
-            s.pairwise, list(COMPARE_METRICS), out_dir / "effects.png", s.identical
+            s.pairwise, list(COMPARE_METRICS), out_dir / "effects.png", s.identical, order
         )
     if len(s.factors) >= 2:
-        F["heatmap"] = figures.fig_heatmap(s.runs, s.factors, out_dir / "accuracy_heatmap.png")
+        F["heatmap"] = figures.fig_heatmap(s.runs, s.factors, out_dir / "accuracy_heatmap.png", order)
         F["interactions"] = figures.fig_interactions(
             s.factors,
             s.pair_emms,
             {m: a["note"] for m, a in s.anova.items()},
             ["final_test_accuracy", "final_train_loss"],
             out_dir / "interactions.png",
+            order,
         )
     F["boundaries"] = figures.fig_boundaries(
-        s.runs, f, client, tmp / "png", out_dir / "decision_boundaries.png"
+        s.runs, f, client, tmp / "png", out_dir / "decision_boundaries.png", order
     )
     act = next((x for x in s.factors if x in ("activation.name", "activation")), None)
     if act is not None:
@@ -244,7 +254,7 @@ def draw(s: Study, curves, client, out_dir: Path, tmp: Path) -> dict:
         except ValueError:
             alpha = 0.01
         F["activations"] = figures.fig_activations(
-            sort_levels(s.runs[act]), alpha, out_dir / "activations.png"
+            ordered_levels(s.runs[act], order.get(act)), alpha, out_dir / "activations.png"
         )
     return F
 
@@ -317,6 +327,7 @@ def build_report(
         s.flags,
         s.anova,
         None if s.parent is None else str(s.parent["run_id"]),
+        order=s.order,
     )
     if log_artifacts and s.parent is not None:
         publish(s, client, report)

@@ -20,7 +20,7 @@ from markdown_it import MarkdownIt
 
 from ..description import table as description_table
 from .fmt import ci, is_missing, mean_ci, num, p_is, pval
-from .order import study_order
+from .order import rows_in_order
 from .runs import (
     BETTER,
     COMPARE_METRICS,
@@ -28,13 +28,13 @@ from .runs import (
     IGNORED_PREFIXES,
     JOB_METRICS,
     METRIC_LABELS,
-    SHORT_LABELS,
     SUMMARY_METRICS,
     constant_params,
+    directed,
+    direction_words,
     sort_levels,
 )
 
-ARROW = {"higher": "↑", "lower": "↓"}
 ANSWER_METRIC = "final_test_accuracy"
 STYLE = (
     "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
@@ -46,17 +46,6 @@ STYLE = (
 
 # --------------------------------------------------------------------------------------
 # labels and cells
-
-
-def directed(metric: str, short: bool = True) -> str:
-    """'test acc ↑' / 'final test loss ↓': the metric with the direction that is better."""
-    label = (SHORT_LABELS if short else METRIC_LABELS)[metric]
-    return f"{label} {ARROW[BETTER[metric]]}"
-
-
-def direction_words(metric: str) -> str:
-    """'final test accuracy (higher is better)'."""
-    return f"{METRIC_LABELS[metric]} ({BETTER[metric]} is better)"
 
 
 def _untested(r) -> bool:
@@ -140,16 +129,12 @@ def oriented(r) -> dict:
 
 
 def _orders(s) -> dict:
-    return study_order(s.runs, s.factors, s.study, s.children)
+    return s.order
 
 
 def _in_study_order(s, frame):
     """The summary frame's rows, factor by factor, each factor's levels in the study's order."""
-    order = _orders(s)
-    pos = {(f, lv): (i, j) for i, f in enumerate(order) for j, lv in enumerate(order[f])}
-    keys = [pos.get((r["factor"], r["level"]), (len(pos), 0)) for _, r in frame.iterrows()]
-    idx = sorted(range(len(frame)), key=lambda i: keys[i])
-    return frame.iloc[idx]
+    return rows_in_order(frame, s.order)
 
 
 def _pairs_in_study_order(s, frame):
@@ -229,7 +214,8 @@ def answer(s) -> list:
 
 
 def section_header(s) -> dict:
-    info = s.scope.lines() if s.scope is not None else []
+    n_aside = len(s.design.set_aside) if s.design is not None else 0
+    info = s.scope.lines(n_aside) if s.scope is not None else []
     st = s.runs["state"]
     other = sorted({x for x in s.runs["sweep_id"] if x and x != s.sweep_id})
     jobs = []
@@ -249,6 +235,7 @@ def section_header(s) -> dict:
         "study": s.study,
         "counts": {k: int((st == k).sum()) for k in ("finished", "diverged", "failed", "unfinished")},
         "n_runs": len(s.runs),
+        "n_set_aside": n_aside,  # besides n_runs: the header's two counts add up
         "other_sweeps": [f"`{x}`" for x in other] if s.sweep_id else [],
         "n_other": int((s.runs["sweep_id"] != s.sweep_id).sum()) if s.sweep_id and other else 0,
         "jobs": jobs,
@@ -672,7 +659,7 @@ def description(s, html_page: str | None) -> str:
 
 
 def summary_text(report) -> str:
-    """A one-screen table of the summary for stdout."""
+    """A one-screen table of the summary for stdout, levels in the study's order."""
     head = [
         "factor",
         "level",
@@ -688,7 +675,7 @@ def summary_text(report) -> str:
     emm = f"{m}_emm" in report.summary
     if emm:
         head[5] = "test acc ↑ marginal mean [95% CI]"
-    for _, r in report.summary.iterrows():
+    for _, r in rows_in_order(report.summary, report.order).iterrows():
         k = f"{m}_emm" if emm else f"{m}_mean"
         rows.append(
             [

@@ -1,7 +1,11 @@
 """Figures of a report. matplotlib's Figure API on Agg (no pyplot state), one DPI, every
 figure at least MIN_WIDTH_IN inches wide, no Software metadata: the same runs give the same
 PNG bytes. Every level is drawn with its own colour, line style and marker, so curves that
-coincide stay visible (and the legend names the level a curve is identical to)."""
+coincide stay visible (and the legend names the level a curve is identical to). Levels
+come in the study's order (``order``: order.study_order's {factor: levels}; without it,
+runs.sort_levels order), each level's style by its place in it, the same in every figure;
+every metric drawn is marked with the direction that is better (runs.marked: the same
+arrows as the document's tables)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,17 @@ import pandas as pd
 
 from .. import tracking
 from .fmt import num
-from .runs import BETTER, ETT, METRIC_LABELS, SHORT_LABELS, level_key, setting_label, short_name, sort_levels
+from .runs import (
+    BETTER,
+    arrow_key,
+    ETT,
+    directed,
+    marked,
+    ordered_levels,
+    setting_label,
+    short_name,
+    sort_levels,
+)
 
 FIG_DPI = 100
 MIN_WIDTH_IN = 9.6  # 960 px
@@ -176,12 +190,19 @@ def _set_limits(ax, lo, hi, column):
         ax.set_ylim(lo - pad, hi + pad)
 
 
-def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, legend=True, limits=True):
-    """One line per level of ``factor``: the mean over seeds, with the 95% t band over seeds
-    (MIN_BAND_SEEDS seeds or more) or each seed's own curve as a thin line (fewer). The axis
-    limits follow the lines, not the bands (set here, or with limits=False returned as
-    (lo, hi) for the caller to share between panels)."""
-    levels = sort_levels(runs[factor])
+def _levels(values, order, factor) -> list:
+    """The levels of ``factor`` among ``values`` in the study's order (``order`` may be None)."""
+    return ordered_levels(values, (order or {}).get(factor))
+
+
+def _draw_levels(
+    ax, runs, curves, factor, column, mask=None, threshold=None, legend=True, limits=True, order=None
+):
+    """One line per level of ``factor`` (in ``order``): the mean over seeds, with the 95% t
+    band over seeds (MIN_BAND_SEEDS seeds or more) or each seed's own curve as a thin line
+    (fewer). The axis limits follow the lines, not the bands (set here, or with
+    limits=False returned as (lo, hi) for the caller to share between panels)."""
+    levels = _levels(runs[factor], order, factor)
     drawn, lines = {}, []
     mask = pd.Series(True, index=runs.index) if mask is None else mask
     for i, lv in enumerate(levels):
@@ -222,7 +243,7 @@ def _draw_levels(ax, runs, curves, factor, column, mask=None, threshold=None, le
     return lo, hi
 
 
-def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool) -> Path:
+def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool, order=None) -> Path:
     """Rows: factors; columns: train loss, test loss, test accuracy (and lr) per epoch."""
     panels = CURVE_PANELS if show_lr else CURVE_PANELS[:3]
     with _style():
@@ -239,8 +260,9 @@ def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool) -> P
                     col,
                     threshold=threshold if col == "train_loss" else None,
                     legend=c == 0,
+                    order=order,
                 )
-                ax.set_title(f"{short_name(f)}: {label}", fontsize=9)
+                ax.set_title(f"{short_name(f)}: {marked(label, col)}", fontsize=9)
                 ax.set_xlabel("epoch", fontsize=8)
                 ax.tick_params(labelsize=7)
         what = (
@@ -249,22 +271,23 @@ def fig_curves(runs, curves, factors, threshold, path: Path, show_lr: bool) -> P
             else "per level: mean over seeds"
         )
         lr = "; learning rate: each seed's own schedule (thin)" if show_lr else ""
-        fig.suptitle(f"{what}; {_spread(runs)}{lr}", fontsize=9)
+        fig.suptitle(f"{what}; {_spread(runs)}{lr}; {arrow_key(c for c, _ in panels)}", fontsize=9)
         return _save(fig, path)
 
 
 BY_SETTING_PANELS = [("train_loss", "train loss"), ("test_accuracy", "test accuracy")]
 
 
-def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) -> Path:
+def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path, order=None) -> Path:
     """Train loss and test accuracy per level of ``factor``, one pair of panels per setting
-    of the other factors (mean and 95% t CI over the seeds of that setting); every panel of
-    a metric on the same y range."""
+    of the other factors (mean and 95% t CI over the seeds of that setting), the settings
+    in ``order``; every panel of a metric on the same y range."""
     others = [f for f in factors if f != factor]
     fin = runs[runs["state"] == "finished"]
+    place = {o: {lv: i for i, lv in enumerate(_levels(runs[o], order, o))} for o in others}
     settings = sorted(
         {tuple(r[o] for o in others) for _, r in fin.iterrows()},
-        key=lambda t: tuple(level_key(str(x)) for x in t),
+        key=lambda t: tuple(place[o][str(x)] for o, x in zip(others, t)),
     )
     n_all = len(settings)
     settings = settings[:MAX_SETTINGS]
@@ -294,11 +317,12 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
                     threshold if col == "train_loss" else None,
                     legend=k == 0 and c == 0,
                     limits=False,
+                    order=order,
                 )
                 if r is not None:
                     ranges[col].append(r)
                     drawn[col].append(ax)
-                ax.set_title(f"{where}: {label}", fontsize=8)
+                ax.set_title(f"{where}: {marked(label, col)}", fontsize=8)
                 ax.set_xlabel("epoch", fontsize=8)
                 ax.tick_params(labelsize=7)
         for col, _ in BY_SETTING_PANELS:  # one y range for every panel of a metric
@@ -309,7 +333,7 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
         shown = "" if n_all == len(settings) else f" (the first {len(settings)} of {n_all})"
         fig.suptitle(
             f"train loss and test accuracy by {factor} within each setting of the other factors{shown}: "
-            f"mean over seeds; {_spread(runs)}",
+            f"mean over seeds; {_spread(runs)}\n{arrow_key(c for c, _ in BY_SETTING_PANELS)}",
             fontsize=9,
         )
         return _save(fig, path)
@@ -319,10 +343,10 @@ def fig_curves_by_setting(runs, curves, factors, factor, threshold, path: Path) 
 # final values
 
 
-def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
-    """Final test accuracy per level: every finished run as a grey dot, the mean with its
-    95% CI as a coloured point with whiskers; y axis zoomed to the data. ``means``:
-    {factor: DataFrame(level, mean, ci_low, ci_high, n)}."""
+def fig_level_means(runs, factors, means, path: Path, what: str, order=None) -> Path:
+    """Final test accuracy per level (in ``order``): every finished run as a grey dot, the
+    mean with its 95% CI as a coloured point with whiskers; y axis zoomed to the data.
+    ``means``: {factor: DataFrame(level, mean, ci_low, ci_high, n)}."""
     fin = runs[runs["state"] == "finished"]
     ncols, nrows = _grid(len(factors), 3)
     with _style():
@@ -331,8 +355,8 @@ def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
         for ax in axes.flat[len(factors) :]:
             ax.set_visible(False)
         for ax, f in zip(axes.flat, factors):
-            m = means[f]
-            levels = list(m["level"])
+            levels = _levels(means[f]["level"], order, f)
+            m = means[f].set_index(means[f]["level"].astype(str)).loc[levels].reset_index(drop=True)
             vals = []
             for i, lv in enumerate(levels):
                 v = fin.loc[fin[f] == lv, "final_test_accuracy"].astype(float).to_numpy()
@@ -370,24 +394,45 @@ def fig_level_means(runs, factors, means, path: Path, what: str) -> Path:
             ax.set_xticks(range(len(levels)), [f"{lv}\n(n={n})" for lv, n in zip(levels, m["n"])], fontsize=7)
             ax.set_xlim(-0.6, len(levels) - 0.4)
             ax.set_xlabel(f, fontsize=8)
-            ax.set_ylabel("final test accuracy", fontsize=8)
+            ax.set_ylabel(directed("final_test_accuracy", short=False), fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
-        fig.suptitle(f"final test accuracy per level: grey = runs, colour = {what}", fontsize=9)
+        fig.suptitle(
+            f"final test accuracy per level: grey = runs, colour = {what}; {arrow_key(['final_test_accuracy'])}",
+            fontsize=9,
+        )
         return _save(fig, path)
 
 
-def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset()) -> Path:
+def _pair_key(order, key):
+    """Sort key of a comparison (factor, level_a, level_b): factor, then its two levels'
+    places in the study's order (``order`` may be None)."""
+    f, a, b = key
+    pos = {lv: i for i, lv in enumerate((order or {}).get(f, []))}
+    fi = list(order or {}).index(f) if f in (order or {}) else len(order or {})
+    pa, pb = pos.get(a, len(pos)), pos.get(b, len(pos))
+    return (fi, f, min(pa, pb), max(pa, pb), a, b)
+
+
+def _pair_text(order, key) -> str:
+    """'activation: tanh vs relu': the two levels in the study's order."""
+    f, a, b = key
+    levels = _levels([a, b], order, f)
+    return f"{short_name(f)}: {levels[0]} vs {levels[1]}"
+
+
+def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(), order=None) -> Path:
     """Forest plot of the paired comparisons, each as better level - worse level on its
     metric (the better level's name beside its marker; which way is better is in each
     panel's title), with its 95% CI (thick) and the Bonferroni-level CI (thin); filled
     marker = decided after Holm; comparisons with no test are labelled (identical arms, no
-    difference)."""
+    difference). Rows in the study's order (``order``), each pair named in that order."""
     from matplotlib.ticker import MaxNLocator
 
     rows = results[results["where"] == ""]
     labels = []
     for _, r in rows[rows["metric"] == metrics[0]].iterrows():
         labels.append((r["factor"], r["level_a"], r["level_b"]))
+    labels.sort(key=lambda k: _pair_key(order, k))
     n = max(len(labels), 1)
     with _style():
         fig = _figure(3.2 * len(metrics), max(2.8, 0.42 * n + 1.4))
@@ -446,16 +491,13 @@ def fig_effects(results: pd.DataFrame, metrics, path: Path, identical=frozenset(
                     )
             ax.axvline(0, color="k", lw=0.8, ls="--")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # labels apart on a narrow panel
-            arrow = "\u2191" if BETTER[m] == "higher" else "\u2193"
             ax.set_title(
-                f"{METRIC_LABELS[m]}{' (restricted)' if m == ETT else ''} {arrow}\n({BETTER[m]} is better)",
+                f"{directed(m, short=False)}{' (restricted)' if m == ETT else ''}\n({BETTER[m]} is better)",
                 fontsize=9,
             )
             ax.set_xlabel("better - worse" + (" (epochs)" if m == ETT else ""), fontsize=8)
             ax.tick_params(labelsize=7)
-        axes[0].set_yticks(
-            range(len(labels)), [f"{short_name(f)}: {a} vs {b}" for f, a, b in labels], fontsize=7
-        )
+        axes[0].set_yticks(range(len(labels)), [_pair_text(order, k) for k in labels], fontsize=7)
         axes[0].set_ylim(len(labels) - 0.5, -0.5)
         fig.suptitle(
             "paired differences better - worse: thick = 95% CI, thin = Bonferroni-level CI, "
@@ -469,14 +511,14 @@ def _pairs(factors):
     return list(itertools.combinations(factors, 2))[:MAX_PAIRS]
 
 
-def fig_heatmap(runs, factors, path: Path) -> Path:
+def fig_heatmap(runs, factors, path: Path, order=None) -> Path:
     """Mean final test accuracy per pair of factors (over the remaining factors and the
-    seeds), one colour scale for every panel."""
+    seeds), one colour scale for every panel; rows and columns in ``order``."""
     fin = runs[runs["state"] == "finished"]
     pairs = _pairs(factors)
     cells = []
     for fa, fb in pairs:
-        la, lb = sort_levels(runs[fa]), sort_levels(runs[fb])
+        la, lb = _levels(runs[fa], order, fa), _levels(runs[fb], order, fb)
         mean = np.full((len(la), len(lb)), np.nan)
         cnt = np.zeros((len(la), len(lb)), dtype=int)
         for i, a in enumerate(la):
@@ -517,20 +559,24 @@ def fig_heatmap(runs, factors, path: Path) -> Path:
             ax.set_xlabel(fb, fontsize=8)
             ax.set_ylabel(fa, fontsize=8)
         fig.colorbar(
-            im, ax=[a for a in axes.flat if a.get_visible()], label="mean final test accuracy", shrink=0.9
+            im,
+            ax=[a for a in axes.flat if a.get_visible()],
+            label="mean " + directed("final_test_accuracy", short=False),
+            shrink=0.9,
         )
         fig.suptitle(
             "mean final test accuracy per cell (over the remaining factors and the "
-            "seeds); one colour scale for all panels",
+            f"seeds); one colour scale for all panels; {arrow_key(['final_test_accuracy'])}",
             fontsize=9,
         )
         return _save(fig, path)
 
 
-def fig_interactions(factors, emms, notes, metrics, path: Path) -> Path:
+def fig_interactions(factors, emms, notes, metrics, path: Path, order=None) -> Path:
     """Interaction plots: for each pair of factors (A, B), the marginal means of A's levels
-    (x) for each level of B (lines), with 95% CIs. ``emms[(metric, fa, fb)]`` is a
-    factorial.marginal_means frame; ``notes[metric]`` says why a model is missing."""
+    (x) for each level of B (lines), with 95% CIs, levels in ``order``.
+    ``emms[(metric, fa, fb)]`` is a factorial.marginal_means frame; ``notes[metric]`` says
+    why a model is missing."""
     pairs = _pairs(factors)
     with _style():
         fig = _figure(3.6 * len(pairs), 3.1 * len(metrics) + 0.5)
@@ -539,7 +585,11 @@ def fig_interactions(factors, emms, notes, metrics, path: Path) -> Path:
             for c, (fa, fb) in enumerate(pairs):
                 ax = axes[r, c]
                 e = emms.get((m, fa, fb))
-                la, lb = (sort_levels(e[fa]), sort_levels(e[fb])) if e is not None and len(e) else ([], [])
+                la, lb = (
+                    (_levels(e[fa], order, fa), _levels(e[fb], order, fb))
+                    if e is not None and len(e)
+                    else ([], [])
+                )
                 if not la:
                     ax.text(
                         0.5,
@@ -571,11 +621,11 @@ def fig_interactions(factors, emms, notes, metrics, path: Path) -> Path:
                     ax.set_xticks(range(len(la)), la, fontsize=7)
                     ax.legend(title=short_name(fb), fontsize=7, title_fontsize=7)
                 ax.set_xlabel(fa, fontsize=8)
-                ax.set_ylabel(SHORT_LABELS[m] + " (marginal mean)", fontsize=8)
+                ax.set_ylabel(directed(m) + " (marginal mean)", fontsize=8)
                 ax.tick_params(axis="y", labelsize=7)
         fig.suptitle(
             "interactions: model-based marginal means with 95% CIs (over the "
-            "remaining factors and seeds); non-parallel lines = interaction",
+            f"remaining factors and seeds); non-parallel lines = interaction\n{arrow_key(metrics)}",
             fontsize=9,
         )
         return _save(fig, path)
@@ -622,20 +672,20 @@ def _boundary_image(client, run_id, dst: Path):
         return None
 
 
-def fig_boundaries(runs, factors, client, dst: Path, path: Path) -> Path:
+def fig_boundaries(runs, factors, client, dst: Path, path: Path, order=None) -> Path:
     """The decision boundary of each level's median run (rows: factors), each run's own
     PNG pasted at its own pixel size (not resampled: its text stays sharp; one under
     BOUNDARY_MIN_PX high is enlarged by a whole factor), on a grid of cells at least
-    MIN_WIDTH_IN wide in all."""
+    MIN_WIDTH_IN wide in all; each row's levels in ``order``."""
     cells = []  # (row, col, title, image or None)
     for r, f in enumerate(factors):
         others = [g for g in factors if g != f]
-        for c, lv in enumerate(sort_levels(runs[f])):
+        for c, lv in enumerate(_levels(runs[f], order, f)):
             run, n = median_run(runs, f, lv)
             where = setting_label(run, others)
             title = (
                 f"{short_name(f)}={lv}\n{where + ', ' if where else ''}seed "
-                f"{run['seed']}\ntest acc {num(run['final_test_accuracy'], 3)} "
+                f"{run['seed']}\n{directed('final_test_accuracy')} {num(run['final_test_accuracy'], 3)} "
                 f"(median of {n})"
             )
             if run["state"] != "finished":

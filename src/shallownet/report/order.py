@@ -10,7 +10,7 @@ import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from .runs import sort_levels
+from .runs import ordered_levels, sort_levels
 
 
 def swept_values(study: str | None) -> dict:
@@ -48,9 +48,17 @@ def study_order(runs: pd.DataFrame, factors, study: str | None, children: pd.Dat
         known = swept[key] if key else []
         if not any(lv in levels for lv in known):
             known = _start_order(_with_levels(starts, runs, f), f)
-        first = [lv for lv in known if lv in levels]
-        out[f] = first + [lv for lv in levels if lv not in first]
+        out[f] = ordered_levels(levels, known)
     return out
+
+
+def rows_in_order(frame: pd.DataFrame, order: dict) -> pd.DataFrame:
+    """The rows of a summary frame (columns factor, level), factor by factor in ``order``'s
+    order, each factor's levels in its order (order.study_order's dict); rows it does not
+    name last, as they come."""
+    pos = {(f, lv): (i, j) for i, f in enumerate(order) for j, lv in enumerate(order[f])}
+    keys = [pos.get((f, lv), (len(pos), 0)) for f, lv in zip(frame["factor"], frame["level"])]
+    return frame.iloc[sorted(range(len(frame)), key=lambda i: keys[i])]
 
 
 def _with_levels(children, runs, factor):

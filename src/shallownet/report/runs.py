@@ -42,6 +42,8 @@ BETTER = {
     "final_train_loss": "lower",
     ETT: "lower",
 }
+CURVE_BETTER = {"train_loss": "lower", "test_loss": "lower", "test_accuracy": "higher"}  # lr: neither
+ARROW = {"higher": "↑", "lower": "↓"}
 BOUNDS = {
     "final_test_accuracy": (0.0, 1.0),  # a CI stays in the metric's range (stats.bounded_interval)
     "final_test_loss": (0.0, float("inf")),
@@ -103,6 +105,43 @@ def level_key(s: str):
 
 def sort_levels(levels) -> list:
     return sorted({str(x) for x in levels}, key=level_key)
+
+
+def ordered_levels(values, order=None) -> list:
+    """The distinct levels of ``values`` (as str): those ``order`` names first, in its order
+    (order.study_order's list of a factor), the others after them in sort_levels order."""
+    levels = sort_levels(values)
+    first = [lv for lv in order or () if lv in levels]
+    return first + [lv for lv in levels if lv not in first]
+
+
+def better(metric: str) -> str | None:
+    """'higher' or 'lower': which way ``metric`` (a summary metric or a curve column) is
+    better; None for one that has no better direction (the learning rate)."""
+    return BETTER.get(metric) or CURVE_BETTER.get(metric)
+
+
+def marked(label: str, metric: str) -> str:
+    """``label`` with the arrow of the direction in which ``metric`` is better, if any."""
+    b = better(metric)
+    return f"{label} {ARROW[b]}" if b else label
+
+
+def directed(metric: str, short: bool = True) -> str:
+    """'test acc ↑' / 'final test loss ↓': the metric with the direction that is better."""
+    return marked((SHORT_LABELS if short else METRIC_LABELS)[metric], metric)
+
+
+def arrow_key(metrics) -> str:
+    """'↑ higher is better, ↓ lower is better': what the arrows of ``metrics`` mean."""
+    found = {better(m) for m in metrics}
+    ways = [b for b in ("higher", "lower") if b in found]
+    return ", ".join(f"{ARROW[b]} {b} is better" for b in ways)
+
+
+def direction_words(metric: str) -> str:
+    """'final test accuracy (higher is better)'."""
+    return f"{METRIC_LABELS[metric]} ({BETTER[metric]} is better)"
 
 
 def short_name(factor: str) -> str:

@@ -27,8 +27,10 @@ class Scope:
             return f"Sweep {self.sweep_id}: {_file(self.study)}"
         return f"Experiment {self.experiment}: {_runs_where(self.filter)}"
 
-    def lines(self) -> list:
-        """The report's first lines: what it covers, and where the runs come from."""
+    def lines(self, n_set_aside: int = 0) -> list:
+        """The report's first lines: what it covers, and where the runs come from (every run
+        the filter matched; ``n_set_aside`` of them are reproductions or repeats that
+        report/design.py sets aside, which the line says)."""
         if self.sweep_id is not None:
             return [
                 f"Covers: sweep `{self.sweep_id}` of {_file(self.study)} "
@@ -43,7 +45,13 @@ class Scope:
             for study, sweep, n in self.studies
         ]
         if parts:
-            out.append("Runs: " + "; ".join(parts))
+            total = sum(n for _, _, n in self.studies)
+            aside = (
+                f"{total} ({n_set_aside} set aside as reproductions or repeats, see Design): "
+                if n_set_aside
+                else ""
+            )
+            out.append(f"Runs: {aside}" + "; ".join(parts))
         if self.study is None:
             out.append("No tutorial claim is judged: these runs are not all of one experiment file")
         return out
