@@ -53,3 +53,20 @@ def runs_of(uri, experiment="shallownet", filter_string=""):
     if exp is None:
         return []
     return client.search_runs([exp.experiment_id], filter_string, max_results=1000)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The report's figures as the code under test saves them (saved as usual too): a list of
+    matplotlib Figures to read through the Axes' public API."""
+    from shallownet.report import figures
+
+    figs = []
+    save = figures._save
+
+    def keep(fig, path):
+        figs.append(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return figs

@@ -18,20 +18,6 @@ ALPHABETICAL = {ACT: ["leaky_relu", "relu", "tanh"], WIDTH: ["[16]", "[64]"]}
 SHIFT = {"tanh": 0.0, "relu": 0.1, "leaky_relu": 0.2, "[64]": 0.0, "[16]": 0.05}
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the code under test saves, kept (saved as usual too)."""
-    figs = []
-    save = figures._save
-
-    def keep(fig, path):
-        figs.append(fig)
-        return save(fig, path)
-
-    monkeypatch.setattr(figures, "_save", keep)
-    return figs
-
-
 def study():
     """activation {tanh, relu, leaky_relu} x width {[64], [16]} x seeds 0..2, each cell's
     loss curve and accuracies at its own level -> (run table, curves)."""
