@@ -1,11 +1,6 @@
-"""The PostgreSQL cluster behind ``make server``: made by ``initdb``, run by ``pg_ctl``.
-
-It listens on 127.0.0.1 and a socket in a 0700 directory; every login needs the password
-(scram-sha-256, hashed by initdb from ``--pwfile``), whose plain text stays in ``<workdir>/pgpass``
-(0600, the caller's). Data in ``<workdir>/postgres``, or in ``<tmp>/shallownet-pg-<hash>`` when
-PostgreSQL's account cannot reach the workdir. As root, that account is ``$SHALLOWNET_PG_USER``,
-else ``postgres``, else ``nobody``.
-"""
+"""The PostgreSQL cluster behind ``make server``, made by ``initdb --pwfile`` and run by ``pg_ctl``:
+on 127.0.0.1 and a socket in a 0700 directory, every login with the password (scram-sha-256),
+whose plain text is in ``<workdir>/pgpass`` (0600). Where the data go, as which account: README."""
 
 import contextlib
 import hashlib
@@ -124,8 +119,7 @@ def _initdb(pg: dict, durable: bool) -> None:
 
 def start_postgres(workdir, port: int, *, durable: bool = True, timeout: int = 60) -> dict:
     """Create (once) and start the cluster on 127.0.0.1:``port`` with a database ``mlflow``
-    (``durable=False``: no fsync, for throw-away servers). Returns its handle: ``uri`` (naming
-    the password file, not the password), ``pid``, ``port``, ``user``, ``pgpass`` and the paths."""
+    (``durable=False``: no fsync); returns its handle: ``uri`` (naming ``pgpass``), ``pid``, paths."""
     workdir = Path(workdir).resolve()
     bindir, user = find_pg_bindir(), pg_user()
     base, pgpass = _cluster_dir(workdir, user), workdir / PGPASS
