@@ -45,10 +45,10 @@ def start_mlflow_server(backend_uri, artifacts_dir, port, *, timeout=90, pgpass=
     log_path, env = artifacts_dir.parent / MLFLOW_LOG, {**os.environ, **SERVER_ENV}
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--workers", "1"]
     cmd += ["--serve-artifacts", "--artifacts-destination", str(artifacts_dir)]
+    cmd += ["--host", HOST, "--port", str(port)]
     with open(log_path, "ab") as log:
         io = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
         env = libpq_env(pgpass, env) if pgpass else env
-        cmd += ["--host", HOST, "--port", str(port)]
         proc = subprocess.Popen(cmd, env=env, cwd=artifacts_dir.parent, start_new_session=True, **io)
     deadline = time.monotonic() + timeout
     try:
