@@ -1,11 +1,6 @@
-"""The PostgreSQL cluster behind ``make server``: made by ``initdb``, run by ``pg_ctl``.
-
-It listens on 127.0.0.1 and a socket in a 0700 directory, and every login needs the password
-(scram-sha-256): initdb hashes it (``--pwfile``), the plain text stays in ``<workdir>/pgpass``,
-a libpq password file (0600, the caller's). Data in ``<workdir>/postgres``, or when the
-PostgreSQL account cannot reach the workdir (a root-only tmp dir) in ``<tmp>/shallownet-pg-<hash>``.
-As root, PostgreSQL runs as ``$SHALLOWNET_PG_USER``, else ``postgres``, else ``nobody``.
-"""
+"""The PostgreSQL cluster behind ``make server``, made by ``initdb --pwfile`` and run by ``pg_ctl``:
+on 127.0.0.1 and a socket in a 0700 directory, every login with the password (scram-sha-256),
+whose plain text is in ``<workdir>/pgpass`` (0600). Where the data go, as which account: README."""
 
 import contextlib
 import hashlib
@@ -32,20 +27,16 @@ class ServerError(RuntimeError):
 
 
 def find_pg_bindir() -> Path:
-    """Where TOOLS are: $PG_BINDIR if set, else /usr/lib/postgresql/<newest>/bin, else PATH."""
-    if os.environ.get("PG_BINDIR"):
-        where, found = f"$PG_BINDIR={os.environ['PG_BINDIR']}", [Path(os.environ["PG_BINDIR"])]
-    else:
-        where = "/usr/lib/postgresql/*/bin or PATH"
-        found = sorted(Path("/usr/lib/postgresql").glob("[0-9]*/bin"), key=lambda p: -float(p.parent.name))
-        found += [Path(shutil.which("initdb")).parent] if shutil.which("initdb") else []
-    for bindir in found:
-        if all((bindir / tool).is_file() for tool in TOOLS):
-            return bindir
-    raise ServerError(
-        f"PostgreSQL server binaries ({', '.join(TOOLS)}) not found in {where}. Install them (Debian: "
-        "`apt-get install -y postgresql-15`), point $PG_BINDIR at them, or use `--backend sqlite`."
-    )
+    """$PG_BINDIR if set, else the newest /usr/lib/postgresql/*/bin, else initdb's directory on PATH."""
+    debian = sorted(Path("/usr/lib/postgresql").glob("[0-9]*/bin"), key=lambda p: float(p.parent.name))
+    on_path = Path(shutil.which("initdb") or "/usr/bin/initdb").parent
+    bindir = Path(os.environ.get("PG_BINDIR") or (debian or [on_path])[-1])
+    if not all((bindir / tool).is_file() for tool in TOOLS):
+        raise ServerError(
+            f"PostgreSQL server binaries ({', '.join(TOOLS)}) not found in {bindir}. Install them (Debian: "
+            "`apt-get install -y postgresql-15`), point $PG_BINDIR at them, or use `--backend sqlite`."
+        )
+    return bindir
 
 
 def pg_user() -> str:
@@ -105,8 +96,9 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _initdb(pg: dict, password: str, durable: bool) -> None:
-    """A new cluster whose superuser needs ``password``, on the socket and 127.0.0.1 only."""
+def _initdb(pg: dict, durable: bool) -> None:
+    """A new cluster whose superuser needs a new password, kept in ``pgpass``."""
+    password = secrets.token_urlsafe(24)  # URL-safe: nothing to escape in the pgpass file
     pwfile = Path(pg["base"], "initdb-password")  # in the 0700 directory, for initdb alone
     _write_private(pwfile, password + "\n")
     os.chown(pwfile, pwd.getpwnam(pg["user"]).pw_uid, -1)
@@ -116,20 +108,18 @@ def _initdb(pg: dict, password: str, durable: bool) -> None:
         _run(cmd + ([] if durable else ["--no-sync"]), pg["user"], pg["base"])
     finally:
         pwfile.unlink(missing_ok=True)
-    # initdb's pg_hba.conf also lets in ::1 and replication
-    rules = f"local all all {PG_AUTH}\nhost all all {HOST}/32 {PG_AUTH}\n"
-    Path(pg["datadir"], "pg_hba.conf").write_text(rules)
+    # the socket and 127.0.0.1 only: initdb's pg_hba.conf also lets in ::1 and replication
+    Path(pg["datadir"], "pg_hba.conf").write_text(
+        f"local all all {PG_AUTH}\nhost all all {HOST}/32 {PG_AUTH}\n"
+    )
     hosts = [HOST] + ([pg["socket_dir"]] if pg["socket_dir"] else [])
-    # any port (a restart may pick another), any database; the password is URL-safe
-    fields = [h.replace("\\", "\\\\").replace(":", "\\:") for h in hosts]
+    fields = [h.replace("\\", "\\\\").replace(":", "\\:") for h in hosts]  # any port, any database
     _write_private(Path(pg["pgpass"]), "".join(f"{h}:*:*:{pg['user']}:{password}\n" for h in fields))
 
 
 def start_postgres(workdir, port: int, *, durable: bool = True, timeout: int = 60) -> dict:
-    """Create (once) and start the cluster on 127.0.0.1:``port`` with database ``mlflow``;
-    ``durable=False`` (throw-away servers) skips fsync. Returns a dict with ``uri``
-    (``postgresql+DRIVER://USER@127.0.0.1:PORT/mlflow?passfile=...``), ``user``, ``port``,
-    ``pgpass``, ``bindir``, ``base``, ``datadir``, ``socket_dir``, ``log`` and ``pid``."""
+    """Create (once) and start the cluster on 127.0.0.1:``port`` with a database ``mlflow``
+    (``durable=False``: no fsync); returns its handle: ``uri`` (naming ``pgpass``), ``pid``, paths."""
     workdir = Path(workdir).resolve()
     bindir, user = find_pg_bindir(), pg_user()
     base, pgpass = _cluster_dir(workdir, user), workdir / PGPASS
@@ -141,7 +131,7 @@ def start_postgres(workdir, port: int, *, durable: bool = True, timeout: int = 6
     if procs.alive(postmaster_pid(pg)):
         raise ServerError(f"PostgreSQL is already running on {pg['datadir']}; stop it first")
     if not (base / "data" / "PG_VERSION").exists():
-        _initdb(pg, secrets.token_urlsafe(24), durable)
+        _initdb(pg, durable)
     elif not pgpass.exists():
         raise ServerError(f"{pgpass} is gone, and with it the cluster's password: delete {base}")
     _own_dir(sockdir, user)

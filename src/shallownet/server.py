@@ -1,12 +1,8 @@
-"""A local MLflow tracking server with a PostgreSQL (shallownet.pgcluster) or SQLite store,
-on 127.0.0.1 only. MLflow's HTTP API has no login: a single-machine development server.
+"""``make server``: MLflow's tracking server on 127.0.0.1 over PostgreSQL (shallownet.pgcluster)
+or SQLite, its state in ``<workdir>/server.json``. MLflow's HTTP API has no login (see the README).
 
-    state, proc = start(workdir, backend="postgres", port=5000)   # writes <workdir>/server.json
-    stop(workdir)                           # idempotent: nothing of it is left running
-    with running_server(tmp_path) as uri:   # free ports, stopped on exit
-
-CLI: ``python -m shallownet.server start [--backend postgres|sqlite] [--port 5000] [--workdir
-outputs/server] [--detach]``, ``stop|status [--workdir ...]``. Copying runs to a server: shallownet.migrate.
+CLI: ``python -m shallownet.server start [--backend postgres|sqlite] [--port 5000] [--detach]``,
+``stop`` and ``status``, each with ``--workdir`` (default outputs/server).
 """
 
 import argparse
@@ -14,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,13 +20,11 @@ import psutil
 from . import procs
 from .net import free_port, health_ok, port_is_free
 from .pgcluster import HOST, PG_AUTH, ServerError, libpq_env, start_postgres, stop_postgres
-from .procs import alive as pid_alive
-from .procs import group_members as group_members  # for the callers of this module
+from .stop import STOP
 
 STATE_FILE, MLFLOW_LOG, DEFAULT_WORKDIR = "server.json", "mlflow-server.log", "outputs/server"
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 SERVER_ENV |= {"DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1"}
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _tail(path) -> str:
@@ -41,27 +34,25 @@ def _tail(path) -> str:
     return f"(no log at {path})"
 
 
-def start_mlflow_server(backend_uri, artifacts_dir, port, host=HOST, *, timeout=90, pgpass=None):
-    """``mlflow server`` serving the artifacts in ``artifacts_dir``, its log beside them, in a
-    session of its own (a terminal's Ctrl-C reaches us, not it); returns the Popen once /health
-    answers. A PostgreSQL URI names its password file; ``pgpass`` hands it over as PGPASSFILE."""
-    if host != HOST:
-        raise ServerError(f"refusing to bind {host!r}: this server listens on {HOST} only")
-    if not port_is_free(port):
+def start_mlflow_server(backend_uri, artifacts_dir, port, *, timeout=90, pgpass=None):
+    """``mlflow server`` on 127.0.0.1:``port`` serving ``artifacts_dir``, its log beside it, in a
+    session of its own (a terminal's Ctrl-C reaches us, not it); the Popen once /health answers.
+    ``pgpass``, a PostgreSQL store's password file, is handed over as PGPASSFILE."""
+    if not port_is_free(port):  # else /health might be another server's answer
         raise ServerError(f"port {HOST}:{port} is already in use; pick another port")
     artifacts_dir = Path(artifacts_dir).resolve()
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     log_path, env = artifacts_dir.parent / MLFLOW_LOG, {**os.environ, **SERVER_ENV}
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--workers", "1"]
     cmd += ["--serve-artifacts", "--artifacts-destination", str(artifacts_dir)]
-    cmd += ["--host", host, "--port", str(port)]
+    cmd += ["--host", HOST, "--port", str(port)]
     with open(log_path, "ab") as log:
         io = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
         env = libpq_env(pgpass, env) if pgpass else env
         proc = subprocess.Popen(cmd, env=env, cwd=artifacts_dir.parent, start_new_session=True, **io)
     deadline = time.monotonic() + timeout
     try:
-        while not health_ok(f"http://{host}:{port}", timeout=1.0):
+        while not health_ok(f"http://{HOST}:{port}", timeout=1.0):
             if proc.poll() is not None:
                 raise ServerError(f"mlflow server exited with code {proc.returncode}\n{_tail(log_path)}")
             if time.monotonic() > deadline:
@@ -74,15 +65,12 @@ def start_mlflow_server(backend_uri, artifacts_dir, port, host=HOST, *, timeout=
 
 
 def stop_mlflow_server(server: subprocess.Popen | int | None, timeout: float = 15) -> None:
-    """SIGTERM the server and its children, wait, SIGKILL what is left; a no-op once it is gone.
-    A bare pid that now names another program is left alone."""
-    popen = isinstance(server, subprocess.Popen)
-    tree = procs.family(server.pid if popen else server) if server else []
+    """SIGTERM the server (a Popen or a pid) and its children, wait, SIGKILL what is left (psutil
+    reaps our own children); a no-op once it is gone or when its pid now names another program."""
+    tree = procs.family(getattr(server, "pid", server)) if server else []
     with contextlib.suppress(psutil.Error):
-        if tree and (popen or "mlflow" in " ".join(tree[0].cmdline())):
+        if tree and "mlflow" in " ".join(tree[0].cmdline()):
             procs.end(tree, timeout)
-    if popen:
-        server.wait(timeout=5)
 
 
 def load_state(workdir) -> dict | None:
@@ -91,15 +79,14 @@ def load_state(workdir) -> dict | None:
     return None
 
 
-def stop(workdir=None, *, server=None, postgres=None) -> None:
+def stop(workdir, *, server=None, postgres=None) -> None:
     """Stop MLflow, then PostgreSQL, named by handles or by ``<workdir>/server.json``. Idempotent."""
-    state = (load_state(workdir) if workdir else None) or {}
+    state = load_state(workdir) or {}
     try:
         stop_mlflow_server(server or state.get("mlflow_pid"))
     finally:
         stop_postgres(postgres or state.get("postgres"))
-        if workdir:
-            Path(workdir, STATE_FILE).unlink(missing_ok=True)
+        Path(workdir, STATE_FILE).unlink(missing_ok=True)
 
 
 def start(workdir=DEFAULT_WORKDIR, *, backend="postgres", port=5000, pg_port=None, durable=True, timeout=90):
@@ -107,11 +94,9 @@ def start(workdir=DEFAULT_WORKDIR, *, backend="postgres", port=5000, pg_port=Non
     ``(state, server_process)``, ``state["tracking_uri"]`` being the http URI."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    old = load_state(workdir)
-    if old and (pid_alive(old["mlflow_pid"]) or pid_alive((old["postgres"] or {}).get("pid"))):
+    old = load_state(workdir) or {}
+    if procs.alive(old.get("mlflow_pid")) or procs.alive((old.get("postgres") or {}).get("pid")):
         raise ServerError(f"a server from {workdir / STATE_FILE} is still running; run `stop` first")
-    if not port_is_free(port):  # before PostgreSQL starts for nothing
-        raise ServerError(f"port {HOST}:{port} is already in use; pick another port")
     pg_port = pg_port or next(p for p in iter(free_port, None) if p != port)
     pg = start_postgres(workdir, pg_port, durable=durable) if backend == "postgres" else None
     uri = pg["uri"] if pg else f"sqlite:///{workdir / 'server.db'}"
@@ -132,13 +117,13 @@ def start(workdir=DEFAULT_WORKDIR, *, backend="postgres", port=5000, pg_port=Non
 def running_server(tmpdir, backend="postgres"):
     """A throw-away server on free loopback ports in ``tmpdir``; yields its http URI. Everything
     is stopped on exit, and a PostgreSQL directory made outside ``tmpdir`` removed."""
-    tmpdir, state, proc = Path(tmpdir).resolve(), {}, None
+    tmpdir = Path(tmpdir).resolve()
+    state, proc = start(tmpdir, backend=backend, port=free_port(), durable=False)
     try:
-        state, proc = start(tmpdir, backend=backend, port=free_port(), durable=False)
         yield state["tracking_uri"]
     finally:
-        stop(tmpdir, server=proc, postgres=state.get("postgres"))
-        if state.get("postgres") and not Path(state["postgres"]["base"]).is_relative_to(tmpdir):
+        stop(tmpdir, server=proc, postgres=state["postgres"])
+        if state["postgres"] and not Path(state["postgres"]["base"]).is_relative_to(tmpdir):
             shutil.rmtree(state["postgres"]["base"], ignore_errors=True)
 
 
@@ -155,6 +140,7 @@ def _print_access(state: dict) -> None:
 
 
 def _cmd_start(args) -> int:
+    STOP.install()  # SIGINT, SIGTERM, SIGHUP: the first raises KeyboardInterrupt, the next ones wait
     state, proc = start(args.workdir, backend=args.backend, port=args.port, pg_port=args.pg_port)
     print(f"tracking.uri={state['tracking_uri']}", flush=True)
     _say(f"or: export MLFLOW_TRACKING_URI={state['tracking_uri']}   (log: {state['mlflow_log']})")
@@ -162,8 +148,6 @@ def _cmd_start(args) -> int:
     if args.detach:
         _say(f"in the background; stop it with: python -m shallownet.server stop --workdir {args.workdir}")
         return 0
-    for sig in SIGNALS:  # SIGINT too: a shell's `&` ignores it
-        signal.signal(sig, signal.default_int_handler)
     _say("serving in the foreground; Ctrl-C stops it")
     try:
         proc.wait()
@@ -172,8 +156,6 @@ def _cmd_start(args) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for sig in SIGNALS:  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(sig, signal.SIG_IGN)
         stop(args.workdir, server=proc, postgres=state["postgres"])
         _say("stopped")
 
@@ -191,7 +173,7 @@ def _cmd_status(args) -> int:
         print(f"not running (no {Path(args.workdir) / STATE_FILE})")
         return 1
     healthy = health_ok(st["tracking_uri"])
-    running = healthy and (not st["postgres"] or pid_alive(st["postgres"]["pid"]))
+    running = healthy and (not st["postgres"] or procs.alive(st["postgres"]["pid"]))
     print(f"tracking.uri={st['tracking_uri']}\nrunning={running} healthy={healthy} pid={st['mlflow_pid']}")
     print(f"backend={st['backend']} {st['backend_uri']}\nartifacts={st['artifacts']} log={st['mlflow_log']}")
     return 0 if running else 1
@@ -215,9 +197,9 @@ def main(argv=None) -> int:
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C while starting: what had started is stopped
+    except KeyboardInterrupt:  # a signal while starting: what had started is stopped
         print("interrupted", file=sys.stderr)
-        return 130
+        return STOP.exit_code
 
 
 if __name__ == "__main__":
