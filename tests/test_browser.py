@@ -25,7 +25,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -35,6 +34,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, client_for, run_cli
 
+from shallownet.net import free_port
 from shallownet.procs import group_members
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,12 +139,6 @@ def loopback_page(browser, base, init_script=None):
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     return context, page, outside
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_group(proc, grace=15.0):

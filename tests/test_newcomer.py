@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import time
 import urllib.request
@@ -16,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import BIN, client_for, run_cli, runs_of
+
+from shallownet import net
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -134,19 +135,13 @@ def test_a_sigmoid_output_refuses_three_classes_in_one_line(store):
     assert len(res.stderr.strip().splitlines()) == 1 and not (cwd / "mlflow.db").exists()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_every_class_on_loopback(store):
     cwd, uri = store
     res = run_cli(["shallownet-train", "dataset=moons", "train.epochs=200", f"tracking.uri={uri}"], cwd)
     assert res.returncode == 0, res.stderr
     (run,) = runs_of(uri)
-    port = _free_port()
+    port = net.free_port()
     # as the README says: with the venv activated (its bin first on PATH: uvicorn is there)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(BIN.parent))
     env["MLFLOW_TRACKING_URI"] = uri
