@@ -235,7 +235,7 @@ def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):
 def test_grid_check_composes_every_value_once_and_stops_a_bad_one(store):
     import itertools
 
-    from hydra_plugins.shallownet_sweeper import covering
+    from shallownet.preflight import covering
 
     grid = [
         list(job)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .console import emit
+
 TAG_STOP = "adaptive.stop_reason"
 METHOD = "anytime-valid sequential t-test (Gaussian-mixture e-process), Holm over the named comparisons"
 
@@ -207,7 +209,6 @@ def after_round(session, rule, round_no, seeds):
             + "; ".join(r["name"] for _, r in res.iterrows() if not r["decided"])
         )
         tracking.set_tags(session.client, session.parent, {TAG_STOP: reason})
-        from .train import emit
 
         emit(f"shallownet: adaptive seeds: {reason}")
     return stop

@@ -27,12 +27,22 @@ from .job import RunError
 INFORMATIONAL = ("help", "hydra_help", "cfg", "info", "shell_completion", "version")
 
 
+def covering(batch):
+    """The jobs of ``batch`` (each a list of 'key=value' overrides), in order, that first hold
+    one of its overrides: between them they hold every override of the batch."""
+    missing = {o for job in batch for o in job}
+    chosen = []
+    for job in batch:
+        if missing.intersection(job):
+            chosen.append(job)
+            missing.difference_update(job)
+    return chosen
+
+
 def check(argv, config_dir=None, on_sweep=None):
     """Raise RunError(2) if any job of this command line would be refused. ``on_sweep(cfg)``
     is called with a sweep's composed config (hydra node included) as soon as it is known,
     before its jobs are checked: the launching process starts its workers' fork server then."""
-    from hydra_plugins.shallownet_sweeper import covering
-
     args = get_args_parser().parse_args(argv)
     if any(getattr(args, flag, None) for flag in INFORMATIONAL):
         return

@@ -43,6 +43,7 @@ from omegaconf import OmegaConf
 
 from . import job as jobs
 from . import store
+from .console import emit, say
 from .stop import STOP
 
 _OPEN = None  # the Session whose parent run this process has open
@@ -222,7 +223,6 @@ class Progress(threading.Thread):
             self.emit(found[path])
 
     def emit(self, o):
-        from .train import emit
 
         k, elapsed = len(self.seen), time.time() - self.t0
         eta = elapsed / k * (self.total - k) if k < self.total else 0.0
@@ -317,7 +317,6 @@ class Session:
         ).to_env()
         self.progress.start()
         STOP.on_first_signal(self._forward_stop)
-        from .train import emit
 
         emit(
             f"shallownet: sweep {self.sweep_id} ({self.study}, {self.total} jobs) -> parent run "
@@ -432,7 +431,6 @@ class Session:
         and give them time to record their runs KILLED, before the launcher tears its workers
         down (loky SIGKILLs them)."""
         from .procs import alive
-        from .train import say
 
         pids = [p for p in jobs.in_flight(self.sweep_dir, self.session) if p != os.getpid()]
         for pid in pids:
@@ -469,7 +467,6 @@ class Session:
                 closed = True
             except Exception as err:  # the store went away: say so, do not hide the summary
                 from . import tracking
-                from .train import say
 
                 say(f"could not close parent run {parent}: {tracking._first_line(err)}")
                 counts, closed = _session_counts(outcomes, self.total), False
@@ -482,7 +479,6 @@ class Session:
         """Leftover runs, counts and status first (the store's rows), then the members file
         (an artifact: it can fail on a full disk without leaving the parent RUNNING)."""
         from . import tracking
-        from .train import say
 
         self._end_leftovers(parent, outcomes)
         runs = tracking.deciding_runs(
@@ -560,7 +556,6 @@ class Session:
     def _summary(self, outcomes, counts, parent, complete):
         """One table (test accuracy per level of each swept key), the best job, the jobs that
         went wrong and the counts: the progress lines above already listed every job."""
-        from .train import emit
 
         lines = [
             "",

@@ -34,21 +34,10 @@ import numpy as np  # noqa: E402
 from . import claims, config, datasets, identity, record, store, tracking  # noqa: E402
 from .model import MLP  # noqa: E402
 
+from .console import emit, say  # noqa: E402
 from .fit import Curves, fit, layer_sizes  # noqa: E402
 from .job import EXIT_CODES, NOT_STARTED, Job, Outcome, RunError  # noqa: E402
 from .tracking import TAG_FAILURE  # noqa: E402
-
-
-def emit(line, stream=None):
-    """Write one whole line in one call: a sweep's jobs share the terminal, and print()'s
-    separate writes of text and newline let two jobs' lines run into each other."""
-    stream = stream or sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
-
-
-def say(msg):
-    emit(f"shallownet: {msg}", sys.stderr)
 
 
 @dataclass

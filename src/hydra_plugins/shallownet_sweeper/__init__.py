@@ -4,7 +4,7 @@ Hydra's BasicSweeper composes every job's config in the launching process before
 (to fail early on a bad override); then each job composes its own config again. On this
 project's config one composition takes ~65 ms, so the workers of a 15-job sweep waited 1 s and
 those of a 100-job sweep 6.5 s. ``shallownet-train`` checks the command line before Hydra runs
-(``shallownet.preflight``): it composes only a covering set of the jobs (``covering``), enough
+(``shallownet.preflight``): it composes only a covering set of the jobs (``preflight.covering``), enough
 that every swept value is composed at least once (7 of tutorial000's 3 x 5 grid, 36 of a
 3 x 34 one), and validates their values too, so this sweeper checks nothing again.
 Selected by conf/hydra/sweeper/grid.yaml, which hparams_search=grid (the default) picks.
@@ -15,18 +15,6 @@ import dataclasses
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
 from .compose_once import ComposeOnce
-
-
-def covering(batch):
-    """The jobs of ``batch`` (each a list of 'key=value' overrides), in order, that first hold
-    one of its overrides: between them they hold every override of the batch."""
-    missing = {o for job in batch for o in job}
-    chosen = []
-    for job in batch:
-        if missing.intersection(job):
-            chosen.append(job)
-            missing.difference_update(job)
-    return chosen
 
 
 class ShallownetSweeper(BasicSweeper):
