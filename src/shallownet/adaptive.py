@@ -209,6 +209,5 @@ def after_round(session, rule, round_no, seeds):
             + "; ".join(r["name"] for _, r in res.iterrows() if not r["decided"])
         )
         tracking.set_tags(session.client, session.parent, {TAG_STOP: reason})
-
         emit(f"shallownet: adaptive seeds: {reason}")
     return stop

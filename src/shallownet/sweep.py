@@ -223,7 +223,6 @@ class Progress(threading.Thread):
             self.emit(found[path])
 
     def emit(self, o):
-
         k, elapsed = len(self.seen), time.time() - self.t0
         eta = elapsed / k * (self.total - k) if k < self.total else 0.0
         emit(
@@ -317,7 +316,6 @@ class Session:
         ).to_env()
         self.progress.start()
         STOP.on_first_signal(self._forward_stop)
-
         emit(
             f"shallownet: sweep {self.sweep_id} ({self.study}, {self.total} jobs) -> parent run "
             f"{self.parent}{' (resumed)' if resumed else ''} in {self.uri}"
@@ -556,7 +554,6 @@ class Session:
     def _summary(self, outcomes, counts, parent, complete):
         """One table (test accuracy per level of each swept key), the best job, the jobs that
         went wrong and the counts: the progress lines above already listed every job."""
-
         lines = [
             "",
             f"sweep summary ({len(outcomes)}/{self.total} jobs this session"
