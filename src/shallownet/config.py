@@ -91,6 +91,12 @@ class TrackingConf:
 @dataclass
 class TrainConfig:
     seed: int = 0  # model seed: initial weights and mini-batch shuffling
+    # The seeds one sweep job trains stacked, one run each (the grid sweeper's stack_seeds
+    # sets it); None: the one ``seed``. Never part of a run's recorded config.
+    seeds: Optional[List[int]] = None
+    # At most this many seeds of one configuration a grid sweep trains in one job, stacked
+    # (the study files set it; 1: a job per seed). How a sweep runs, not what a run computes.
+    stack_seeds: int = 1
     force: bool = False  # train a sweep's configs even when an identical run FINISHED already
     dataset: Dict[str, Any] = field(default_factory=dict)  # checked by datasets.validate_params
     activation: ActivationConf = field(default_factory=ActivationConf)
@@ -110,7 +116,7 @@ for _name, _defaults in SCHEDULE_DEFAULTS.items():
     ConfigStore.instance().store(name=f"schedule_defaults_{_name}", node={"name": _name, **_defaults})
 
 # Keys that never change what a run computes: left out of config_hash.
-NON_SEMANTIC = ("tracking", "hydra", "force")
+NON_SEMANTIC = ("tracking", "hydra", "force", "seeds", "stack_seeds")
 SCHEDULE_KEYS = {name: tuple(defaults) for name, defaults in SCHEDULE_DEFAULTS.items()}
 DTYPES = ("float32", "float64")
 
@@ -245,8 +251,13 @@ def validate(cfg):
     if not t["divergence_factor"] > 1:
         _fail("train.divergence_factor", f"must be > 1, got {t['divergence_factor']}")
     _check_tracking(c["tracking"])
-    if not 0 <= c["seed"] < 2**32:
-        _fail("seed", f"must be an integer in [0, 2**32 - 1], got {c['seed']}")
+    for key, seed in [("seed", c["seed"])] + [("seeds", s) for s in c.get("seeds") or []]:
+        if not 0 <= seed < 2**32:
+            _fail(key, f"must be an integer in [0, 2**32 - 1], got {seed}")
+    if c.get("stack_seeds", 1) < 1:
+        _fail("stack_seeds", f"must be >= 1, got {c['stack_seeds']}")
+    if c.get("seeds") is not None and (not c["seeds"] or len(set(c["seeds"])) < len(c["seeds"])):
+        _fail("seeds", f"must be distinct seeds, at least one, got {c['seeds']}")
     try:
         datasets.validate_params(c["dataset"])
     except datasets.DataError as err:
@@ -270,13 +281,15 @@ def memory_needed(c, n_train=0, n_test=0, n_features=2, data_bytes=0):
     """(bytes of the network, bytes per row of data) a run needs, roughly. The network: 4
     copies of the parameters (the net, two flat buffers for the updates, the gradient) and 5
     curves of ``train.epochs`` float64 values. The rows: 3 buffers per layer and row of
-    training data, the test evaluation's activations, and ``data_bytes`` (the data itself)."""
+    training data, the test evaluation's activations, and ``data_bytes`` (the data itself).
+    A job's stacked seeds (``seeds``) need all but the data once per seed."""
+    runs = len(c.get("seeds") or [None])
     sizes = [n_features, *c["model"]["hidden_sizes"], 1]
     n_params = sum(fi * fo + fo for fi, fo in zip(sizes[:-1], sizes[1:]))
     width = sum(sizes[1:])
     item = 4 if c["train"]["dtype"] == "float32" else 8
     per_row = item * (3 * n_train + 2 * n_test) * width
-    return item * 4 * n_params + 40 * c["train"]["epochs"], per_row + data_bytes
+    return runs * (item * 4 * n_params + 40 * c["train"]["epochs"]), runs * per_row + data_bytes
 
 
 def planned_rows(d):

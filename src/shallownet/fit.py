@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shallownet.model import LOSSES, MLP, train
+from shallownet.model import LOSSES, MLP, train_stacked
 
 from . import config
 
@@ -86,7 +86,7 @@ def make_net(c, split):
 
 
 def _recorder(net, split, loss, curves):
-    """train()'s per-epoch callback: fill ``curves`` with train/test loss, accuracy and lr."""
+    """Fill ``curves`` with epoch e's train/test loss, accuracy and lr of ``net``."""
     ev_train = Evaluator(net, split.X_train, split.y_train, loss)
     ev_test = Evaluator(net, split.X_test, split.y_test, loss)
     v = curves.values
@@ -102,16 +102,36 @@ def _recorder(net, split, loss, curves):
     return on_epoch
 
 
+def _stacked_recorder(nets, split, loss, curves_list):
+    """train_stacked()'s per-epoch callback: each run that did epoch e records it."""
+    recorders = [_recorder(n, split, loss, cv) for n, cv in zip(nets, curves_list)]
+
+    def on_epoch(e, alive, losses, rates):
+        for r in np.flatnonzero(alive):
+            recorders[r](e, float(losses[r]), float(rates[r]))
+
+    return on_epoch
+
+
 def fit(c, split, curves):
-    """Build the net config ``c`` describes and train it, filling ``curves``; never raises
-    for a failed, diverged or interrupted training: the Fit says how it ended."""
+    """One run: ``fit_stacked`` of one config."""
+    return fit_stacked([c], split, [curves])[0]
+
+
+def fit_stacked(cs, split, curves_list):
+    """Build the nets of configs ``cs`` (the same but for ``seed``) and train them as one
+    stacked computation, filling each run's curves; [Fit], one per config. Never raises for a
+    failed, diverged or interrupted training: each Fit says how its run ended (a run that
+    diverges stops alone; a failure or an interrupt ends them all)."""
+    c = cs[0]
     t0 = time.perf_counter()
-    status, reason, hist, net = "FINISHED", None, None, None
+    status, reason, hists, nets = "FINISHED", None, [None] * len(cs), [None] * len(cs)
     try:
-        net = make_net(c, split)
-        curves.allocate()
-        hist = train(
-            net,
+        nets = [make_net(ci, split) for ci in cs]
+        for curves in curves_list:
+            curves.allocate()
+        hists = train_stacked(
+            nets,
             split.X_train,
             split.y_train,
             epochs=c["train"]["epochs"],
@@ -119,17 +139,26 @@ def fit(c, split, curves):
             loss=c["train"]["loss"],
             batch_size=c["train"]["batch_size"],
             l2=c["train"]["l2"],
-            seed=c["seed"],
-            callback=_recorder(net, split, c["train"]["loss"], curves),
+            seeds=[ci["seed"] for ci in cs],
+            callback=_stacked_recorder(nets, split, c["train"]["loss"], curves_list),
             divergence_factor=c["train"]["divergence_factor"],
         )
     except KeyboardInterrupt:
-        status, reason = "KILLED", f"interrupted at epoch {curves.n}"
+        status, reason = "KILLED", "interrupted at epoch {n}"
     except MemoryError:
-        status, reason = "FAILED", f"out of memory at epoch {curves.n} (MemoryError)"
+        status, reason = "FAILED", "out of memory at epoch {n} (MemoryError)"
     except Exception as err:  # a bug or a numerical failure: keep what was measured
-        status, reason = "FAILED", f"{type(err).__name__}: {err}"
-    seconds = time.perf_counter() - t0
+        status, reason = "FAILED", f"{type(err).__name__}: {err}".replace("{", "{{").replace("}", "}}")
+    seconds = (time.perf_counter() - t0) / len(cs)  # each run's share of the stacked compute
+    return [
+        _ended(ci, net, curves, hist, status, reason, seconds)
+        for ci, net, curves, hist in zip(cs, nets, curves_list, hists)
+    ]
+
+
+def _ended(c, net, curves, hist, status, reason, seconds):
+    """One run's Fit: the job's status and reason (``{n}``: its epochs done), or DIVERGED."""
+    reason = reason and reason.format(n=curves.n)
     diverged = hist.diverged_at if hist is not None else None
     if diverged is not None:
         status = "DIVERGED"

@@ -19,6 +19,7 @@ How a run ends, as a status and as the exit code of a single run:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -89,6 +90,7 @@ class Job:
     num: int | None = None
     out_dir: Path | None = None  # Hydra's output directory of this job
     in_sweep: bool = False
+    slot: int | None = None  # the seed of one run of a job that trains several (``seeds``)
 
     @classmethod
     def current(cls):
@@ -105,6 +107,13 @@ class Job:
             out_dir=Path(hc.runtime.output_dir),
             in_sweep=multirun,
         )
+
+    def for_seed(self, seed):
+        """The job of one run of a job that trains several seeds: its overrides say
+        ``seed=<seed>`` where the job's say ``seeds=[...]``, so the run is named, tagged and
+        shown as a job of that seed alone would be."""
+        overrides = [f"seed={seed}" if o.startswith("seeds=") else o for o in self.overrides]
+        return dataclasses.replace(self, overrides=overrides, slot=seed)
 
     def tidy(self):
         """Remove a single run's Hydra directory, and its parents up to the working directory,
@@ -131,11 +140,12 @@ class Job:
             return " ".join(o for o in self.overrides if o.split("=", 1)[0] in self.sweep.swept)
         return " ".join(o for o in self.overrides if not o.startswith(NOT_SHOWN))
 
-    def started(self):
+    def started(self, runs=1):
+        """Tell the sweep this job is in flight, with ``runs`` runs to report."""
         if self.in_sweep:
             _write_json(
                 self.out_dir / STARTED,
-                {"host": socket.gethostname(), "pid": os.getpid(), "session": self._session()},
+                {"host": socket.gethostname(), "pid": os.getpid(), "session": self._session(), "runs": runs},
             )
 
     def report(self, outcome):
@@ -147,8 +157,10 @@ class Job:
                 "overrides": " ".join(self.overrides),
                 "shown": self.shown,
                 "session": self._session(),
+                "slot": self.slot,
             }
-            _write_json(self.out_dir / OUTCOME, info)
+            name = OUTCOME if self.slot is None else OUTCOME.replace(".", f".seed{self.slot}.")
+            _write_json(self.out_dir / name, info)
 
     def _session(self):
         return self.sweep.session if self.sweep else None
@@ -169,13 +181,20 @@ def _read(path):
         return None
 
 
+def outcome_files(job_dir):
+    """A job's outcome files: ``outcome.json``, or one ``outcome.seed<k>.json`` per run of a
+    job that trains several seeds."""
+    job_dir = Path(job_dir)
+    return job_dir.parent.glob(f"{job_dir.name}/{OUTCOME.replace('.', '*.')}")
+
+
 def outcomes(sweep_dir, session):
-    """{job dir: outcome dict} of this session's finished jobs."""
+    """{outcome file: outcome dict} of this session's finished runs (or runless jobs)."""
     found = {}
-    for path in Path(sweep_dir).glob(f"*/{OUTCOME}"):
+    for path in outcome_files(Path(sweep_dir) / "*"):
         info = _read(path)
         if info and info.get("session") == session:
-            found[path.parent] = info
+            found[path] = info
     return found
 
 
@@ -186,7 +205,7 @@ def in_flight(sweep_dir, session):
         info = _read(path)
         if not info or info.get("session") != session or info.get("host") != host:
             continue
-        reported = _read(path.parent / OUTCOME)
-        if not reported or reported.get("session") != session:
+        reported = [o for o in map(_read, outcome_files(path.parent)) if o and o.get("session") == session]
+        if len(reported) < info.get("runs", 1):
             pids.append(int(info["pid"]))
     return pids

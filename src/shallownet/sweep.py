@@ -234,7 +234,7 @@ class Progress(threading.Thread):
 
 def _mtime(path):
     try:
-        return (path / jobs.OUTCOME).stat().st_mtime
+        return path.stat().st_mtime
     except OSError:
         return 0.0
 
@@ -456,7 +456,7 @@ class Session:
         parent, self.parent = self.parent, None
         _OPEN = None
         with STOP.deferred():
-            outcomes = sorted(self.progress.finish(), key=lambda o: o.get("num") or 0)
+            outcomes = sorted(self.progress.finish(), key=_job_order)
             # complete: every job reported, none stopped (a Ctrl-C that comes once they all
             # did changes nothing of the record)
             complete = len(outcomes) >= self.total and not any(o["status"] == "KILLED" for o in outcomes)
@@ -607,6 +607,11 @@ def _level_table(outcomes, keys):
     return out
 
 
+def _job_order(o):
+    """Outcomes in job order, the runs of a job that trains several seeds by seed."""
+    return o.get("num") or 0, o.get("slot") or 0
+
+
 def _launcher_pid(env):
     return json.loads(env[jobs.ENV])["launcher_pid"] if env.get(jobs.ENV) else -1
 
@@ -673,10 +678,7 @@ def _note(study, sweep_id, counts, outcomes):
     findings."""
     from . import description
 
-    rows = [
-        [o.get("shown") or "(defaults)", o["status"], _acc(o)]
-        for o in sorted(outcomes, key=lambda o: o.get("num") or 0)
-    ]
+    rows = [[o.get("shown") or "(defaults)", o["status"], _acc(o)] for o in sorted(outcomes, key=_job_order)]
     table = "\n".join(description.table(["job", "status (this session)", "test acc"], rows))
     return (
         f"**{study}** sweep `{sweep_id}`: {counts['jobs_finished']}/{counts['jobs_total']} "
@@ -692,11 +694,10 @@ def _tidy(sweep_dir, session):
     kept nothing else (Hydra's logs and .hydra/ are off by default) leaves no folder behind."""
     root = Path(sweep_dir)
     (root / "multirun.yaml").unlink(missing_ok=True)  # Hydra's copy; the parent run holds it
-    for name in (jobs.OUTCOME, jobs.STARTED):
-        for path in root.glob(f"*/{name}"):
-            info = jobs._read(path)
-            if info and info.get("session") == session:
-                path.unlink(missing_ok=True)
+    for path in [*root.glob(f"*/{jobs.STARTED}"), *jobs.outcomes(root, session)]:
+        info = jobs._read(path)
+        if info and info.get("session") == session:
+            path.unlink(missing_ok=True)
     for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if not any(d.iterdir()):
             d.rmdir()

@@ -14,6 +14,7 @@ outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (no
 recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
 """
 
+import contextlib
 import gc
 import json
 import os
@@ -35,7 +36,7 @@ from . import claims, config, datasets, identity, record, store, tracking  # noq
 from .model import MLP  # noqa: E402
 
 from .console import emit, say  # noqa: E402
-from .fit import Curves, fit, layer_sizes  # noqa: E402
+from .fit import Curves, Fit, fit_stacked, layer_sizes  # noqa: E402
 from .job import EXIT_CODES, NOT_STARTED, Job, Outcome, RunError  # noqa: E402
 from .tracking import TAG_FAILURE  # noqa: E402
 
@@ -50,6 +51,7 @@ class Spec:
     name: str
     config_hash: str
     key: str
+    job: Job  # the job of this run (one of several when the job trains several seeds)
 
 
 class Phases:
@@ -72,16 +74,27 @@ class Phases:
 
 
 def prepare(cfg, job):
-    """Validate the config, load the data, fix the run's identity. RunError(2) if bad."""
+    """Validate the config, load the data, fix each run's identity: [Spec], one per seed the
+    job trains (its ``seeds``, else its ``seed``). RunError(2) if bad."""
     try:
         c = config.validate(cfg)
+        seeds = c.pop("seeds", None)
         c["dataset"] = datasets.resolved(c["dataset"])  # recorded so that any directory re-runs it
         split = datasets.load(c["dataset"])
         config.check_output(c, len(split.classes))
-        config.check_memory(c, len(split.y_train), len(split.y_test), split.X_train.shape[1])
+        config.check_memory(
+            {**c, "seeds": seeds}, len(split.y_train), len(split.y_test), split.X_train.shape[1]
+        )
     except (config.ConfigError, datasets.DataError) as err:
         raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
     force = bool(c.pop("force", False))
+    c.pop("stack_seeds", None)
+    if seeds is None:
+        return [_spec(c, split, force, job)]
+    return [_spec({**c, "seed": seed}, split, force, job.for_seed(seed)) for seed in seeds]
+
+
+def _spec(c, split, force, job):
     chash = config.config_hash(c)
     return Spec(
         c,
@@ -90,6 +103,7 @@ def prepare(cfg, job):
         config.run_name(c, job.swept_values()),
         chash,
         identity.run_key(chash, split.fingerprint),
+        job,
     )
 
 
@@ -197,20 +211,25 @@ def claim(client, exp_id, spec, job):
     return got
 
 
-def train_live(client, run_id, spec, job):
-    """fit() with the run's pulse beating: heartbeat, live metrics, a progress line."""
-    curves = Curves(spec.c["train"]["epochs"])
+def train_live(client, claimed, job):
+    """fit_stacked() of the claimed runs [(spec, run id)] with each run's pulse beating:
+    heartbeat, live metrics, and for a single run a progress line. [(Fit, points sent)]."""
+    specs = [spec for spec, _ in claimed]
+    curves = [Curves(spec.c["train"]["epochs"]) for spec in specs]
     on_beat = None if job.in_sweep else _progress_line(time.perf_counter())
-    pulse = tracking.Pulse(client, run_id, curves, spec.c["tracking"]["max_points"], on_beat=on_beat)
+    pulses = [
+        tracking.Pulse(client, run_id, cv, spec.c["tracking"]["max_points"], on_beat=on_beat)
+        for (spec, run_id), cv in zip(claimed, curves)
+    ]
     try:
-        STOP.check()  # a stop requested while the run was being created: it ends now, KILLED
-        with pulse:
-            fitted = fit(spec.c, spec.split, curves)
+        STOP.check()  # a stop requested while the runs were being created: they end now, KILLED
+        with contextlib.ExitStack() as beating:
+            for pulse in pulses:
+                beating.enter_context(pulse)
+            fitted = fit_stacked([spec.c for spec in specs], specs[0].split, curves)
     except KeyboardInterrupt:  # between fit's own checks: still a stopped training
-        from .fit import Fit
-
-        fitted = Fit(None, curves, "KILLED", f"interrupted at epoch {curves.n}", None, 0.0)
-    return fitted, pulse.sent
+        fitted = [Fit(None, cv, "KILLED", f"interrupted at epoch {cv.n}", None, 0.0) for cv in curves]
+    return [(f, pulse.sent) for f, pulse in zip(fitted, pulses)]
 
 
 def _progress_line(t0):
@@ -316,31 +335,37 @@ def _recording_error(err):
 
 
 def run(cfg, job, phases=None):
-    """Train one configuration and record it; returns its Outcome (RunError if it cannot)."""
+    """Train the job's configurations (one, or one per seed it stacks) and record each run;
+    returns their [Outcome] (RunError if they cannot start)."""
     phases = phases or Phases()
-    spec = prepare(cfg, job)
+    specs = prepare(cfg, job)
     phases.mark("config_and_data")
-    client, exp_id = open_store(spec, job)
+    client, exp_id = open_store(specs[0], job)
     phases.mark("import_mlflow")  # and open the store
-    got = claim(client, exp_id, spec, job)
+    claims_ = [(spec, claim(client, exp_id, spec, spec.job)) for spec in specs]
     phases.mark("store_run_params")
-    if got.run_id is None:
-        return _skipped(got.skipped_for, spec, phases)
-    if got.retrain and job.in_sweep:
-        say(f"{job.shown or spec.name}: training again: {got.retrain}")
-    fitted, live_points = train_live(client, got.run_id, spec, job)
-    phases.mark("train")
-    status, reason = record_run(client, exp_id, got.run_id, spec, fitted, live_points, phases)
+    outcomes = {
+        spec.c["seed"]: _skipped(got.skipped_for, spec, phases) for spec, got in claims_ if got.run_id is None
+    }
+    todo = [(spec, got.run_id) for spec, got in claims_ if got.run_id is not None]
+    for spec, got in claims_:
+        if got.retrain and job.in_sweep:
+            say(f"{spec.job.shown or spec.name}: training again: {got.retrain}")
+    if todo:
+        trained = train_live(client, todo, job)
+        phases.mark("train")
+        for (spec, run_id), (fitted, live_points) in zip(todo, trained):
+            outcomes[spec.c["seed"]] = _recorded(client, exp_id, run_id, spec, fitted, live_points, phases)
+    return [outcomes[spec.c["seed"]] for spec in specs]
+
+
+def _recorded(client, exp_id, run_id, spec, fitted, live_points, phases):
+    """Record one trained run and end it; its Outcome."""
+    status, reason = record_run(client, exp_id, run_id, spec, fitted, live_points, phases)
     shown = "DIVERGED" if fitted.status == "DIVERGED" else status
     acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
     return Outcome(
-        shown,
-        reason or "",
-        got.run_id,
-        acc,
-        phases.elapsed(),
-        spec.name,
-        tracking.ui_page(exp_id, got.run_id),
+        shown, reason or "", run_id, acc, phases.elapsed(), spec.name, tracking.ui_page(exp_id, run_id)
     )
 
 
@@ -365,33 +390,34 @@ def run_job(cfg):
     job, phases = Job.current(), Phases()
     if job.in_sweep and STOP.requested:
         return NOT_STARTED  # a stopped pool worker starts no further job (the launcher decides)
-    job.started()
+    slices = [job.for_seed(seed) for seed in cfg.seeds] if cfg.get("seeds") else [job]
+    job.started(runs=len(slices))
     try:
         with STOP.busy():
-            outcome = run(cfg, job, phases)
+            outcomes = run(cfg, job, phases)
     except RunError as err:
         if not job.in_sweep:  # SystemExit: Hydra reports an Exception as a crash, with code 1
             say(err.message)
             raise SystemExit(err.code) from None
-        outcome = Outcome(err.status, err.message, seconds=phases.elapsed())
+        outcomes = [Outcome(err.status, err.message, seconds=phases.elapsed())] * len(slices)
     except KeyboardInterrupt:
         if not job.in_sweep:
             raise
-        outcome = Outcome(
-            "KILLED", f"interrupted ({STOP.name}) before the run was created", seconds=phases.elapsed()
-        )
+        why = f"interrupted ({STOP.name}) before the run was created"
+        outcomes = [Outcome("KILLED", why, seconds=phases.elapsed())] * len(slices)
     except Exception as err:  # a bug before the run existed: this job fails, the others go on
         if not job.in_sweep:
             raise
-        outcome = Outcome("FAILED", f"crashed: {type(err).__name__}: {err}", seconds=phases.elapsed())
+        why = f"crashed: {type(err).__name__}: {err}"
+        outcomes = [Outcome("FAILED", why, seconds=phases.elapsed())] * len(slices)
     finally:
         job.tidy()
     if job.in_sweep:
         _gc_between_jobs(phases)
     _profile(phases)
     if job.in_sweep:
-        return _end_sweep_job(job, outcome)
-    return _end_single(outcome, cfg.tracking.uri)
+        return _end_sweep_job(slices, outcomes)
+    return _end_single(outcomes[0], cfg.tracking.uri)
 
 
 def _profile(phases):
@@ -402,11 +428,15 @@ def _profile(phases):
         )
 
 
-def _end_sweep_job(job, outcome):
+def _end_sweep_job(slices, outcomes):
+    """Report each run's outcome; Hydra's return value is the test accuracy (0 unless
+    FINISHED), a list of them for a job that trained several seeds."""
     # A stopped pool worker returns normally (loky tears the whole pool down when one of its
     # workers exits, the other jobs' records half written) and starts no further job.
-    job.report(outcome)
-    return outcome.test_accuracy if outcome.status == "FINISHED" else 0.0
+    for job, outcome in zip(slices, outcomes):
+        job.report(outcome)
+    accs = [o.test_accuracy if o.status == "FINISHED" else 0.0 for o in outcomes]
+    return accs[0] if len(accs) == 1 else accs
 
 
 def _gc_between_jobs(phases):

@@ -27,6 +27,13 @@ class ShallownetSweeper(BasicSweeper):
     def validate_batch_is_legal(self, batch):
         """Already done by shallownet.preflight, before anything was recorded."""
 
+    def split_arguments(self, overrides, max_batch_size):
+        """Hydra's batches of jobs, the seeds of each configuration stacked (shallownet.stacking)."""
+        from shallownet.stacking import stack_seeds
+
+        per_job = int(self.config.get("stack_seeds", 1))
+        return [stack_seeds(b, per_job) for b in BasicSweeper.split_arguments(overrides, max_batch_size)]
+
 
 class AdaptiveSweeper(ShallownetSweeper):
     """The study's grid in rounds of seeds until its named comparisons are decided by
@@ -61,6 +68,7 @@ class AdaptiveSweeper(ShallownetSweeper):
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         from shallownet import adaptive, sweep
+        from shallownet.stacking import runs_in
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         grid = [
@@ -70,12 +78,14 @@ class AdaptiveSweeper(ShallownetSweeper):
         ]  # the seeds are this sweeper's to choose
         session = sweep.current_session()
         session.record_rule(self.rule.params())
-        done, job, returns = 0, 0, []
+        done, job, launched, returns = 0, 0, 0, []
         for round_no, seeds in enumerate(self.rule.rounds(), start=1):
             seed = parser.parse_override(f"seed=range({done},{seeds})")
             batch = [j for b in self.split_arguments(grid + [seed], None) for j in b]
-            session.expect(job + len(batch))
+            runs = sum(runs_in(j) for j in batch)
+            session.expect(launched + runs)
             returns.append(self.launcher.launch(batch, initial_job_idx=job))
+            launched += runs
             job += len(batch)
             if adaptive.after_round(session, self.rule, round_no, seeds):
                 break

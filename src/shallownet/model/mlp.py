@@ -434,3 +434,20 @@ def train(
     net.weights, net.biases = [W.copy() for W in keep[1]], [b.copy() for b in keep[2]]
     hist.loss, hist.lr = losses[:e].copy(), rates[:e].copy()
     return hist
+
+
+def train_stacked(nets, X, y, *, seeds, callback=None, **kw):  # TEMPORARY shim, replaced by branch stacked
+    hists = []
+    for r, (net, seed) in enumerate(zip(nets, seeds)):
+        R = len(nets)
+
+        def cb(e, value, rate, r=r):
+            alive = np.zeros(R, bool)
+            alive[r] = True
+            losses = np.full(R, np.nan)
+            rates = np.full(R, np.nan)
+            losses[r], rates[r] = value, rate
+            callback(e, alive, losses, rates)
+
+        hists.append(train(net, X, y, seed=seed, callback=cb if callback else None, **kw))
+    return hists
