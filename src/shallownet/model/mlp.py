@@ -193,7 +193,7 @@ class MLP:
         for l in range(len(Ws) - 1, -1, -1):
             a_prev = X if l == 0 else A[l - 1]  # (R, n, fan_in)
             np.matmul(a_prev.swapaxes(-1, -2), delta, out=gW[l])  # (R, fan_in, fan_out)
-            np.sum(delta, axis=-2, keepdims=True, out=gb[l])  # (R, 1, fan_out)
+            delta.sum(axis=-2, keepdims=True, out=gb[l])  # (R, 1, fan_out)
             if l > 0:
                 np.matmul(delta, Ws[l].swapaxes(-1, -2), out=D[l - 1])  # (R, n, fan_in)
                 delta = dact(A[l - 1], D[l - 1], T[l - 1])
@@ -352,19 +352,10 @@ def train(
     solo = None
     if callback is not None:
         solo = lambda e, alive, losses, rates: callback(e, float(losses[0]), float(rates[0]))  # noqa: E731
-    return train_stacked(
-        [net],
-        X,
-        y,
-        epochs=epochs,
-        lr=lr,
-        loss=loss,
-        batch_size=batch_size,
-        l2=l2,
-        seeds=[seed],
-        callback=solo,
-        divergence_factor=divergence_factor,
-    )[0]
+    kw = dict(
+        epochs=epochs, lr=lr, loss=loss, batch_size=batch_size, l2=l2, divergence_factor=divergence_factor
+    )
+    return train_stacked([net], X, y, seeds=[seed], callback=solo, **kw)[0]
 
 
 @dataclass
@@ -405,70 +396,135 @@ def train_stacked(
     """
     net = _same_architecture(nets)
     X, Y, epochs, bsz = _checked_inputs(net, X, y, epochs, batch_size, l2)
-    loss_fn = net._check_loss(loss)
     runs = [
-        _Run(m, *_schedule(lr, epochs), np.random.default_rng(s), _history(epochs))
+        _Run(m, *_schedule(lr, epochs), np.random.default_rng(s), History(np.empty(0), np.empty(0)))
         for m, s in zip(nets, seeds, strict=True)
     ]
-    R, n, full = len(runs), X.shape[0], bsz == X.shape[0]
-    # Two stacked parameter sets: each update reads `cur` and writes `nxt`, so the parameters
-    # from before the last update survive (kept on divergence; shown to the callback).
-    cur = _stack(nets)
-    nxt = net._flat(R)
-    nxt[0][...] = cur[0]
-    alive = np.ones(R, dtype=bool)
-    spaces = {}
-    ws = net._workspace(n, R)
-    limits = np.full(R, math.inf)  # full batch: set from epoch 0's loss
-    for m in nets:
-        m.train_logits = None
+    n, full = X.shape[0], bsz == X.shape[0]
+    batches = [(start, min(bsz, n - start)) for start in range(0, n, bsz)]  # a full batch is one
+    s = _Stack(net, runs, epochs, net._check_loss(loss), l2, {n} | {m for _, m in batches})
+    Y_all = np.broadcast_to(Y, (len(runs), *Y.shape))  # (R, N, K): the losses reduce per run
     with np.errstate(all="ignore"):  # divergence is detected and reported, not warned
-        if not full:  # the limit comes from the initial loss, which also drives epoch 0's rate
-            epoch_loss = net._loss(loss_fn, Y, net._forward(X, cur[1], cur[2], ws), ws, cur[1], l2)
-            limits = _limit(epoch_loss, divergence_factor)
+        if not full:  # the limit comes from the initial loss, which also sets epoch 0's rate
+            epoch_loss = s.loss(X, Y_all, n)
+            s.limits = _limit(epoch_loss, divergence_factor)
         for e in range(epochs):
             if not full:
-                rates = _rates(runs, e, epoch_loss, alive)
-                Xs, Ys = _shuffled(runs, X, Y)
-            total = np.zeros(R)
-            for start in range(0, n, bsz):
-                m = min(bsz, n - start)
-                Xb, Yb = (X, Y) if full else (Xs[:, start : start + m], Ys[:, start : start + m])
-                w = ws if m == n else spaces.get(m) or spaces.setdefault(m, net._workspace(m, R))
-                values = net._loss(loss_fn, Yb, net._forward(Xb, cur[1], cur[2], w), w, cur[1], l2)
-                for r in np.flatnonzero(alive & ~(values <= limits)):  # also catches NaN
-                    _stop(runs[r], _rows(nxt, r), e, values[r])  # keep the params before cur
-                    alive[r] = False
+                rates = s.rates(e, epoch_loss)
+                Xs, Ys = _shuffled(runs, X, Y)  # (R, N, F), (R, N, K)
+            total = np.zeros(len(runs))
+            for start, m in batches:
+                Xb, Yb = (X, Y_all) if full else (Xs[:, start : start + m], Ys[:, start : start + m])
+                values = s.loss(Xb, Yb, m)  # (R,): at cur, before this update
+                s.stop(values <= s.limits, s.nxt, e, values)  # (also NaN) keep the params before
                 if full:
-                    rates = _rates(runs, e, values, alive)
-                finite = _update(net, Xb, cur, nxt, w, rates, l2)
-                for r in np.flatnonzero(alive & ~finite):
-                    if full:  # cur's loss is healthy: record it, the divergence shows next epoch
-                        _record(runs[r].hist, e, values[r], rates[r])
-                    _stop(runs[r], _rows(cur, r), e + full, values[r])
-                    alive[r] = False
-                cur, nxt = nxt, cur
+                    rates = s.rates(e, values)
+                finite = s.update(Xb, m, rates)  # else keep cur; in full batch its loss is epoch e's
+                s.stop(finite, s.cur, e + full, values, rates if full else None)
+                s.cur, s.nxt = s.nxt, s.cur
                 total += values * m
-                if not alive.any():
+                if s.stopped.all():
                     break
-            if not alive.any():
+            if s.stopped.all():
                 break
             if full and e == 0:
-                limits = _limit(values, divergence_factor)
+                s.limits = _limit(values, divergence_factor)
             epoch_loss = values if full else total / n
-            shown = nxt if full else cur  # the params epoch_loss was measured at / the epoch's end
-            for r in np.flatnonzero(alive):
-                _record(runs[r].hist, e, epoch_loss[r], rates[r])
-                runs[r].net.weights, runs[r].net.biases = _rows(shown, r)
-                if full and callback is not None:
-                    runs[r].net.train_logits = ws["A"][-1][r]
-            if callback is not None:
-                callback(e, alive.copy(), epoch_loss, rates)
-    for r in np.flatnonzero(alive):
-        runs[r].net.weights, runs[r].net.biases = _rows(cur, r)
-    for m in nets:
-        m.train_logits = None  # a workspace buffer: only meaningful inside the callback
-    return [run.hist for run in runs]
+            s.record(e, epoch_loss, rates)
+            if callback is not None:  # the params the loss was measured at / the epoch's end
+                s.show(s.nxt if full else s.cur, s.spaces[n]["A"][-1] if full else None)
+                callback(e, ~s.stopped, epoch_loss, rates)
+    return s.finish()
+
+
+class _Stack:
+    """The R runs' parameters on a leading run axis, their records, and which runs stopped.
+
+    Two parameter sets: each update reads ``cur`` and writes ``nxt``, so the parameters from
+    before the last update survive (kept on divergence; shown to the callback)."""
+
+    def __init__(self, net, runs, epochs, loss_fn, l2, batch_sizes):
+        self.net, self.runs, self.loss_fn, self.l2 = net, runs, loss_fn, l2
+        R = len(runs)
+        self.cur = _stack([run.net for run in runs])
+        self.nxt = net._flat(R)
+        self.nxt[0][...] = self.cur[0]
+        self.stopped = np.zeros(R, dtype=bool)
+        self.losses, self.lrs = np.empty((R, epochs)), np.empty((R, epochs))  # History rows
+        self.limits = np.full(R, math.inf)  # full batch: set from epoch 0's loss
+        self.spaces = {m: net._workspace(m, R) for m in batch_sizes}
+        self.fixed = None if runs[0].sched is not None else np.full(R, runs[0].state["lr"])
+        for run in runs:
+            run.net.train_logits = None
+
+    def loss(self, Xb, Yb, m):
+        """Loss per run (R,) at ``cur`` on batches Xb (m, F) or (R, m, F); leaves its delta."""
+        _, Ws, bs = self.cur
+        w = self.spaces[m]
+        return self.net._loss(self.loss_fn, Yb, self.net._forward(Xb, Ws, bs, w), w, Ws, self.l2)
+
+    def rates(self, e, losses):
+        """Epoch e's learning rate per run (R,), each schedule fed its run's loss (0: stopped)."""
+        if self.fixed is not None:
+            return self.fixed
+        rates = np.zeros(len(self.runs))
+        for r in np.flatnonzero(~self.stopped):
+            run = self.runs[r]
+            run.state["loss"] = float(losses[r])
+            rates[r] = float(run.sched(e, run.state))
+        return rates
+
+    def update(self, Xb, m, rates):
+        """One gradient step of every run from ``cur`` into ``nxt`` (from the delta the last
+        loss left); returns (R,) bool: the run's new parameters are all finite."""
+        cur, nxt, ws = self.cur, self.nxt, self.spaces[m]
+        scale = rates[:, None, None]  # (R, 1, 1)
+        delta = ws["D"][-1]
+        delta *= scale  # every gradient below comes out scaled by the rate
+        self.net._backward(Xb, cur[1], ws, delta)
+        np.subtract(cur[0], ws["g"], out=nxt[0])
+        if self.l2:
+            for W_next, W in zip(nxt[1], cur[1]):
+                W_next -= (scale * self.l2) * W
+        total = nxt[0].sum(axis=1)  # (R,)
+        return total - total == 0  # False for inf and NaN
+
+    def stop(self, healthy, params, e, losses, rates=None):
+        """Alive runs not ``healthy`` diverged at epoch e: each keeps its row of ``params``
+        (copies) and epochs 0..e-1 (epoch e-1's loss and rate recorded first if ``rates``)."""
+        healthy |= self.stopped
+        if healthy.all():
+            return
+        if rates is not None:
+            self.record(e - 1, losses, rates)
+        for r in np.flatnonzero(~healthy):
+            net, h = self.runs[r].net, self.runs[r].hist
+            Ws, bs = _rows(params, r)
+            net.weights, net.biases = [W.copy() for W in Ws], [b.copy() for b in bs]
+            h.diverged_at, h.diverged_loss = e, float(losses[r])
+            h.loss, h.lr = self.losses[r, :e].copy(), self.lrs[r, :e].copy()
+        self.stopped |= ~healthy
+
+    def record(self, e, losses, rates):
+        """Epoch e's loss and rate of every run (read only for the runs that had them)."""
+        self.losses[:, e], self.lrs[:, e] = losses, rates
+
+    def show(self, params, logits):
+        """Set each alive net's weights, biases (views of ``params``) and train_logits."""
+        for r in np.flatnonzero(~self.stopped):
+            net = self.runs[r].net
+            net.weights, net.biases = _rows(params, r)
+            net.train_logits = None if logits is None else logits[r]  # (N, K)
+
+    def finish(self):
+        """Runs that ran to the end keep ``cur`` and their full record; returns every run's
+        History."""
+        for r in np.flatnonzero(~self.stopped):
+            self.runs[r].net.weights, self.runs[r].net.biases = _rows(self.cur, r)
+            self.runs[r].hist.loss, self.runs[r].hist.lr = self.losses[r], self.lrs[r]
+        for run in self.runs:
+            run.net.train_logits = None  # a workspace buffer: only meaningful inside the callback
+        return [run.hist for run in self.runs]
 
 
 def _checked_inputs(net, X, y, epochs, batch_size, l2):
@@ -491,54 +547,12 @@ def _checked_inputs(net, X, y, epochs, batch_size, l2):
     return X, Y, epochs, bsz
 
 
-def _history(epochs):
-    return History(np.empty(epochs), np.empty(epochs))
-
-
 def _limit(first_loss, factor):
     """Per-run divergence limits (R,) from the initial losses (no limit unless positive)."""
     return np.where(first_loss > 0, factor * first_loss, math.inf)
-
-
-def _rates(runs, e, losses, alive):
-    """Epoch e's learning rate per run (R,), each schedule fed its run's loss (0: not alive)."""
-    rates = np.zeros(len(runs))
-    for r in np.flatnonzero(alive):
-        run = runs[r]
-        run.state["loss"] = float(losses[r])
-        rates[r] = run.state["lr"] if run.sched is None else float(run.sched(e, run.state))
-    return rates
 
 
 def _shuffled(runs, X, Y):
     """Each run's epoch permutation of the rows, drawn from its own rng: (R, N, F), (R, N, K)."""
     perms = np.stack([run.rng.permutation(X.shape[0]) for run in runs])  # (R, N)
     return np.take(X, perms, axis=0), np.take(Y, perms, axis=0)
-
-
-def _update(net, Xb, cur, nxt, ws, rates, l2):
-    """One gradient step of every run from ``cur`` into ``nxt`` (the loss delta is in ws);
-    returns (R,) bool: the run's new parameters are all finite."""
-    scale = rates[:, None, None]  # (R, 1, 1)
-    delta = ws["D"][-1]
-    delta *= scale  # every gradient below comes out scaled by the rate
-    net._backward(Xb, cur[1], ws, delta)
-    np.subtract(cur[0], ws["g"], out=nxt[0])
-    if l2:
-        for W_next, W in zip(nxt[1], cur[1]):
-            W_next -= (scale * l2) * W
-    total = nxt[0].sum(axis=1)  # (R,)
-    return total - total == 0  # False for inf and NaN
-
-
-def _record(hist, e, loss, rate):
-    hist.loss[e], hist.lr[e] = loss, rate
-
-
-def _stop(run, params, e, loss):
-    """Run diverged at epoch e: it keeps ``params`` (copies) and epochs 0..e-1."""
-    Ws, bs = params
-    run.net.weights, run.net.biases = [W.copy() for W in Ws], [b.copy() for b in bs]
-    h = run.hist
-    h.diverged_at, h.diverged_loss = e, float(loss)
-    h.loss, h.lr = h.loss[:e].copy(), h.lr[:e].copy()
