@@ -20,6 +20,12 @@ Workloads:
     W2  quadrant 200x2 (y = x0*x1 > 0), 2-16-1 relu, lr 0.5
     W3  quadrant 100,000x2, 2-64-1 relu, lr 0.5; our model in float64 and float32
 
+Stacked (``--stacked`` runs only this part): ``train_stacked`` of R = 5 nets (init seeds
+0..4) against the same 5 trained one at a time with ``train``, on W2's data and net for
+2000 epochs, full batch and batch_size 50 (shuffle seeds 0..4). Reported per run as the
+ratio stacked / one-at-a-time (median over interleaved repeats; target <= 0.6x); every
+stacked run must equal its solo run bit for bit or the script exits with status 1.
+
 scikit-learn is timed with ``fit`` on a ``warm_start=True`` estimator whose coefs_ /
 intercepts_ were overwritten with the shared initial weights (after one untimed
 ``partial_fit`` that creates its state), with ``max_iter = epochs``: one ``fit`` call runs
@@ -45,6 +51,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
 from shallownet.model import MLP, train
+from shallownet.model.mlp import train_stacked
 
 TARGETS = [
     # (workload, contender, reference contender, max ratio)
@@ -264,6 +271,68 @@ def bench(wl):
     return times, diffs
 
 
+STACKED_R, STACKED_TARGET = 5, 0.6
+
+
+def stacked_vs_solo(quick):
+    """[(case, solo seconds per run, stacked seconds per run, bit-identical)], medians over
+    repeats in which the two contenders alternate who goes first."""
+    X, y = quadrant(200)
+    epochs, repeats = (200, 3) if quick else (2000, 5)
+    seeds = list(range(STACKED_R))
+    out = []
+    for case, batch_size in (("full batch", None), ("batch_size 50", 50)):
+        kw = dict(epochs=epochs, lr=0.5, loss="bce", batch_size=batch_size)
+
+        def solo(ms, _):
+            t0 = time.perf_counter()
+            for m, s in zip(ms, seeds):
+                train(m, X, y, seed=s, **kw)
+            return time.perf_counter() - t0
+
+        def stacked(ms, _):
+            t0 = time.perf_counter()
+            train_stacked(ms, X, y, seeds=seeds, **kw)
+            return time.perf_counter() - t0
+
+        per_run = {solo: [], stacked: []}
+        nets = {}
+        for r in range(repeats):
+            for f in (solo, stacked) if r % 2 == 0 else (stacked, solo):
+                nets[f] = [MLP([2, 16, 1], "relu", initializer="small_random", seed=s) for s in seeds]
+                per_run[f].append(timed(f, nets[f], None) / STACKED_R)
+        same = all(
+            np.array_equal(p, q)
+            for a, b in zip(nets[solo], nets[stacked])
+            for p, q in zip(a.weights + a.biases, b.weights + b.biases)
+        )
+        out.append(
+            (
+                f"{case}, {epochs} epochs",
+                statistics.median(per_run[solo]),
+                statistics.median(per_run[stacked]),
+                same,
+            )
+        )
+    return out
+
+
+def stacked_report(quick):
+    """Print the stacked-vs-solo lines; returns (lines, all bit-identical)."""
+    lines, ok = [], True
+    for case, solo_s, stacked_s, same in stacked_vs_solo(quick):
+        ratio = stacked_s / solo_s
+        ok &= same
+        lines.append(
+            f"- W2 {case}: one at a time {solo_s * 1e3:.1f} ms per run, stacked R={STACKED_R} "
+            f"{stacked_s * 1e3:.1f} ms per run: {ratio:.2f}x (target <= {STACKED_TARGET}x -> "
+            f"{'MET' if ratio <= STACKED_TARGET else 'NOT MET'}); "
+            f"{'bit-identical' if same else 'DIFFERENT from the solo runs'}"
+        )
+    print("\nStacked vs one at a time (per run):\n" + "\n".join(lines), flush=True)
+    return lines, ok
+
+
 def environment():
     info = threadpoolctl.threadpool_info()
     blas = []
@@ -302,11 +371,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
     parser.add_argument("--out", metavar="FILE", help="also write the results as markdown")
+    parser.add_argument("--stacked", action="store_true", help="only stacked vs one at a time")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
     env = environment()
     print(env, flush=True)
+    if args.stacked:
+        with threadpoolctl.threadpool_limits(1):
+            return 0 if stacked_report(args.quick)[1] else 1
     with threadpoolctl.threadpool_limits(1):
         threads = sorted({lib["num_threads"] for lib in threadpoolctl.threadpool_info()})
         print(f"threads inside the benchmark: {threads}", flush=True)
@@ -320,6 +393,7 @@ def main(argv=None):
                 flush=True,
             )
             results.append((wl, times, diffs))
+        stacked_lines, stacked_ok = stacked_report(args.quick)
 
     med = {
         (wl["name"], name): statistics.median(ts) for wl, times, _ in results for name, ts in times.items()
@@ -378,10 +452,12 @@ def main(argv=None):
                 + "\n".join(f"- {c}" for c in checks)
                 + "\n\nTargets:\n\n"
                 + "\n".join(target_lines)
+                + "\n\nStacked vs one at a time (per run):\n\n"
+                + "\n".join(stacked_lines)
                 + "\n"
             )
         print(f"\nwrote {args.out}")
-    return 0 if ok else 1
+    return 0 if ok and stacked_ok else 1
 
 
 if __name__ == "__main__":

@@ -165,6 +165,23 @@ INITIALIZERS = {
 # The output activation each logit-based loss is defined with.
 LOSS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax", "mse": None}
 
+# Every loss also takes stacked runs: y, z, delta (R, N, K) (y may be a broadcast view) and then
+# returns one loss per run (R,). The reductions below are chosen so that each run's value is
+# bit for bit the one its own (N, K) arrays give: a BLAS dot per run (np.matmul of (1, NK) by
+# (NK, 1)) for np.vdot, and a pairwise sum over each run's N*K contiguous values for a.sum();
+# np.einsum or multiply-then-sum differ from np.vdot by ~1e-15 (tests/test_stacked.py fails).
+
+
+def _sums(a):
+    """Sum over the last two axes: (..., N, K) -> (...) (a float for (N, K))."""
+    return a.reshape(*a.shape[:-2], -1).sum(axis=-1)
+
+
+def _dots(a, b):
+    """<a, b> over the last two axes, (..., N, K) x (..., N, K) -> (...), one BLAS dot each."""
+    lead = a.shape[:-2]
+    return np.matmul(a.reshape(*lead, 1, -1), b.reshape(*lead, -1, 1)).reshape(lead)[()]
+
 
 def bce(y, z, delta, output_activation="sigmoid", scratch=None):
     """Mean binary cross-entropy over samples and outputs, from logits (stable).
@@ -173,8 +190,8 @@ def bce(y, z, delta, output_activation="sigmoid", scratch=None):
     softplus(z) = logaddexp(0, z) never overflows; sigmoid(z) = exp(z - softplus(z)).
     """
     sp = np.logaddexp(0.0, z, out=scratch)  # (N, K)
-    size = z.size
-    loss = (float(sp.sum()) - float(np.vdot(y, z))) / size
+    size = z.shape[-2] * z.shape[-1]
+    loss = (_sums(sp) - _dots(y, z)) / size
     np.subtract(z, sp, out=delta)
     np.exp(delta, out=delta)  # sigmoid(z)
     delta -= y
@@ -187,11 +204,11 @@ def cross_entropy(y, z, delta, output_activation="softmax", scratch=None):
 
     dloss/dz = (softmax(z) - y) / N.
     """
-    n = z.shape[0]
-    shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=scratch)  # (N, K)
+    n = z.shape[-2]
+    shifted = np.subtract(z, z.max(axis=-1, keepdims=True), out=scratch)  # (N, K)
     np.exp(shifted, out=delta)
-    sums = delta.sum(axis=1, keepdims=True)  # (N, 1)
-    loss = (float(np.log(sums).sum()) - float(np.vdot(y, shifted))) / n
+    sums = delta.sum(axis=-1, keepdims=True)  # (N, 1)
+    loss = (_sums(np.log(sums)) - _dots(y, shifted)) / n
     delta /= sums
     delta -= y
     delta *= 1.0 / n
@@ -208,8 +225,8 @@ def mse(y, z, delta, output_activation="identity", scratch=None):
         raise ValueError(f"mse needs an element-wise output activation, got {output_activation!r}")
     a = ACTIVATIONS[output_activation](z, out=scratch)  # (N, K)
     np.subtract(a, y, out=delta)
-    size = z.size
-    loss = float(np.vdot(delta, delta)) / size
+    size = z.shape[-2] * z.shape[-1]
+    loss = _dots(delta, delta) / size
     delta *= 2.0 / size
     DERIVATIVES[output_activation](a, delta)
     return loss

@@ -18,6 +18,7 @@ from ._base import (
     LOSSES,
     SCHEDULE_DEFAULTS,
     SCHEDULES,
+    _dots,
     inplace_leaky_relu_derivative,
     leaky_relu,
 )
@@ -139,16 +140,17 @@ class MLP:
             raise ValueError("loss 'mse' needs an element-wise output activation, not softmax")
         return LOSSES[loss]
 
-    def _flat(self, dtype=None):
-        """One contiguous vector (P,) holding every parameter, with views (fan_in, fan_out)
-        and (fan_out,) into it: updates and finiteness checks then take one NumPy call."""
+    def _flat(self, runs=1):
+        """One contiguous block (R, P) holding R stacked parameter sets, with views W (R,
+        fan_in, fan_out) and b (R, 1, fan_out) into it: an update or a finiteness check of
+        all runs is then one NumPy call."""
         sizes = self.layer_sizes
-        flat = np.empty(self.n_params_for(sizes), dtype or self.dtype)
+        flat = np.empty((runs, self.n_params_for(sizes)), self.dtype)
         Ws, bs, o = [], [], 0
         for fi, fo in zip(sizes[:-1], sizes[1:]):
-            Ws.append(flat[o : o + fi * fo].reshape(fi, fo))
+            Ws.append(flat[:, o : o + fi * fo].reshape(runs, fi, fo))
             o += fi * fo
-            bs.append(flat[o : o + fo])
+            bs.append(flat[:, o : o + fo].reshape(runs, 1, fo))
             o += fo
         return flat, Ws, bs
 
@@ -156,28 +158,29 @@ class MLP:
     def n_params_for(sizes):
         return sum(fi * fo + fo for fi, fo in zip(sizes[:-1], sizes[1:]))
 
-    def _workspace(self, n):
-        """Buffers for a batch of n rows: activations A[l] (n, size) (the output layer's
-        holds logits), deltas D[l], scratch T[l], and gradient views gW[l], gb[l] into one
-        flat vector g (P,)."""
+    def _workspace(self, n, runs=1):
+        """Buffers for R runs on batches of n rows: activations A[l] (R, n, size) (the output
+        layer's holds logits), deltas D[l], scratch T[l], and gradient views gW[l], gb[l]
+        into one block g (R, P)."""
         sizes, dt = self.layer_sizes[1:], self.dtype
-        g, gW, gb = self._flat()
+        g, gW, gb = self._flat(runs)
         return {
-            "A": [np.empty((n, s), dt) for s in sizes],
-            "D": [np.empty((n, s), dt) for s in sizes],
-            "T": [np.empty((n, s), dt) for s in sizes],
+            "A": [np.empty((runs, n, s), dt) for s in sizes],
+            "D": [np.empty((runs, n, s), dt) for s in sizes],
+            "T": [np.empty((runs, n, s), dt) for s in sizes],
             "g": g,
             "gW": gW,
             "gb": gb,
         }
 
     def _forward(self, X, Ws, bs, ws):
-        """Forward pass into the workspace; returns the output logits (n, K)."""
+        """Forward pass of X (n, F) or (R, n, F) into the workspace; returns the output
+        logits (R, n, K)."""
         A, act, a = ws["A"], self._act, X
         last = len(Ws) - 1
         for l in range(last + 1):
             z = A[l]
-            np.matmul(a, Ws[l], out=z)  # (n, fan_out)
+            np.matmul(a, Ws[l], out=z)  # (R, n, fan_out): one BLAS call per run
             z += bs[l]
             if l < last:
                 act(z, out=z)  # activations overwrite z: derivatives use a only
@@ -185,20 +188,21 @@ class MLP:
         return a
 
     def _backward(self, X, Ws, ws, delta):
-        """Backpropagate delta = dL/dz of the output (n, K) into ws['gW'], ws['gb']."""
+        """Backpropagate delta = dL/dz of the output (R, n, K) into ws['gW'], ws['gb']."""
         A, D, T, gW, gb, dact = ws["A"], ws["D"], ws["T"], ws["gW"], ws["gb"], self._dact
         for l in range(len(Ws) - 1, -1, -1):
-            a_prev = X if l == 0 else A[l - 1]  # (n, fan_in)
-            np.matmul(a_prev.T, delta, out=gW[l])  # (fan_in, fan_out)
-            np.sum(delta, axis=0, out=gb[l])  # (fan_out,)
+            a_prev = X if l == 0 else A[l - 1]  # (R, n, fan_in)
+            np.matmul(a_prev.swapaxes(-1, -2), delta, out=gW[l])  # (R, fan_in, fan_out)
+            delta.sum(axis=-2, keepdims=True, out=gb[l])  # (R, 1, fan_out)
             if l > 0:
-                np.matmul(delta, Ws[l].T, out=D[l - 1])  # (n, fan_in)
+                np.matmul(delta, Ws[l].swapaxes(-1, -2), out=D[l - 1])  # (R, n, fan_in)
                 delta = dact(A[l - 1], D[l - 1], T[l - 1])
 
     def _loss(self, loss_fn, Y, z, ws, Ws, l2):
+        """Loss per run (R,) at logits z (R, n, K); the delta dL/dz goes into ws['D'][-1]."""
         value = loss_fn(Y, z, ws["D"][-1], self.output_activation, ws["T"][-1])
         if l2:
-            value += 0.5 * l2 * sum(float(np.vdot(W, W)) for W in Ws)
+            value += 0.5 * l2 * sum(_dots(W, W) for W in Ws)
         return value
 
     def gradients(self, X, y, loss="bce", l2=0.0):
@@ -210,17 +214,16 @@ class MLP:
         loss_fn = self._check_loss(loss)
         X = np.ascontiguousarray(X, dtype=self.dtype)
         Y = self.targets(y)
-        Ws = [np.ascontiguousarray(W, dtype=self.dtype) for W in self.weights]
-        bs = [np.ascontiguousarray(b, dtype=self.dtype) for b in self.biases]
+        _, Ws, bs = _stack([self])
         ws = self._workspace(X.shape[0])
         z = self._forward(X, Ws, bs, ws)
         value = self._loss(loss_fn, Y, z, ws, Ws, l2)
         self._backward(X, Ws, ws, ws["D"][-1])
-        dW = [g.copy() for g in ws["gW"]]
+        dW = [g[0].copy() for g in ws["gW"]]
         if l2:
             for g, W in zip(dW, Ws):
-                g += l2 * W
-        return value, dW, [g.copy() for g in ws["gb"]]
+                g += l2 * W[0]
+        return float(value[0]), dW, [g[0, 0].copy() for g in ws["gb"]]
 
 
 # ------------------------------------------------------------------------------------ train
@@ -273,6 +276,41 @@ def _schedule(lr, epochs):
     return None, {"lr": rate, "epochs": epochs}
 
 
+def _stack(nets):
+    """The nets' parameters stacked on a run axis: (flat (R, P), Ws, bs), see MLP._flat."""
+    flat, Ws, bs = nets[0]._flat(len(nets))
+    for r, net in enumerate(nets):
+        for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+            Ws[l][r] = W
+            bs[l][r, 0] = b
+    return flat, Ws, bs
+
+
+def _rows(params, r):
+    """Run r's parameters as MLP.weights, MLP.biases views: (fan_in, fan_out), (fan_out,)."""
+    _, Ws, bs = params
+    return [W[r] for W in Ws], [b[r, 0] for b in bs]
+
+
+def stacked_logits(nets, X):
+    """Output logits (R, N, K) of R nets sharing one architecture (see train_stacked)."""
+    net = _same_architecture(nets)
+    _, Ws, bs = _stack(nets)
+    X = np.ascontiguousarray(X, dtype=net.dtype)
+    return net._forward(X, Ws, bs, net._workspace(X.shape[0], len(nets)))
+
+
+def _same_architecture(nets):
+    keys = [
+        (m.layer_sizes, m.hidden_activation, m.output_activation, m.dtype, m.leaky_relu_alpha) for m in nets
+    ]
+    if not keys or any(k != keys[0] for k in keys):
+        raise ValueError(
+            "train_stacked needs >= 1 nets with the same layer_sizes, activations, dtype and alpha"
+        )
+    return nets[0]
+
+
 def train(
     net,
     X,
@@ -309,145 +347,212 @@ def train(
 
     On divergence at epoch e the net keeps the last parameters whose loss was finite and
     under the limit, history.loss holds epochs 0..e-1, and ``history.diverged_at == e``.
+    This is train_stacked with one run.
     """
+    solo = None
+    if callback is not None:
+        solo = lambda e, alive, losses, rates: callback(e, float(losses[0]), float(rates[0]))  # noqa: E731
+    kw = dict(
+        epochs=epochs, lr=lr, loss=loss, batch_size=batch_size, l2=l2, divergence_factor=divergence_factor
+    )
+    return train_stacked([net], X, y, seeds=[seed], callback=solo, **kw)[0]
+
+
+@dataclass
+class _Run:
+    """One run's own state: its net, schedule (fn, state), shuffle rng and record."""
+
+    net: MLP
+    sched: object
+    state: dict
+    rng: np.random.Generator
+    hist: History
+
+
+def train_stacked(
+    nets,
+    X,
+    y,
+    *,
+    epochs,
+    lr,
+    loss="bce",
+    batch_size=None,
+    l2=0.0,
+    seeds,
+    callback=None,
+    divergence_factor=100.0,
+):
+    """Train R nets of one architecture at once, each exactly as ``train`` would train it
+    alone (bit for bit); returns their R Histories.
+
+    The R parameter sets are stacked on a leading run axis and every step is one NumPy call
+    over all runs (one BLAS call per run inside). ``seeds`` are the runs' mini-batch shuffle
+    seeds; ``lr`` is one schedule spec, each run keeping its own schedule state. A run that
+    diverges stops alone (see ``train``); the others go on. ``callback(epoch, alive, losses,
+    rates)`` is called after every epoch some run completed: alive (R,) bool, losses and
+    rates (R,) (meaningful where alive), with each alive net's weights, biases and
+    train_logits set as ``train`` sets them for its callback.
+    """
+    net = _same_architecture(nets)
+    X, Y, epochs, bsz = _checked_inputs(net, X, y, epochs, batch_size, l2)
+    runs = [
+        _Run(m, *_schedule(lr, epochs), np.random.default_rng(s), History(np.empty(0), np.empty(0)))
+        for m, s in zip(nets, seeds, strict=True)
+    ]
+    n, full = X.shape[0], bsz == X.shape[0]
+    batches = [(start, min(bsz, n - start)) for start in range(0, n, bsz)]  # a full batch is one
+    s = _Stack(net, runs, epochs, net._check_loss(loss), l2, {n} | {m for _, m in batches})
+    Y_all = np.broadcast_to(Y, (len(runs), *Y.shape))  # (R, N, K): the losses reduce per run
+    with np.errstate(all="ignore"):  # divergence is detected and reported, not warned
+        if not full:  # the limit comes from the initial loss, which also sets epoch 0's rate
+            epoch_loss = s.loss(X, Y_all, n)
+            s.limits = _limit(epoch_loss, divergence_factor)
+        for e in range(epochs):
+            if not full:
+                rates = s.rates(e, epoch_loss)
+                Xs, Ys = _shuffled(runs, X, Y)  # (R, N, F), (R, N, K)
+            total = np.zeros(len(runs))
+            for start, m in batches:
+                Xb, Yb = (X, Y_all) if full else (Xs[:, start : start + m], Ys[:, start : start + m])
+                values = s.loss(Xb, Yb, m)  # (R,): at cur, before this update
+                s.stop(values <= s.limits, s.nxt, e, values)  # (also NaN) keep the params before
+                if full:
+                    rates = s.rates(e, values)
+                finite = s.update(Xb, m, rates)  # else keep cur; in full batch its loss is epoch e's
+                s.stop(finite, s.cur, e + full, values, rates if full else None)
+                s.cur, s.nxt = s.nxt, s.cur
+                total += values * m
+                if s.stopped.all():
+                    break
+            if s.stopped.all():
+                break
+            if full and e == 0:
+                s.limits = _limit(values, divergence_factor)
+            epoch_loss = values if full else total / n
+            s.record(e, epoch_loss, rates)
+            if callback is not None:  # the params the loss was measured at / the epoch's end
+                s.show(s.nxt if full else s.cur, s.spaces[n]["A"][-1] if full else None)
+                callback(e, ~s.stopped, epoch_loss, rates)
+    return s.finish()
+
+
+class _Stack:
+    """The R runs' parameters on a leading run axis, their records, and which runs stopped.
+
+    Two parameter sets: each update reads ``cur`` and writes ``nxt``, so the parameters from
+    before the last update survive (kept on divergence; shown to the callback)."""
+
+    def __init__(self, net, runs, epochs, loss_fn, l2, batch_sizes):
+        self.net, self.runs, self.loss_fn, self.l2 = net, runs, loss_fn, l2
+        R = len(runs)
+        self.cur = _stack([run.net for run in runs])
+        self.nxt = net._flat(R)
+        self.nxt[0][...] = self.cur[0]
+        self.stopped = np.zeros(R, dtype=bool)
+        self.losses, self.lrs = np.empty((R, epochs)), np.empty((R, epochs))  # History rows
+        self.limits = np.full(R, math.inf)  # full batch: set from epoch 0's loss
+        self.spaces = {m: net._workspace(m, R) for m in batch_sizes}
+        self.fixed = None if runs[0].sched is not None else np.full(R, runs[0].state["lr"])
+        for run in runs:
+            run.net.train_logits = None
+
+    def loss(self, Xb, Yb, m):
+        """Loss per run (R,) at ``cur`` on batches Xb (m, F) or (R, m, F); leaves its delta."""
+        _, Ws, bs = self.cur
+        w = self.spaces[m]
+        return self.net._loss(self.loss_fn, Yb, self.net._forward(Xb, Ws, bs, w), w, Ws, self.l2)
+
+    def rates(self, e, losses):
+        """Epoch e's learning rate per run (R,), each schedule fed its run's loss (0: stopped)."""
+        if self.fixed is not None:
+            return self.fixed
+        rates = np.zeros(len(self.runs))
+        for r in np.flatnonzero(~self.stopped):
+            run = self.runs[r]
+            run.state["loss"] = float(losses[r])
+            rates[r] = float(run.sched(e, run.state))
+        return rates
+
+    def update(self, Xb, m, rates):
+        """One gradient step of every run from ``cur`` into ``nxt`` (from the delta the last
+        loss left); returns (R,) bool: the run's new parameters are all finite."""
+        cur, nxt, ws = self.cur, self.nxt, self.spaces[m]
+        scale = rates[:, None, None]  # (R, 1, 1)
+        delta = ws["D"][-1]
+        delta *= scale  # every gradient below comes out scaled by the rate
+        self.net._backward(Xb, cur[1], ws, delta)
+        np.subtract(cur[0], ws["g"], out=nxt[0])
+        if self.l2:
+            for W_next, W in zip(nxt[1], cur[1]):
+                W_next -= (scale * self.l2) * W
+        total = nxt[0].sum(axis=1)  # (R,)
+        return total - total == 0  # False for inf and NaN
+
+    def stop(self, healthy, params, e, losses, rates=None):
+        """Alive runs not ``healthy`` diverged at epoch e: each keeps its row of ``params``
+        (copies) and epochs 0..e-1 (epoch e-1's loss and rate recorded first if ``rates``)."""
+        healthy |= self.stopped
+        if healthy.all():
+            return
+        if rates is not None:
+            self.record(e - 1, losses, rates)
+        for r in np.flatnonzero(~healthy):
+            net, h = self.runs[r].net, self.runs[r].hist
+            Ws, bs = _rows(params, r)
+            net.weights, net.biases = [W.copy() for W in Ws], [b.copy() for b in bs]
+            h.diverged_at, h.diverged_loss = e, float(losses[r])
+            h.loss, h.lr = self.losses[r, :e].copy(), self.lrs[r, :e].copy()
+        self.stopped |= ~healthy
+
+    def record(self, e, losses, rates):
+        """Epoch e's loss and rate of every run (read only for the runs that had them)."""
+        self.losses[:, e], self.lrs[:, e] = losses, rates
+
+    def show(self, params, logits):
+        """Set each alive net's weights, biases (views of ``params``) and train_logits."""
+        for r in np.flatnonzero(~self.stopped):
+            net = self.runs[r].net
+            net.weights, net.biases = _rows(params, r)
+            net.train_logits = None if logits is None else logits[r]  # (N, K)
+
+    def finish(self):
+        """Runs that ran to the end keep ``cur`` and their full record; returns every run's
+        History."""
+        for r in np.flatnonzero(~self.stopped):
+            self.runs[r].net.weights, self.runs[r].net.biases = _rows(self.cur, r)
+            self.runs[r].hist.loss, self.runs[r].hist.lr = self.losses[r], self.lrs[r]
+        for run in self.runs:
+            run.net.train_logits = None  # a workspace buffer: only meaningful inside the callback
+        return [run.hist for run in self.runs]
+
+
+def _checked_inputs(net, X, y, epochs, batch_size, l2):
+    """(X (N, F), Y (N, K), epochs, batch size) validated, in the net's dtype."""
     epochs = int(epochs)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0, got {l2}")
-    loss_fn = net._check_loss(loss)
-    sched, state = _schedule(lr, epochs)
-    dt = net.dtype
-    X = np.ascontiguousarray(X, dtype=dt)  # (N, F)
+    X = np.ascontiguousarray(X, dtype=net.dtype)  # (N, F)
     Y = net.targets(y)  # (N, K)
     n = X.shape[0]
     if X.ndim != 2 or X.shape[1] != net.layer_sizes[0] or Y.shape[0] != n:
         raise ValueError(
             f"X must be (N, {net.layer_sizes[0]}) with one target per row; got X {X.shape}, y {np.shape(y)}"
         )
-    full = batch_size is None or int(batch_size) >= n
-    bsz = n if full else int(batch_size)
+    bsz = n if batch_size is None or int(batch_size) >= n else int(batch_size)
     if bsz < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-
-    # Two flat parameter sets: each update reads `cur` and writes `nxt`, so the parameters
-    # from before the last update survive (restored on divergence; shown to the callback).
-    cur, nxt = net._flat(), net._flat()
-    for Wc, bc, W, b in zip(cur[1], cur[2], net.weights, net.biases):
-        Wc[...] = W
-        bc[...] = b
-    nxt[0][...] = cur[0]
-    losses = np.empty(epochs)
-    rates = np.empty(epochs)
-    hist = History(losses, rates)
-    forward, backward, loss_of = net._forward, net._backward, net._loss
-    n_layers = len(net.layer_sizes) - 1
-    limit = math.inf
-
-    def step(Xb, Yb, w, e, rate):
-        """One update from ``cur`` into ``nxt``. Returns (loss, rate, ok): the loss measured
-        before the update; ok is False, with no update made, when that loss is non-finite or
-        over the limit, and None when the update made a parameter non-finite."""
-        flat, Ws, bs = cur
-        z = forward(Xb, Ws, bs, w)  # (n, K) logits
-        value = loss_of(loss_fn, Yb, z, w, Ws, l2)
-        if not value <= limit:  # also catches NaN
-            return value, rate, False
-        if rate is None:
-            state["loss"] = value
-            rate = float(sched(e, state))
-        delta = w["D"][-1]
-        delta *= rate  # every gradient below comes out scaled by the rate
-        backward(Xb, Ws, w, delta)
-        np.subtract(flat, w["g"], out=nxt[0])
-        if l2:
-            for l in range(n_layers):
-                nxt[1][l] -= (rate * l2) * Ws[l]
-        total = nxt[0].sum()
-        return value, rate, bool(total - total == 0) or None  # None for inf and NaN
-
-    fixed_rate = state["lr"] if sched is None else None
-    ok = True
-    with np.errstate(all="ignore"):  # divergence is detected and reported, not warned
-        net.train_logits = None
-        if full:
-            ws = net._workspace(n)
-            if callback is not None:
-                net.train_logits = ws["A"][-1]
-            for e in range(epochs):
-                value, rate, ok = step(X, Y, ws, e, fixed_rate)
-                if ok is not True:
-                    break
-                if e == 0:
-                    limit = divergence_factor * value if value > 0 else math.inf
-                losses[e] = value
-                rates[e] = rate
-                cur, nxt = nxt, cur
-                if callback is not None:
-                    net.weights, net.biases = nxt[1], nxt[2]
-                    callback(e, value, rate)
-        else:
-            rng = np.random.default_rng(seed)
-            spaces = {}
-            Xbuf, Ybuf = np.empty_like(X), np.empty_like(Y)
-            ws = net._workspace(n)
-            prev = loss_of(loss_fn, Y, forward(X, cur[1], cur[2], ws), ws, cur[1], l2)
-            limit = divergence_factor * prev if prev > 0 else math.inf
-            for e in range(epochs):
-                state["loss"] = prev
-                rate = fixed_rate if sched is None else float(sched(e, state))
-                perm = rng.permutation(n)
-                np.take(X, perm, axis=0, out=Xbuf)
-                np.take(Y, perm, axis=0, out=Ybuf)
-                total = 0.0
-                for start in range(0, n, bsz):
-                    m = min(bsz, n - start)
-                    w = spaces.get(m) or spaces.setdefault(m, net._workspace(m))
-                    value, rate, ok = step(Xbuf[start : start + m], Ybuf[start : start + m], w, e, rate)
-                    if ok is not True:
-                        break
-                    total += value * m
-                    cur, nxt = nxt, cur
-                if ok is not True:
-                    break
-                prev = total / n
-                losses[e] = prev
-                rates[e] = rate
-                if callback is not None:
-                    net.weights, net.biases = cur[1], cur[2]
-                    callback(e, prev, rate)
-
-    net.train_logits = None  # a workspace buffer: only meaningful inside the callback
-    if ok is True:
-        net.weights, net.biases = cur[1], cur[2]
-        return hist
-    # ok False: the loss at `cur` failed, `nxt` holds the parameters before the last update
-    # (a copy of the initial ones at the start). ok None: `cur` is fine, its update was not.
-    if ok is False:
-        keep = nxt
-    else:
-        keep = cur
-        if full:  # cur's loss is healthy: record it, the divergence shows at the next epoch
-            losses[e], rates[e] = value, rate
-            e += 1
-    hist.diverged_at, hist.diverged_loss = e, float(value)
-    net.weights, net.biases = [W.copy() for W in keep[1]], [b.copy() for b in keep[2]]
-    hist.loss, hist.lr = losses[:e].copy(), rates[:e].copy()
-    return hist
+    return X, Y, epochs, bsz
 
 
-def train_stacked(nets, X, y, *, seeds, callback=None, **kw):  # TEMPORARY shim, replaced by branch stacked
-    hists = []
-    for r, (net, seed) in enumerate(zip(nets, seeds)):
-        R = len(nets)
+def _limit(first_loss, factor):
+    """Per-run divergence limits (R,) from the initial losses (no limit unless positive)."""
+    return np.where(first_loss > 0, factor * first_loss, math.inf)
 
-        def cb(e, value, rate, r=r):
-            alive = np.zeros(R, bool)
-            alive[r] = True
-            losses = np.full(R, np.nan)
-            rates = np.full(R, np.nan)
-            losses[r], rates[r] = value, rate
-            callback(e, alive, losses, rates)
 
-        hists.append(train(net, X, y, seed=seed, callback=cb if callback else None, **kw))
-    return hists
+def _shuffled(runs, X, Y):
+    """Each run's epoch permutation of the rows, drawn from its own rng: (R, N, F), (R, N, K)."""
+    perms = np.stack([run.rng.permutation(X.shape[0]) for run in runs])  # (R, N)
+    return np.take(X, perms, axis=0), np.take(Y, perms, axis=0)
