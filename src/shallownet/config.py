@@ -141,7 +141,8 @@ def _known_keys(c):
     extra = [k for k in c if k not in known]
     if extra:
         _fail(extra[0], "unknown key (not in the schema)", known)
-    missing = [k for k in known if k not in c and k != "force"]  # force: a sweep's flag
+    sweep_flags = ("force", "seeds", "stack_seeds")  # how a sweep runs: not in a run's record
+    missing = [k for k in known if k not in c and k not in sweep_flags]
     if missing:
         _fail(missing[0], "missing: every run needs it")
     for node in ("activation", "initializer", "lr_schedule", "model", "train", "tracking"):
