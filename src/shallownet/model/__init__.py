@@ -1,7 +1,7 @@
 """shallownet's NumPy network: MLP, train and the lookup tables. Imports numpy only."""
 
 from ._base import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSS_OUTPUT, LOSSES, SCHEDULE_DEFAULTS, SCHEDULES
-from .mlp import HIDDEN_ACTIVATIONS, MLP, OUTPUT_ACTIVATIONS, History, train
+from .mlp import HIDDEN_ACTIVATIONS, MLP, OUTPUT_ACTIVATIONS, History, stacked_logits, train, train_stacked
 
 __all__ = [
     "ACTIVATIONS",
@@ -16,4 +16,6 @@ __all__ = [
     "MLP",
     "History",
     "train",
+    "train_stacked",
+    "stacked_logits",
 ]

@@ -1,7 +1,9 @@
 """The network and its training loop: plain NumPy, row-major, preallocated buffers.
 
 Shapes: X (N, F); layer l maps (N, fan_in) -> (N, fan_out) with W (fan_in, fan_out) and
-b (fan_out,); the output layer has K units (K = 1 for a sigmoid output).
+b (fan_out,); the output layer has K units (K = 1 for a sigmoid output). Training stacks R
+runs on a leading axis: W (R, fan_in, fan_out), b (R, 1, fan_out), activations (R, N, fan_out);
+``train`` is ``train_stacked`` with R = 1.
 """
 
 import functools
