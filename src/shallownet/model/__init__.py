@@ -1,7 +1,7 @@
 """shallownet's NumPy network: MLP, train and the lookup tables. Imports numpy only."""
 
 from ._base import ACTIVATIONS, DERIVATIVES, INITIALIZERS, LOSS_OUTPUT, LOSSES, SCHEDULE_DEFAULTS, SCHEDULES
-from .mlp import HIDDEN_ACTIVATIONS, MLP, OUTPUT_ACTIVATIONS, History, train, train_stacked
+from .mlp import HIDDEN_ACTIVATIONS, MLP, OUTPUT_ACTIVATIONS, History, stacked_logits, train, train_stacked
 
 __all__ = [
     "ACTIVATIONS",
@@ -17,4 +17,5 @@ __all__ = [
     "History",
     "train",
     "train_stacked",
+    "stacked_logits",
 ]

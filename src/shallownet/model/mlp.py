@@ -1,7 +1,9 @@
 """The network and its training loop: plain NumPy, row-major, preallocated buffers.
 
 Shapes: X (N, F); layer l maps (N, fan_in) -> (N, fan_out) with W (fan_in, fan_out) and
-b (fan_out,); the output layer has K units (K = 1 for a sigmoid output).
+b (fan_out,); the output layer has K units (K = 1 for a sigmoid output). Training stacks R
+runs on a leading axis: W (R, fan_in, fan_out), b (R, 1, fan_out), activations (R, N, fan_out);
+``train`` is ``train_stacked`` with R = 1.
 """
 
 import functools
@@ -402,7 +404,8 @@ def train_stacked(
     ]
     n, full = X.shape[0], bsz == X.shape[0]
     batches = [(start, min(bsz, n - start)) for start in range(0, n, bsz)]  # a full batch is one
-    s = _Stack(net, runs, epochs, net._check_loss(loss), l2, {n} | {m for _, m in batches})
+    sizes = {n} | {m for _, m in batches}
+    s = _Stack(net, runs, epochs, net._check_loss(loss), l2, sizes, None if full else (X, Y))
     Y_all = np.broadcast_to(Y, (len(runs), *Y.shape))  # (R, N, K): the losses reduce per run
     with np.errstate(all="ignore"):  # divergence is detected and reported, not warned
         if not full:  # the limit comes from the initial loss, which also sets epoch 0's rate
@@ -411,7 +414,7 @@ def train_stacked(
         for e in range(epochs):
             if not full:
                 rates = s.rates(e, epoch_loss)
-                Xs, Ys = _shuffled(runs, X, Y)  # (R, N, F), (R, N, K)
+                Xs, Ys = s.shuffled(X, Y)  # (R, N, F), (R, N, K)
             total = np.zeros(len(runs))
             for start, m in batches:
                 Xb, Yb = (X, Y_all) if full else (Xs[:, start : start + m], Ys[:, start : start + m])
@@ -423,9 +426,9 @@ def train_stacked(
                 s.stop(finite, s.cur, e + full, values, rates if full else None)
                 s.cur, s.nxt = s.nxt, s.cur
                 total += values * m
-                if s.stopped.all():
+                if not s.n_alive:
                     break
-            if s.stopped.all():
+            if not s.n_alive:
                 break
             if full and e == 0:
                 s.limits = _limit(values, divergence_factor)
@@ -437,25 +440,43 @@ def train_stacked(
     return s.finish()
 
 
+_all = np.logical_and.reduce  # ndarray.all() without its Python-level wrapper
+
+
 class _Stack:
     """The R runs' parameters on a leading run axis, their records, and which runs stopped.
 
     Two parameter sets: each update reads ``cur`` and writes ``nxt``, so the parameters from
     before the last update survive (kept on divergence; shown to the callback)."""
 
-    def __init__(self, net, runs, epochs, loss_fn, l2, batch_sizes):
+    def __init__(self, net, runs, epochs, loss_fn, l2, batch_sizes, shuffle=None):
+        """shuffle: (X, Y) of a mini-batch training, whose shuffled copies need buffers."""
         self.net, self.runs, self.loss_fn, self.l2 = net, runs, loss_fn, l2
         R = len(runs)
+        if shuffle is not None:
+            X, Y = shuffle
+            self.perms = np.empty((R, X.shape[0]), dtype=np.intp)  # (R, N)
+            self.Xs, self.Ys = np.empty((R, *X.shape), X.dtype), np.empty((R, *Y.shape), Y.dtype)
         self.cur = _stack([run.net for run in runs])
         self.nxt = net._flat(R)
         self.nxt[0][...] = self.cur[0]
         self.stopped = np.zeros(R, dtype=bool)
+        self.n_alive = R
         self.losses, self.lrs = np.empty((R, epochs)), np.empty((R, epochs))  # History rows
         self.limits = np.full(R, math.inf)  # full batch: set from epoch 0's loss
         self.spaces = {m: net._workspace(m, R) for m in batch_sizes}
         self.fixed = None if runs[0].sched is not None else np.full(R, runs[0].state["lr"])
         for run in runs:
             run.net.train_logits = None
+
+    def shuffled(self, X, Y):
+        """This epoch's rows of X (N, F), Y (N, K) in each run's own order, drawn from its rng:
+        (R, N, F), (R, N, K) buffers."""
+        for r, run in enumerate(self.runs):
+            self.perms[r] = run.rng.permutation(X.shape[0])
+        np.take(X, self.perms, axis=0, out=self.Xs)
+        np.take(Y, self.perms, axis=0, out=self.Ys)
+        return self.Xs, self.Ys
 
     def loss(self, Xb, Yb, m):
         """Loss per run (R,) at ``cur`` on batches Xb (m, F) or (R, m, F); leaves its delta."""
@@ -493,7 +514,7 @@ class _Stack:
         """Alive runs not ``healthy`` diverged at epoch e: each keeps its row of ``params``
         (copies) and epochs 0..e-1 (epoch e-1's loss and rate recorded first if ``rates``)."""
         healthy |= self.stopped
-        if healthy.all():
+        if _all(healthy):
             return
         if rates is not None:
             self.record(e - 1, losses, rates)
@@ -504,6 +525,7 @@ class _Stack:
             h.diverged_at, h.diverged_loss = e, float(losses[r])
             h.loss, h.lr = self.losses[r, :e].copy(), self.lrs[r, :e].copy()
         self.stopped |= ~healthy
+        self.n_alive = len(self.runs) - int(np.count_nonzero(self.stopped))
 
     def record(self, e, losses, rates):
         """Epoch e's loss and rate of every run (read only for the runs that had them)."""
@@ -550,9 +572,3 @@ def _checked_inputs(net, X, y, epochs, batch_size, l2):
 def _limit(first_loss, factor):
     """Per-run divergence limits (R,) from the initial losses (no limit unless positive)."""
     return np.where(first_loss > 0, factor * first_loss, math.inf)
-
-
-def _shuffled(runs, X, Y):
-    """Each run's epoch permutation of the rows, drawn from its own rng: (R, N, F), (R, N, K)."""
-    perms = np.stack([run.rng.permutation(X.shape[0]) for run in runs])  # (R, N)
-    return np.take(X, perms, axis=0), np.take(Y, perms, axis=0)
