@@ -69,6 +69,23 @@ def execute_job(idx, overrides, hydra_context, config, task_function):
     )
 
 
+def start_resource_trackers():
+    """Start multiprocessing's and loky's resource trackers (helper processes of the sweep's
+    group) with SIGHUP blocked, a mask they keep: they ignore SIGINT and SIGTERM themselves, but
+    a closed terminal's SIGHUP killed them, and their relaunch printed tracebacks. A SIGHUP
+    meanwhile waits in this process and is handled once they are started."""
+    import multiprocessing.resource_tracker
+
+    from joblib.externals.loky.backend import resource_tracker
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def not_started(ret):
     return ret.status == JobStatus.COMPLETED and ret.return_value == NOT_STARTED
 
@@ -119,6 +136,7 @@ class JoblibLauncher(_JoblibLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         options = joblib_options(self.joblib)
+        start_resource_trackers()  # before loky starts them, its first workers
         shown = ",".join(f"{k}={v}" for k, v in options.items() if k != "backend_kwargs")
         log.info(f"Joblib.Parallel({shown}) is launching {len(job_overrides)} jobs")
         log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
