@@ -101,7 +101,7 @@ def fresh_workers():
 def joblib_options(options):
     """Joblib.Parallel's arguments from the launcher's config: Hydra's loky backend (its
     threading backend cannot run Hydra jobs), numbers given as strings made numbers, as the
-    stock launcher does, and loky's workers started by ``worker_start``."""
+    stock launcher does. ``run`` has loky start its workers with ``worker_start``."""
     options = dict(options, backend="loky")
     for key in ("pre_dispatch", "batch_size", "max_nbytes"):
         if options.get(key):
@@ -109,7 +109,6 @@ def joblib_options(options):
                 options[key] = int(options[key])
             except ValueError:  # "2*n_jobs", "auto", "1M": joblib reads those itself
                 pass
-    options["backend_kwargs"] = {**dict(options.get("backend_kwargs") or {}), "initializer": worker_start}
     return options
 
 
@@ -129,7 +128,7 @@ class JoblibLauncher(_JoblibLauncher):
 
     def run(self, job_overrides, nums):
         """The jobs ``job_overrides``, the i-th as job number ``nums[i]``, in loky's workers."""
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, parallel_config
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -137,12 +136,16 @@ class JoblibLauncher(_JoblibLauncher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         options = joblib_options(self.joblib)
         start_resource_trackers()  # before loky starts them, its first workers
-        shown = ",".join(f"{k}={v}" for k, v in options.items() if k != "backend_kwargs")
+        shown = ",".join(f"{k}={v}" for k, v in options.items())
         log.info(f"Joblib.Parallel({shown}) is launching {len(job_overrides)} jobs")
         log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
         for num, overrides in zip(nums, job_overrides):
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-        return Parallel(**options)(
-            delayed(execute_job)(num, list(overrides), self.hydra_context, self.config, self.task_function)
-            for num, overrides in zip(nums, job_overrides)
-        )
+        # the loky backend with an initializer: joblib's parallel_config passes it to loky
+        with parallel_config(backend=options.pop("backend"), initializer=worker_start):
+            return Parallel(**options)(
+                delayed(execute_job)(
+                    num, list(overrides), self.hydra_context, self.config, self.task_function
+                )
+                for num, overrides in zip(nums, job_overrides)
+            )
