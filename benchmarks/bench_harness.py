@@ -515,7 +515,7 @@ def bench_c(tmp, n_seeds, repeats, n_parallel=2):
         rows.append(
             [
                 "callback done -> first jobs start (Hydra's validation of every job's "
-                "config, fork server ready, worker fork, Hydra job set-up), median of the "
+                "config, worker start, Hydra job set-up), median of the "
                 "cold jobs",
                 s(med([start - t_cb for start, _, _ in cold]), 2),
             ]

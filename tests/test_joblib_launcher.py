@@ -1,50 +1,59 @@
-"""shallownet's joblib launcher: a pool worker keeps its plugin registry across jobs.
+"""shallownet's joblib launcher runs each job as Hydra's example launcher does, on public APIs:
+no Singleton state is shipped to a worker, which keeps its own plugin registry and ConfigStore.
+The sweeps of test_sweep.py and test_faults*.py run through it."""
 
-Hydra's ``Singleton.set_state``, run before every job, rebuilds the registry (every
-``hydra_plugins`` package walked again); ``hydra_plugins.shallownet_joblib.execute_job`` hands
-the worker's own registry back into the state. The sweeps of test_sweep.py run through it.
-"""
+import pickle
+from pathlib import Path
 
-from hydra.core.plugins import Plugins
-from hydra.core.singleton import Singleton
+import yaml
 
 from hydra_plugins import shallownet_joblib
 
-
-def restoring(calls):
-    """Stands in for Hydra's execute_job: restores the singletons as it does, notes the registry."""
-
-    def execute_job(idx, overrides, hydra_context, config, task_function, singleton_state):
-        Singleton.set_state(singleton_state)
-        calls.append(Plugins.instance())
-        return idx
-
-    return execute_job
+# The task function as a sweep hands it to joblib: a reference to shallownet.train's entry
+# point (built by hand, so that this process does not import shallownet.train, which takes
+# the stop signals)
+TASK = b"cshallownet.train\nhydra_main\n."
 
 
-def test_a_worker_discovers_the_plugins_once(monkeypatch):
-    registry = Plugins.instance()
-    state = Singleton.get_state()  # what the launching process sends: no registry in it
-    assert Plugins not in state["instances"]
-    calls = []
-    monkeypatch.setattr(shallownet_joblib, "_HYDRA_EXECUTE_JOB", restoring(calls))
-    assert [shallownet_joblib.execute_job(i, [], None, None, None, state) for i in range(3)] == [0, 1, 2]
-    assert len(calls) == 3 and all(p is registry for p in calls)
-    assert Plugins not in state["instances"]  # the state itself is left as it came
+def config_store_in_a_worker(task):
+    """Run in a loky worker: which configs its ConfigStore holds before the task is unpickled,
+    and after it and the worker's plugin discovery."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    store = ConfigStore.instance()
+    before = "train_schema.yaml" in store.list("")
+    fn = pickle.loads(task)
+    Plugins.instance()
+    return before, "train_schema.yaml" in store.list(""), sorted(store.list("hydra/launcher")), fn.__module__
 
 
-def test_hydras_own_restore_rebuilds_the_registry():
-    """The cost this launcher saves: Hydra's set_state alone makes a new registry per job."""
-    registry = Plugins.instance()
-    Singleton.set_state(Singleton.get_state())
-    assert Plugins.instance() is not registry
+def test_a_fresh_worker_has_shallownets_and_the_plugins_configs_once_the_task_is_unpickled():
+    from joblib import Parallel, delayed
+
+    shallownet_joblib.fresh_workers()  # a new pool: nothing imported in its workers yet
+    try:
+        results = Parallel(n_jobs=2, backend="loky")(
+            delayed(config_store_in_a_worker)(TASK) for _ in range(2)
+        )
+    finally:
+        shallownet_joblib.fresh_workers()
+    for before, after, launchers, module in results:
+        assert (before, after, module) == (False, True, "shallownet.train")
+        assert {"joblib.yaml", "submitit_local.yaml", "submitit_slurm.yaml"} <= set(launchers)
+
+
+def test_joblib_options_are_the_stock_launchers():
+    options = shallownet_joblib.joblib_options(
+        {"n_jobs": 2, "backend": None, "pre_dispatch": "2*n_jobs", "batch_size": "4", "max_nbytes": None}
+    )
+    assert options["backend"] == "loky" and options["n_jobs"] == 2
+    assert (
+        options["pre_dispatch"] == "2*n_jobs" and options["batch_size"] == 4 and options["max_nbytes"] is None
+    )
 
 
 def test_the_parallel_launcher_is_this_one():
-    from pathlib import Path
-
-    import yaml
-
     conf = (
         Path(__file__).resolve().parents[1]
         / "src"
@@ -55,4 +64,4 @@ def test_the_parallel_launcher_is_this_one():
         / "parallel.yaml"
     )
     target = yaml.safe_load(conf.read_text())["_target_"]
-    assert target == "hydra_plugins.shallownet_joblib.JoblibLauncher" and target.endswith("JoblibLauncher")
+    assert target == "hydra_plugins.shallownet_joblib.JoblibLauncher"

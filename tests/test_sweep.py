@@ -215,21 +215,28 @@ def test_closing_a_sweep_ends_this_sessions_leftover_runs(store, outlive):
         assert "before this job reported" in client.get_run(orphan).data.tags["failure_reason"]
 
 
-def test_worker_preload_imports_cleanly_and_forks_safely(tmp_path):
-    """The fork server ignores an ImportError in its preload (workers would then import
-    everything themselves, slowly): import it as the server does, and check it leaves nothing
-    a forked worker must not inherit (threads) and the imported objects frozen for the GC."""
-    code = (
-        "import gc, sys, threading, shallownet.preload; "
-        "assert threading.active_count() == 1, threading.enumerate(); "
-        "assert 'mlflow.store.tracking.sqlalchemy_store' in sys.modules; "
-        "print(gc.get_freeze_count())"
+def test_the_grid_is_hydras_basic_sweeper_order():
+    """jobs_of numbers the jobs as Hydra's BasicSweeper does (the last key varies fastest; a
+    key given again keeps its place and takes the later values), so job numbers and output
+    dirs stay what they were."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.shallownet_sweeper import batches, jobs_of
+
+    parse = OverridesParser.create().parse_overrides
+    jobs = jobs_of(
+        parse(["activation=tanh,relu", "dataset=moons", "seed=range(0,3)", "activation=relu,tanh"])
     )
-    res = subprocess.run(
-        [str(BIN / "python"), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert res.returncode == 0, res.stderr
-    assert int(res.stdout) > 100_000
+    assert jobs == [
+        ["activation=relu", "dataset=moons", "seed=0"],
+        ["activation=relu", "dataset=moons", "seed=1"],
+        ["activation=relu", "dataset=moons", "seed=2"],
+        ["activation=tanh", "dataset=moons", "seed=0"],
+        ["activation=tanh", "dataset=moons", "seed=1"],
+        ["activation=tanh", "dataset=moons", "seed=2"],
+    ]
+    assert jobs_of([]) == [[]]  # no override: the one job of the base config
+    assert batches(jobs, None) == [jobs] and batches(jobs, 4) == [jobs[:4], jobs[4:]]
 
 
 def test_grid_check_composes_every_value_once_and_stops_a_bad_one(store):

@@ -1,22 +1,21 @@
 """Bad input is refused before anything is recorded: one line, exit code 2, no run, no parent.
 
 ``shallownet-train`` calls ``check(argv)`` before handing the command line to Hydra. It
-composes the config every job will run (for a grid sweep a covering set of its jobs, so
-that every swept value is composed once: 7 of tutorial000's 15) with Hydra's own compose
-API and validates each with ``config.validate``. Hydra's errors (an unknown key or group
+composes the config every job will run (for a grid sweep a covering set of the jobs that
+the sweeper's ``jobs_of`` lists, so that every swept value is composed once: 7 of
+tutorial000's 15) with Hydra's own compose API and validates each with ``config.validate``. Hydra's errors (an unknown key or group
 option, a value of the wrong type, an override it cannot parse) become one line that names
 the key and the valid choices, instead of Hydra's exit code 1, the code of a failed run.
 """
 
-import itertools
+import argparse
 import re
 
 from hydra import compose, initialize_config_dir, initialize_config_module
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra_plugins.shallownet_sweeper import jobs_of  # the grid the sweeper will run
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
 from . import config
@@ -25,6 +24,34 @@ from .job import RunError
 
 # Hydra's own flags that print something instead of running: nothing to validate
 INFORMATIONAL = ("help", "hydra_help", "cfg", "info", "shell_completion", "version")
+
+
+def args_parser():
+    """The command line as Hydra 1.3's @hydra.main reads it (the same options, hydra's
+    ``get_args_parser``), only to find the overrides, the multirun flag and the config's name
+    and dir: Hydra parses it again itself, and prints its own help, version or errors."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    flags = {
+        ("--help", "-h"): {},
+        ("--hydra-help",): {},
+        ("--version",): {},
+        ("--resolve",): {},
+        ("--run", "-r"): {},
+        ("--multirun", "-m"): {},
+        ("--shell-completion", "-sc"): {},
+    }
+    for names, extra in flags.items():
+        parser.add_argument(*names, action="store_true", **extra)
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--cfg", "-c", choices=["job", "hydra", "all"])
+    parser.add_argument("--package", "-p")
+    parser.add_argument("--config-path", "-cp")
+    parser.add_argument("--config-name", "-cn")
+    parser.add_argument("--config-dir", "-cd")
+    parser.add_argument("--experimental-rerun")
+    info = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
+    parser.add_argument("--info", "-i", const="all", nargs="?", choices=info)
+    return parser
 
 
 def covering(batch):
@@ -39,17 +66,18 @@ def covering(batch):
     return chosen
 
 
-def check(argv, config_dir=None, on_sweep=None):
-    """Raise RunError(2) if any job of this command line would be refused. ``on_sweep(cfg)``
-    is called with a sweep's composed config (hydra node included) as soon as it is known,
-    before its jobs are checked: the launching process starts its workers' fork server then."""
-    args = get_args_parser().parse_args(argv)
-    if any(getattr(args, flag, None) for flag in INFORMATIONAL):
+def check(argv, config_dir=None):
+    """Raise RunError(2) if any job of this command line would be refused."""
+    try:
+        args, unknown = args_parser().parse_known_args(argv)
+    except argparse.ArgumentError:
+        return  # a malformed Hydra option: Hydra's own parser says what is wrong with it
+    if unknown or any(getattr(args, flag, None) for flag in INFORMATIONAL):
         return
     try:
         config.check_override_keys(args.overrides)
         with _initialize(config_dir or args.config_dir):
-            base, jobs = _jobs(args, covering, on_sweep)
+            base, jobs = _jobs(args, covering)
             for cfg in _composed(args.config_name or "train", base, jobs):
                 config.validate(cfg)
     except config.ConfigError as err:
@@ -65,7 +93,7 @@ def _initialize(config_dir):
     return initialize_config_module(config_module=config.CONF_MODULE, version_base="1.3")
 
 
-def _jobs(args, covering, on_sweep=None):
+def _jobs(args, covering):
     """(the sweep's config or None, the override lists of the jobs to validate): the run
     itself, or a covering set of a grid sweep's jobs (every value of every swept key at least
     once)."""
@@ -75,8 +103,6 @@ def _jobs(args, covering, on_sweep=None):
     if not args.multirun:
         return None, [args.overrides]
     base = compose(args.config_name or "train", overrides=plain, return_hydra_config=True)
-    if on_sweep is not None:
-        on_sweep(base)
     if "optuna" in str(OmegaConf.select(base, "hydra.sweeper._target_", default="")):
         return base, [plain]  # a search space, not a grid: the trials' values are Optuna's to pick
     params = OmegaConf.select(base, "hydra.sweeper.params") or {}
@@ -84,29 +110,19 @@ def _jobs(args, covering, on_sweep=None):
     merged = {}
     for o in parser.parse_overrides(lines):  # the command line wins over the experiment file
         merged[o.key_or_group] = o
-    batches = BasicSweeper.split_arguments(list(merged.values()), max_batch_size=None)
-    return base, covering(list(itertools.chain.from_iterable(batches)))
+    return base, covering(jobs_of(list(merged.values())))
 
 
 def _composed(name, base, jobs):
-    """Each job's config as Hydra composes it. A sweep's jobs are composed as its launcher
-    will compose them (``ComposeOnce``: once per choice of groups, values applied onto a copy),
-    which costs tutorial000's covering set 3 compositions instead of 7."""
+    """Each job's config as Hydra composes it (without the hydra node): a sweep's jobs with
+    the command line's hydra.* overrides too (``base`` holds them), as the launcher will."""
     if base is None:
         yield compose(name, overrides=jobs[0])
         return
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra_plugins.shallownet_sweeper.compose_once import ComposeOnce
-
-    # its own cache: these compositions carry the preflight's job name, not the sweep's
-    loader = ComposeOnce(GlobalHydra.instance().config_loader(), cache={})
-    parser = OverridesParser.create()
+    hydra_lines, parser = list(base.hydra.overrides.hydra), OverridesParser.create()
     for job in jobs:
         task = [o.input_line for o in parser.parse_overrides(job) if not o.is_hydra_override()]
-        cfg = loader.load_sweep_config(base, task)  # base holds the command line's hydra.* ones
-        with read_write(cfg), open_dict(cfg):
-            del cfg["hydra"]  # as hydra.compose() returns a job's config
-        yield cfg
+        yield compose(name, overrides=hydra_lines + task)
 
 
 def explain(err):

@@ -16,8 +16,8 @@ listed in the parent's ``sweep/members.json``), ends the parent and prints the s
 
 A Ctrl-C, SIGTERM or SIGHUP is forwarded to the jobs in flight on this machine, which end their runs
 KILLED with what they measured; the sweep then ends KILLED (exit 130 or 143). With the joblib
-launcher, workers fork from a preloaded fork server (``shallownet.preload``) and die with it,
-and it dies with this process, even when this process is killed with -9.
+launcher, workers die with this process, even when it is killed with -9
+(``hydra_plugins.shallownet_joblib.worker_start``).
 
 A sweep's id is a hash of its definition (study + overrides): running the same sweep again
 reopens the same parent, and every configuration that an identical run (same config, data and
@@ -31,7 +31,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -120,49 +119,14 @@ def count_jobs(config):
     return total
 
 
-def start_workers(config):
-    """``preload_workers`` for a sweep's composed config. The preflight calls it as soon as it
-    has that config, so that the server's ~2.5 s of imports overlap the checks and the store's
-    opening; the sweep callback calls it again (a no-op then) for the BLAS threads it returns."""
+def pool_workers(config):
+    """Whether a sweep's jobs run in reusable worker processes: the joblib launcher running
+    more than one job at once (with n_jobs=1 joblib runs them in this process)."""
     launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
-    return preload_workers(launcher, OmegaConf.select(config, "hydra.launcher.n_jobs", default=1))
-
-
-def preload_workers(launcher, n_jobs):
-    """For the joblib launcher running several jobs at once, have loky fork its workers from a
-    fork server that imports shallownet.preload, starting it now. Returns the BLAS threads
-    per worker (what loky's own start-up would set: cores // jobs at once), or None when the
-    launcher is another one or runs the jobs one at a time in this process."""
-    if not launcher.endswith("JoblibLauncher") or n_jobs == 1:
-        return None
-    import multiprocessing
-    import multiprocessing.forkserver
-
-    from joblib.externals.loky.backend import context
-
-    start_resource_trackers()
-    multiprocessing.set_forkserver_preload(["shallownet.preload"])
-    multiprocessing.forkserver.ensure_running()
-    context.set_start_method("forkserver", force=True)
-    cores = os.cpu_count() or 1
-    return max(1, cores // n_jobs) if n_jobs > 0 else 1
-
-
-def start_resource_trackers():
-    """Start multiprocessing's and loky's resource trackers (helper processes of the sweep's
-    group) with SIGHUP blocked, a mask they keep: they ignore SIGINT and SIGTERM themselves, but
-    a closed terminal's SIGHUP killed them, and their relaunch printed tracebacks. A SIGHUP
-    meanwhile waits in this process and is handled once they are started."""
-    import multiprocessing.resource_tracker
-
-    from joblib.externals.loky.backend import resource_tracker as loky_tracker
-
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-    try:
-        multiprocessing.resource_tracker.ensure_running()
-        loky_tracker.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return (
+        launcher.endswith("JoblibLauncher")
+        and OmegaConf.select(config, "hydra.launcher.n_jobs", default=1) != 1
+    )
 
 
 def swept_keys(config):
@@ -249,28 +213,22 @@ class SweepCallback(Callback):
     launching process's state (store client, progress thread) lives in a ``Session``."""
 
     def __init__(self):
-        self.blas_threads = None
         self.pool_workers = False
         self.job_env = {}
 
     def on_multirun_start(self, config, **kwargs):
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
-        self.blas_threads = start_workers(config)  # before this process imports mlflow
-        self.pool_workers = self.blas_threads is not None
+        self.pool_workers = pool_workers(config)
         session = Session(config, launcher, self.pool_workers)
         session.open()
         self.job_env = session.job_env
 
     def on_job_start(self, config, **kwargs):
-        """In the job's process: the sweep's ids for shallownet.train, the stop handlers, and
-        the BLAS thread limit that loky sets in workers it starts itself (not in forked ones)."""
+        """In the job's process: the sweep's ids for shallownet.train and the stop handlers
+        (loky limits a worker's BLAS threads itself, to cores // jobs at once)."""
         os.environ.update(self.job_env)
         STOP.install()
         STOP.idle_worker = self.pool_workers and os.getpid() != _launcher_pid(self.job_env)
-        if self.blas_threads is not None:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(self.blas_threads)
 
     def on_multirun_end(self, config, **kwargs):
         if _OPEN is not None:

@@ -478,7 +478,7 @@ def main():
         # Still held since this module's imports: a Ctrl-C inside Hydra's compose leaves
         # OmegaConf half-updated and surfaces as an unrelated AttributeError. Preflight records
         # nothing, so the stop can wait the second it takes.
-        preflight.check(sys.argv[1:], on_sweep=sweep.start_workers)
+        preflight.check(sys.argv[1:])
         STOP.release()
         STOP.check()  # a Ctrl-C during the imports or the preflight
         hydra_main()

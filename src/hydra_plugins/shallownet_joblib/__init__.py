@@ -1,11 +1,13 @@
-"""Hydra's joblib launcher, but a pool worker keeps the plugins it discovered, and a worker
-stopped by a signal of its own costs its job only.
+"""A joblib launcher on Hydra's public plugin API, where a worker stopped by a signal of its own
+costs its job only.
 
-Before each job, Hydra's joblib ``execute_job`` restores the launching process's singletons
-(``Singleton.set_state``), which leaves out the plugin registry and rebuilds it: every
-``hydra_plugins`` package is walked and imported again, 26 ms of each job here, for a registry
-that cannot change within a sweep. ``execute_job`` below hands the worker's registry back into
-the state it restores, so only a worker's first job discovers the plugins.
+Each job runs in a loky worker as Hydra's example launcher plugin runs one (``execute_job``):
+the job's config composed by the launcher's config loader, set as the HydraConfig, then Hydra's
+``run_job``. No Singleton state travels with a job: a worker keeps its own plugin registry and
+ConfigStore across its jobs. The ConfigStore holds Hydra's own configs once hydra is imported,
+the plugins' once the registry has discovered them (``Plugins.instance()``, a worker's first
+job), and shallownet's schema once the task function's module is imported (unpickling the task
+imports shallownet.train, which imports shallownet.config).
 
 A worker that receives SIGINT, SIGTERM or SIGHUP by itself (an admin's ``kill``, a watchdog)
 ends its job's run KILLED with what it measured, and starts no job after it: those return
@@ -13,43 +15,75 @@ ends its job's run KILLED with what it measured, and starts no job after it: tho
 worker's death for a broken pool and SIGKILLs the others, their records half written), so once
 the batch is through, ``launch`` shuts the pool down (its workers exit cleanly) and gives the
 jobs that did not start to fresh workers, under their own job numbers. A stop of the sweep
-itself (the launcher's own signal) ends the batch instead. Everything else is Hydra's.
-Selected by conf/hydra/launcher/parallel.yaml.
+itself (the launcher's own signal) ends the batch instead. Selected by
+conf/hydra/launcher/parallel.yaml.
 """
 
-from dataclasses import dataclass
-from unittest import mock
+import logging
+import signal
+from pathlib import Path
 
-from hydra.core.utils import JobStatus
-from hydra_plugins.hydra_joblib_launcher import _core
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as _JoblibLauncher
+from omegaconf import open_dict
+
 from shallownet.job import NOT_STARTED
-from shallownet.stop import STOP
+from shallownet.stop import SIGNALS, STOP
 
-_HYDRA_EXECUTE_JOB = _core.execute_job
+log = logging.getLogger(__name__)
 
 
-def execute_job(idx, overrides, hydra_context, config, task_function, singleton_state):
-    """Hydra's ``execute_job`` with this process's plugin registry kept (if it has one)."""
+def worker_start():
+    """Run by loky in each worker as it starts, before its first job: the sweep's launching
+    process decides when jobs stop (it forwards Ctrl-C, SIGTERM and SIGHUP to the jobs in
+    flight), so a signal meant for the whole process group must not kill a worker that holds
+    no job yet (its death would break the pool); each job takes the signals again
+    (SweepCallback.on_job_start). And the worker dies with the launcher, even one killed -9."""
+    from shallownet import procs
+
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    procs.die_with_parent()
+
+
+def execute_job(idx, overrides, hydra_context, config, task_function):
+    """Job ``idx`` with these overrides, in this process, as Hydra's example launcher runs one.
+    Returns its JobReturn."""
     from hydra.core.plugins import Plugins
-    from hydra.core.singleton import Singleton
 
-    known = Singleton._instances.get(Plugins)
-    if known is not None:
-        instances = {**singleton_state["instances"], Plugins: known}
-        singleton_state = {**singleton_state, "instances": instances}
-    return _HYDRA_EXECUTE_JOB(idx, overrides, hydra_context, config, task_function, singleton_state)
+    setup_globals()
+    Plugins.instance()  # this process's registry: the plugins' configs in its ConfigStore
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+        sweep_config.hydra.job.num = idx
+    HydraConfig.instance().set_config(sweep_config)
+    return run_job(
+        hydra_context=hydra_context,
+        config=sweep_config,
+        task_function=task_function,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
 
 
-@dataclass(frozen=True)
-class Numbered:
-    """``execute_job`` for a batch of given job numbers (Hydra numbers a batch from its first
-    job on): the i-th job of the batch runs as job ``nums[i]`` (its output dir, its record)."""
+def start_resource_trackers():
+    """Start multiprocessing's and loky's resource trackers (helper processes of the sweep's
+    group) with SIGHUP blocked, a mask they keep: they ignore SIGINT and SIGTERM themselves, but
+    a closed terminal's SIGHUP killed them, and their relaunch printed tracebacks. A SIGHUP
+    meanwhile waits in this process and is handled once they are started."""
+    import multiprocessing.resource_tracker
 
-    nums: tuple
+    from joblib.externals.loky.backend import resource_tracker
 
-    def __call__(self, idx, *args):
-        return execute_job(self.nums[idx], *args)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def not_started(ret):
@@ -58,25 +92,60 @@ def not_started(ret):
 
 def fresh_workers():
     """Shut the pool down once its jobs are through: its workers exit cleanly, and the next
-    batch starts new ones (forked from the same preloaded server)."""
+    batch starts new ones."""
     from joblib.externals.loky import get_reusable_executor
 
     get_reusable_executor(reuse=True).shutdown(wait=True)
 
 
+def joblib_options(options):
+    """Joblib.Parallel's arguments from the launcher's config: Hydra's loky backend (its
+    threading backend cannot run Hydra jobs), numbers given as strings made numbers, as the
+    stock launcher does. ``run`` has loky start its workers with ``worker_start``."""
+    options = dict(options, backend="loky")
+    for key in ("pre_dispatch", "batch_size", "max_nbytes"):
+        if options.get(key):
+            try:
+                options[key] = int(options[key])
+            except ValueError:  # "2*n_jobs", "auto", "1M": joblib reads those itself
+                pass
+    return options
+
+
 class JoblibLauncher(_JoblibLauncher):
+    """The stock joblib launcher's config and set-up; its launch is this module's."""
+
     def launch(self, job_overrides, initial_job_idx):
-        """Hydra's launch, then the jobs a stopped worker did not start, in fresh workers,
-        until all ran or the sweep itself is stopping. [JobReturn], in the batch's order."""
+        """The batch's jobs, then those a stopped worker did not start, in fresh workers, until
+        all ran or the sweep itself is stopping. [JobReturn], in the batch's order."""
         nums = range(initial_job_idx, initial_job_idx + len(job_overrides))
-        returns = dict(zip(nums, self._launch(job_overrides, nums)))
+        returns = dict(zip(nums, self.run(job_overrides, nums)))
         while not STOP.requested and (again := [n for n, r in returns.items() if not_started(r)]):
             fresh_workers()
             batch = [job_overrides[n - initial_job_idx] for n in again]
-            returns.update(zip(again, self._launch(batch, again)))
+            returns.update(zip(again, self.run(batch, again)))
         return [returns[n] for n in nums]
 
-    def _launch(self, job_overrides, nums):
-        # _core.launch hands joblib the module's execute_job by name: ours, for this launch
-        with mock.patch.object(_core, "execute_job", Numbered(tuple(nums))):
-            return super().launch(job_overrides, 0)
+    def run(self, job_overrides, nums):
+        """The jobs ``job_overrides``, the i-th as job number ``nums[i]``, in loky's workers."""
+        from joblib import Parallel, delayed, parallel_config
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        options = joblib_options(self.joblib)
+        start_resource_trackers()  # before loky starts them, its first workers
+        shown = ",".join(f"{k}={v}" for k, v in options.items())
+        log.info(f"Joblib.Parallel({shown}) is launching {len(job_overrides)} jobs")
+        log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
+        for num, overrides in zip(nums, job_overrides):
+            log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+        # the loky backend with an initializer: joblib's parallel_config passes it to loky
+        with parallel_config(backend=options.pop("backend"), initializer=worker_start):
+            return Parallel(**options)(
+                delayed(execute_job)(
+                    num, list(overrides), self.hydra_context, self.config, self.task_function
+                )
+                for num, overrides in zip(nums, job_overrides)
+            )

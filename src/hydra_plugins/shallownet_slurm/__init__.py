@@ -8,6 +8,11 @@ only speaks for the jobs that could not. Selected by conf/hydra/launcher/slurm.y
 
 A sweep whose jobs cannot be submitted at all (no sbatch, or an sbatch that cannot reach a
 controller) stops in one line naming sbatch's own reason, exit 3, its parent run FAILED.
+
+No Singleton state travels with a job: each one, in its own process, rebuilds what Hydra needs
+as Hydra's example launcher does (``__call__``): the task function's import registers
+shallownet's configs, ``Plugins.instance()`` the plugins', and the job's config is composed by
+the launcher's config loader and set as the HydraConfig before ``run_job``.
 """
 
 import contextlib
@@ -17,11 +22,11 @@ import os
 import shutil
 from pathlib import Path
 
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _SlurmLauncher
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 
 class SubmitError(RuntimeError):
@@ -81,15 +86,35 @@ class SlurmLauncher(_SlurmLauncher):
         )
         return executor
 
+    def __call__(self, sweep_overrides, job_dir_key, job_num, job_id):
+        """One job, in the SLURM job's process: its JobReturn."""
+        import submitit
+        from hydra.core.plugins import Plugins
+
+        setup_globals()
+        Plugins.instance()  # this process's registry: the plugins' configs in its ConfigStore
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(sweep_overrides))
+        with open_dict(sweep_config.hydra.job) as job:
+            job.id = submitit.JobEnvironment().job_id
+            job.num = job_num
+        HydraConfig.instance().set_config(sweep_config)
+        return run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=sweep_config,
+            job_dir_key=job_dir_key,
+            job_subdir_key="hydra.sweep.subdir",
+        )
+
     def job_params(self, job_overrides, initial_job_idx):
-        """[(overrides, sweep dir key, job index, job id, Hydra's singletons)]: the arguments of
-        this launcher's __call__ in each job, as hydra-submitit passes them."""
+        """[(overrides, sweep dir key, job index, job id)]: the arguments of this launcher's
+        __call__ in each job, as hydra-submitit passes them (without its singletons)."""
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         return [
-            (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+            (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}")
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx)
         ]
 

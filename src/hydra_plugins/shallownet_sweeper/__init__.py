@@ -1,38 +1,94 @@
-"""shallownet's grid sweeper: Hydra's basic sweeper without its check before launch.
+"""shallownet's grid sweeper, on Hydra's public plugin API, with no check before launch.
 
 Hydra's BasicSweeper composes every job's config in the launching process before it starts any
 (to fail early on a bad override); then each job composes its own config again. On this
 project's config one composition takes ~65 ms, so the workers of a 15-job sweep waited 1 s and
 those of a 100-job sweep 6.5 s. ``shallownet-train`` checks the command line before Hydra runs
-(``shallownet.preflight``): it composes only a covering set of the jobs (``preflight.covering``), enough
-that every swept value is composed at least once (7 of tutorial000's 3 x 5 grid, 36 of a
-3 x 34 one), and validates their values too, so this sweeper checks nothing again.
-Selected by conf/hydra/sweeper/grid.yaml, which hparams_search=grid (the default) picks.
+(``shallownet.preflight``): it composes a covering set of the jobs that ``jobs_of`` lists
+(``preflight.covering``), enough that every swept value is composed at least once, and
+validates their values too. So this sweeper validates nothing itself: its jobs are checked by
+the preflight, by design, not skipped. Selected by conf/hydra/sweeper/grid.yaml, which
+hparams_search=grid (the default) picks.
 """
 
-import dataclasses
+import itertools
+from pathlib import Path
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import OmegaConf
 
-from .compose_once import ComposeOnce
+
+def jobs_of(overrides):
+    """The grid of parsed ``overrides`` (hydra Override): [[ 'key=value', ... ] per job], the
+    cartesian product of each key's values in BasicSweeper's order (the last key varies
+    fastest; a key given twice keeps its first place and its last values), so that job numbers
+    and output dirs are Hydra's."""
+    values = {}  # key -> ['key=value', ...], in the order the keys first appear
+    for o in overrides:
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            values[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            raise HydraException(
+                f"the grid sweeper does not support sweep type {o.value_type.name}: {o.input_line}"
+            )
+    return [list(job) for job in itertools.product(*values.values())]
 
 
-class ShallownetSweeper(BasicSweeper):
+def batches(jobs, size):
+    """``jobs`` in batches of ``size`` (None or -1: one batch)."""
+    size = len(jobs) if size in (None, -1) else int(size)
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)] or [[]]
+
+
+class ShallownetSweeper(Sweeper):
+    def __init__(self, max_batch_size=None, params=None):
+        self.max_batch_size = max_batch_size
+        self.params = dict(params or {})
+        self.hydra_context = self.config = self.launcher = None
+
     def setup(self, *, hydra_context, task_function, config):
-        """Hydra's set-up, with the jobs composed once per choice of groups (compose_once)."""
-        loader = ComposeOnce(hydra_context.config_loader)
-        context = dataclasses.replace(hydra_context, config_loader=loader)
-        super().setup(hydra_context=context, task_function=task_function, config=config)
+        from hydra.core.plugins import Plugins
 
-    def validate_batch_is_legal(self, batch):
-        """Already done by shallownet.preflight, before anything was recorded."""
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
-    def split_arguments(self, overrides, max_batch_size):
-        """Hydra's batches of jobs, the seeds of each configuration stacked (shallownet.stacking)."""
+    def parse(self, arguments):
+        """The sweep's overrides: the sweeper's params (an experiment's), then the command line's."""
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        return parser, parser.parse_overrides([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+
+    def save_config(self):
+        """multirun.yaml in the sweep dir, as Hydra's sweepers write it."""
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+    def stacked(self, jobs):
+        """The grid's jobs with the seeds of each configuration merged, ``stack_seeds`` to a
+        job (the study files set it; shallownet.stacking)."""
         from shallownet.stacking import stack_seeds
 
-        per_job = int(self.config.get("stack_seeds", 1))
-        return [stack_seeds(b, per_job) for b in BasicSweeper.split_arguments(overrides, max_batch_size)]
+        return stack_seeds(jobs, int(self.config.get("stack_seeds", 1)))
+
+    def sweep(self, arguments):
+        """Every job of the grid, in batches of max_batch_size: [[JobReturn] per batch]."""
+        _, overrides = self.parse(arguments)
+        self.save_config()
+        returns, job = [], 0
+        for batch in batches(self.stacked(jobs_of(overrides)), self.max_batch_size):
+            results = self.launcher.launch(batch, initial_job_idx=job)
+            for r in results:
+                _ = r.return_value  # raises the job's exception, as BasicSweeper does
+            job += len(batch)
+            returns.append(results)
+        return returns
 
 
 class AdaptiveSweeper(ShallownetSweeper):
@@ -65,27 +121,20 @@ class AdaptiveSweeper(ShallownetSweeper):
         )
 
     def sweep(self, arguments):
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         from shallownet import adaptive, sweep
         from shallownet.stacking import runs_in
 
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        grid = [
-            o
-            for o in parser.parse_overrides(self._parse_config() + list(arguments))
-            if o.key_or_group != "seed"
-        ]  # the seeds are this sweeper's to choose
+        parser, overrides = self.parse(arguments)
+        grid = [o for o in overrides if o.key_or_group != "seed"]  # the seeds are this sweeper's
+        self.save_config()
         session = sweep.current_session()
         session.record_rule(self.rule.params())
-        done, job, launched, returns = 0, 0, 0, []
+        done, job, runs, returns = 0, 0, 0, []
         for round_no, seeds in enumerate(self.rule.rounds(), start=1):
-            seed = parser.parse_override(f"seed=range({done},{seeds})")
-            batch = [j for b in self.split_arguments(grid + [seed], None) for j in b]
-            runs = sum(runs_in(j) for j in batch)
-            session.expect(launched + runs)
+            batch = self.stacked(jobs_of(grid + [parser.parse_override(f"seed=range({done},{seeds})")]))
+            runs += sum(runs_in(j) for j in batch)  # a round's new seeds: new slices, new runs
+            session.expect(runs)
             returns.append(self.launcher.launch(batch, initial_job_idx=job))
-            launched += runs
             job += len(batch)
             if adaptive.after_round(session, self.rule, round_no, seeds):
                 break
