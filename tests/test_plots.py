@@ -276,7 +276,7 @@ def test_figure_content(runs, tmp_path):
 
 
 def test_shortcuts_give_the_pixels_of_the_plain_way(runs, tmp_path):
-    """Pasted sprites (colorbar, accuracy tick labels) and the title kept in place: drawing the
+    """Pasted sprites (colorbar, accuracy tick labels) and axis labels kept in place: drawing the
     figure the plain way afterwards gives the same image (D: a y offset text, drawn plainly)."""
     for name in "CABD":  # C: the process has drawn at least one figure of each kind before
         pngs = draw(name, tmp_path, runs[name])

@@ -23,7 +23,7 @@ from shallownet.model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULE_
 
 from . import datasets, store
 from .hints import did_you_mean
-from .tracking import DEFAULT_EXPERIMENT
+from .names import DEFAULT_EXPERIMENT
 
 # The config tree ships inside the package: Hydra finds it wherever shallownet is installed.
 CONF_MODULE = "shallownet.conf"

@@ -11,7 +11,7 @@ from shallownet.model import LOSSES, MLP, train_stacked
 
 from . import config
 
-from .tracking import METRIC_KEYS as CURVES
+from .names import METRIC_KEYS as CURVES
 
 
 class Curves:

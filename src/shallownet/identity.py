@@ -14,7 +14,7 @@ from pathlib import Path
 from . import model
 
 from . import fit
-from .tracking import TAG_CODE, TAG_DATA
+from .names import TAG_CODE, TAG_DATA
 
 
 def _code_files():

@@ -26,10 +26,11 @@ import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .names import EXIT_CODES  # noqa: F401 - re-exported: how a job's status exits
+
 ENV = "SHALLOWNET_SWEEP"
 OUTCOME = "outcome.json"
 STARTED = "started.json"
-EXIT_CODES = {"FINISHED": 0, "SKIPPED": 0, "DIVERGED": 1, "FAILED": 1, "CONFIG_ERROR": 2, "TRACKING_ERROR": 3}
 # What a sweep's job returns when its worker was stopped before the job began (a signal meant
 # for that worker alone, or for the whole sweep): it did not run. The joblib launcher gives it to
 # a fresh worker unless the sweep itself is stopping (hydra_plugins.shallownet_joblib).

@@ -9,7 +9,7 @@ into laying out and rendering the parts that look the same in every run. So:
   and legend marker colours. Everything a call sets is set on every call, so nothing of one
   run can show in the next: the bytes of a plot depend only on its inputs;
 * from the second figure of a kind a process draws on, *shortcuts* skip work whose result
-  is the same in every run: parts drawn once and pasted (`_Sprite`), labels and a title kept
+  is the same in every run: parts drawn once and pasted (`_Sprite`), axis labels kept
   where matplotlib puts them. Each one is checked for the run at hand, and a run it does not
   fit is drawn the plain way (`_render`).
 
@@ -115,29 +115,6 @@ class _Sprite:
 
     def on(self):
         self.show(False)
-
-
-class _FixedTitle:
-    """Shortcut: an axes title kept at its default place (y = 1) instead of placed anew at each
-    draw, which measures the whole y axis again. Matplotlib moves it only off a y offset text
-    (such as "+1e6") that it would overlap, so a run with one is drawn the plain way."""
-
-    def __init__(self, ax):
-        self.ax = ax
-        self.on()
-
-    def holds(self, image):
-        return not self.ax.yaxis.offsetText.get_text()
-
-    def apply(self, image):
-        pass
-
-    def off(self):
-        self.ax._autotitlepos = True  # no public way back: set_title(y=...) only turns it off
-
-    def on(self):
-        self.ax._autotitlepos = False
-        self.ax.title.set_y(1.0)  # where the plain way starts from at every draw
 
 
 def _pin_label(canvas, axis):
@@ -308,7 +285,8 @@ def _boundary_shortcuts(f):
     _pin_label(f["canvas"], f["ax"].xaxis)  # as in the loss curve
     # the colorbar is drawn last and the same in every run
     cax = f["colorbar"]
-    return [_FixedTitle(f["ax"]), _Sprite(f["canvas"], cax.draw, cax.set_visible)]
+    # the title is placed by matplotlib at every draw (off a y offset text such as "+1e6")
+    return [_Sprite(f["canvas"], cax.draw, cax.set_visible)]
 
 
 def _probability_grid(net, X_all):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .tracking import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE
+from .names import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE
 
 
 def store_status(fitted, interrupted):

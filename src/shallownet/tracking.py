@@ -19,34 +19,34 @@ import numpy as np
 
 from . import checkout
 
+# Re-exported for the modules that still read them here (shallownet.names defines them).
+from .names import (  # noqa: F401
+    DEFAULT_EXPERIMENT,
+    DEFAULT_URI,
+    MEMBERS_ARTIFACT,
+    METRIC_KEYS,
+    TAG_CODE,
+    TAG_CONFIG_HASH,
+    TAG_DATA,
+    TAG_DIVERGED,
+    TAG_FAILURE,
+    TAG_HEARTBEAT,
+    TAG_MIGRATED,
+    TAG_NOTE,
+    TAG_OWNER,
+    TAG_PARENT,
+    TAG_REPRODUCES,
+    TAG_ROLE,
+    TAG_RUN_KEY,
+    TAG_SESSION,
+    TAG_SKIPPED_FOR,
+    TAG_STUDY,
+    TAG_SWEEP,
+)
+
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 PYFUNC_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
-METRIC_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr")
-
-# The names every part of shallownet (train, sweep, report, reproduce, demo) and its users'
-# queries rely on: defined here once.
-DEFAULT_URI = "sqlite:///outputs/mlflow.db"
-DEFAULT_EXPERIMENT = "shallownet"
-TAG_ROLE = "shallownet.role"  # parent | child | single | reproduction
-TAG_STUDY = "shallownet.experiment"  # the experiment file a sweep ran
-TAG_SWEEP = "sweep_id"
-TAG_CONFIG_HASH = "config_hash"
-TAG_DATA = "data_fingerprint"
-TAG_CODE = "code_fingerprint"
-TAG_RUN_KEY = "run_key"  # config + data + code: what a skip compares (shallownet.identity)
-TAG_FAILURE = "failure_reason"
-TAG_DIVERGED = "diverged_at_epoch"
-TAG_REPRODUCES = "reproduces"
-TAG_PARENT = "mlflow.parentRunId"
-TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI (markdown)
-MEMBERS_ARTIFACT = "sweep/members.json"  # a parent's {"run_ids": [...]}: every config's run
-
-
-TAG_OWNER = "shallownet.owner"  # JSON {host, boot, pid, start}: who will end this run
-TAG_HEARTBEAT = "shallownet.heartbeat"  # ms since the epoch, refreshed while the run lives
-TAG_SESSION = "shallownet.session"  # the sweep invocation that created a child run
-TAG_SKIPPED_FOR = "shallownet.skipped_for"  # a claim that stepped aside: the run that won
-TAG_MIGRATED = "shallownet.migrated_from"  # a run copied by server migrate: its id there
+MODEL_PACKAGES = ("mlflow", "numpy", "pandas")  # the distributions PYFUNC_FILE and MODEL_DIR import
 
 
 class TrackingError(RuntimeError):
@@ -525,17 +525,11 @@ def log_model(run_id, experiment_id, net, workdir, feature_names, classes):
     # MLFLOW_EXPERIMENT_ID names (else under experiment 0, in ./mlruns): name the run's.
     os.environ["MLFLOW_EXPERIMENT_ID"] = str(experiment_id)
 
-    try:  # MLflow maps every installed distribution to its modules (~0.8 s per process) just to
-        # check the two requirements below against the running environment: seed that map.
-        from mlflow.utils import requirements_utils as ru
-
-        if ru._MODULES_TO_PACKAGES is None:
-            ru._MODULES_TO_PACKAGES = {"numpy": ["numpy"], "mlflow": ["mlflow"]}
-    except (ImportError, AttributeError):
-        pass
     weights = Path(workdir) / "net.npz"
     save_net(net, weights, classes)
-    reqs = [f"numpy=={metadata.version('numpy')}", f"mlflow=={metadata.version('mlflow')}"]
+    # What pyfunc_model.py imports, pinned to this environment: MLflow infers none (inferring
+    # loads the model in a subprocess).
+    reqs = [f"{pkg}=={metadata.version(pkg)}" for pkg in MODEL_PACKAGES]
     with warnings.catch_warnings():  # the signature is explicit; an example would cost a reload
         warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
         return Model.log(

@@ -9,13 +9,12 @@ claim the configuration (a sweep job skips one that an identical run already fin
 train (with a heartbeat and live metrics), record, report. Whatever happens after the claim,
 the run ends FINISHED, FAILED (with ``failure_reason``) or KILLED (Ctrl-C/SIGTERM, with the
 metrics measured so far). A run that cannot start raises ``RunError``, caught in one place:
-``main`` for a single run (one line, its exit code), ``run_job`` for a sweep's job (its
+``cli.main`` for a single run (one line, its exit code), ``run_job`` for a sweep's job (its
 outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (nothing
 recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
 """
 
 import contextlib
-import gc
 import json
 import os
 import sys
@@ -24,21 +23,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import hydra
+import numpy as np
+
+from . import claims, config, datasets, identity, record, store, tracking
+from .console import emit, say
+from .fit import Curves, Fit, fit_stacked, layer_sizes
+from .job import NOT_STARTED, Job, Outcome, RunError
+from .model import MLP
+from .names import EXIT_CODES, TAG_FAILURE
 from .stop import STOP
-
-STOP.install()  # before the heavy imports: a Ctrl-C while they load is an interrupt too,
-STOP.hold()  # taken when they are done (main, run_job)
-
-import hydra  # noqa: E402
-import numpy as np  # noqa: E402
-
-from . import claims, config, datasets, identity, record, store, tracking  # noqa: E402
-from .model import MLP  # noqa: E402
-
-from .console import emit, say  # noqa: E402
-from .fit import Curves, Fit, fit_stacked, layer_sizes  # noqa: E402
-from .job import EXIT_CODES, NOT_STARTED, Job, Outcome, RunError  # noqa: E402
-from .tracking import TAG_FAILURE  # noqa: E402
 
 
 @dataclass
@@ -412,8 +406,6 @@ def run_job(cfg):
         outcomes = [Outcome("FAILED", why, seconds=phases.elapsed())] * len(slices)
     finally:
         job.tidy()
-    if job.in_sweep:
-        _gc_between_jobs(phases)
     _profile(phases)
     if job.in_sweep:
         return _end_sweep_job(slices, outcomes)
@@ -439,15 +431,6 @@ def _end_sweep_job(slices, outcomes):
     return accs[0] if len(accs) == 1 else accs
 
 
-def _gc_between_jobs(phases):
-    """A sweep's worker runs job after job: collect this job's garbage, then freeze what
-    survives (modules imported on first use, caches), so that the collector's passes during the
-    next jobs, and loky's between them, walk only that job's own objects."""
-    gc.collect()
-    gc.freeze()
-    phases.mark("gc")
-
-
 def _end_single(outcome, uri):
     if outcome.status == "FINISHED":
         emit(
@@ -467,40 +450,7 @@ def hydra_main(cfg):
     return run_job(cfg)
 
 
-def main():
-    """Console entry point: refuse bad input before Hydra runs, then one run or a sweep."""
-    from . import preflight, sweep
+if __name__ == "__main__":  # python -m shallownet.train (how shallownet-reproduce runs it)
+    from .cli import main
 
-    code = 0
-    # force is a schema key now; `+force=true` (what earlier versions asked for) means it too
-    sys.argv[1:] = [a[1:] if a.startswith("+force=") else a for a in sys.argv[1:]]
-    try:
-        # Still held since this module's imports: a Ctrl-C inside Hydra's compose leaves
-        # OmegaConf half-updated and surfaces as an unrelated AttributeError. Preflight records
-        # nothing, so the stop can wait the second it takes.
-        preflight.check(sys.argv[1:])
-        STOP.release()
-        STOP.check()  # a Ctrl-C during the imports or the preflight
-        hydra_main()
-        code = sweep.exit_code()
-    except RunError as err:
-        say(err.message)
-        code = err.code
-    except sweep.SweepAbort as err:
-        say(err.message)
-        code = err.code
-    except KeyboardInterrupt:
-        say("interrupted")
-        code = STOP.exit_code
-    except SystemExit as err:
-        code = err.code if isinstance(err.code, int) else 1
-    finally:
-        code = sweep.close_open_sweep(code)
-        # Exit without the collector's final passes over every object that mlflow, sklearn and
-        # matplotlib loaded: 0.8 s of interpreter shutdown here, 0.07 s frozen.
-        gc.freeze()
-    sys.exit(code)
-
-
-if __name__ == "__main__":
     main()
