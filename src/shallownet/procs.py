@@ -82,8 +82,8 @@ def owner_alive(who, heartbeat_ms, now_ms):
 def die_with_parent(sig=signal.SIGKILL):
     """Have the kernel send ``sig`` to this process when its parent dies (Linux only).
 
-    A sweep's fork server and workers must not outlive a sweep killed with -9: each one
-    asks for this right after it starts. Returns False where prctl is unavailable."""
+    A sweep's pool workers must not outlive a sweep killed with -9: each one asks for this
+    right after it starts. Returns False where prctl is unavailable."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
