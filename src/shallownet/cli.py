@@ -33,8 +33,10 @@ def main():
         # as an unrelated AttributeError. Preflight records nothing, so the stop can wait the
         # second it takes.
         preflight.check(sys.argv[1:])
-        STOP.release()
-        STOP.check()  # a Ctrl-C during the imports or the preflight
+        if STOP.requested:  # a Ctrl-C during the imports or the preflight
+            raise KeyboardInterrupt
+        # Held through Hydra's own compose too: the task function (train.run_job) or the
+        # sweep's first callback (sweep.SweepCallback.on_multirun_start) releases it.
         train.hydra_main()
         code = sweep.exit_code()
     except RunError as err:

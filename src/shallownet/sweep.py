@@ -217,6 +217,8 @@ class SweepCallback(Callback):
         self.job_env = {}
 
     def on_multirun_start(self, config, **kwargs):
+        STOP.release()  # held by cli.main through Hydra's compose of the sweep's config
+        STOP.check()
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
         self.pool_workers = pool_workers(config)
         session = Session(config, launcher, self.pool_workers)
