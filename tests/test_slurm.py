@@ -94,6 +94,7 @@ def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, t
                 "shallownet-train",
                 "-m",
                 "experiment=tutorial003_toy",
+                "stack_seeds=1",  # a job per seed: one SLURM array of three tasks
                 "hydra/launcher=slurm",
                 f"tracking.uri={uri}",
                 f"hydra.sweep.dir={tmp_path}/sweep",
