@@ -64,7 +64,7 @@ browser: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 from conftest import cli_env, client_for, run_cli
@@ -44,6 +44,11 @@ def fresh(tmp_path, name):
     return cwd, f"sqlite:///{cwd / 'mlflow.db'}"
 
 
+def own_cache(tmp_path, name):
+    """An environment whose store template cache is new: the run migrates a schema itself."""
+    return {"XDG_CACHE_HOME": str(tmp_path / f"cache-{name}")}
+
+
 def one_run_finished(uri):
     """The store opens with MLflow's client and holds one FINISHED run, nothing RUNNING."""
     client_for(uri).search_experiments()
@@ -53,23 +58,60 @@ def one_run_finished(uri):
 # ------------------------------------------------------------------------- schema creation
 
 
+def migration_chain():
+    """MLflow's schema revisions, oldest first (the order its migrations commit them)."""
+    import mlflow
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(Path(mlflow.__file__).parent / "store" / "db_migrations"))
+    return [rev.revision for rev in reversed(list(scripts.walk_revisions()))]
+
+
+def revision_being_built(folder):
+    """The revision the schema being migrated in ``folder`` has committed, or None."""
+    for db in folder.glob("*.creating-*"):
+        if db.name.endswith("-journal"):
+            continue
+        with contextlib.suppress(sqlite3.Error):
+            with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=0)) as con:
+                row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            if row:
+                return row[0]
+    return None
+
+
 def test_kill_9_at_any_point_of_a_new_stores_schema_creation_leaves_a_usable_store(tmp_path):
     """MLflow's migrations commit one by one: a kill between two of them used to leave a store
-    that every later run refused ("table ... already exists"). The kill lands at points spread
-    over the measured duration of the migration, from the moment the first run takes the
-    schema lock (just before it creates the schema)."""
-    seconds = migration_seconds(tmp_path)
-    for i, fraction in enumerate((0.1, 0.35, 0.6, 0.85)):
+    that every later run refused ("table ... already exists"). The run is stopped (SIGSTOP) on
+    the event itself: once it holds the store's lock, or once its migration has committed a
+    given revision of MLflow's chain (a quarter, half, three quarters of the way); the test
+    checks the schema is still incomplete there, then kills it with SIGKILL. The next run
+    trains, and no dead builder's file is left beside the store or in the template cache."""
+    chain = migration_chain()
+    points = [None] + [chain[len(chain) * k // 4] for k in (1, 2, 3)]
+    for i, revision in enumerate(points):
         cwd, uri = fresh(tmp_path, f"kill-{i}")
-        first = start(cwd, "shallownet-train", *QUICK, f"tracking.uri={uri}")
-        wait_for((cwd / "mlflow.db.lock").exists, timeout=600, poll=0.002)
-        time.sleep(fraction * seconds)
+        env = own_cache(tmp_path, i)
+        templates = Path(env["XDG_CACHE_HOME"]) / "shallownet" / "stores"
+        first = start(cwd, "shallownet-train", *QUICK, f"tracking.uri={uri}", env=env)
+        if revision is None:
+            wait_for((cwd / "mlflow.db.lock").exists, timeout=600, poll=0.002)
+        else:
+            target = chain.index(revision)
+            wait_for(
+                lambda: chain.index(revision_being_built(templates) or chain[0]) >= target,
+                timeout=600,
+                poll=0.002,
+            )
+        os.killpg(first.pid, signal.SIGSTOP)
+        assert not (cwd / "mlflow.db").exists(), revision  # stopped inside the schema's creation
         os.killpg(first.pid, signal.SIGKILL)
         first.communicate(timeout=60)
-        res = run_cli(["shallownet-train", *QUICK, f"tracking.uri={uri}"], cwd)
-        assert res.returncode == 0, (fraction, seconds, res.stderr[-3000:])
-        assert one_run_finished(uri), (fraction, [r.info.status for r in store_runs(uri)])
+        res = run_cli(["shallownet-train", *QUICK, f"tracking.uri={uri}"], cwd, env=env)
+        assert res.returncode == 0, (revision, res.stderr[-3000:])
+        assert one_run_finished(uri), (revision, [r.info.status for r in store_runs(uri)])
         assert not list(cwd.glob("mlflow.db.creating-*"))  # the dead builder's file is gone
+        assert not list(templates.glob("*.creating-*"))
 
 
 RIVAL = (
@@ -100,7 +142,7 @@ def test_another_mlflow_client_creating_the_store_at_the_same_moment_does_not_st
             stderr=subprocess.PIPE,
         )
         assert rival.stdout.readline().strip() == "ready"  # mlflow imported, watching the lock
-        res = run_cli(["shallownet-train", *QUICK, f"tracking.uri={uri}"], cwd)
+        res = run_cli(["shallownet-train", *QUICK, f"tracking.uri={uri}"], cwd, env=own_cache(tmp_path, i))
         _, rival_err = rival.communicate(timeout=600)
         assert res.returncode == 0, (fraction, seconds, res.stderr[-3000:])
         assert rival.returncode == 0, (fraction, rival_err[-3000:])
