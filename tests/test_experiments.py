@@ -346,7 +346,9 @@ def test_study_runs_the_documented_settings(name):
     assert cfg["model"]["output"] == "sigmoid"
     assert cfg["train"]["batch_size"] is None and cfg["train"]["l2"] == 0.0
     assert cfg["train"]["dtype"] == "float64" and cfg["activation"]["alpha"] == 0.01
-    shallownet.config.validate(OmegaConf.create({k: v for k, v in cfg.items() if k != "hydra"}))
+    shallownet.config.validate(
+        OmegaConf.to_container(OmegaConf.create({k: v for k, v in cfg.items() if k != "hydra"}), resolve=True)
+    )
 
 
 def logged(value):
@@ -372,7 +374,7 @@ def test_each_experiments_values_are_the_params_its_run_records(tmp_path):
         ]
         with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = hydra.compose("train", overrides=overrides)
-        (outcome,) = train.run(cfg, Job(overrides=overrides))
+        (outcome,) = train.run(OmegaConf.to_container(cfg, resolve=True), Job(overrides=overrides))
         assert outcome.status == "FINISHED", (name, outcome)
         run = tracking.connect(uri).get_run(outcome.run_id)
         spec = yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text())

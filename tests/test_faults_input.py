@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 from conftest import client_for, run_cli, runs_of
 
-from shallownet import config, preflight, sweep
+from shallownet import config
+from shallownet.sweep import preflight
+from shallownet.sweep import session as sweep
 from shallownet.job import RunError
 from shallownet.report import cli as report_cli
 from shallownet.report.runs import load_curves
@@ -75,9 +77,10 @@ def test_the_memory_check_covers_the_data(monkeypatch, args, rows, features):
 
 def _validated(args):
     from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
 
     with initialize_config_module(config_module=config.CONF_MODULE, version_base="1.3"):
-        return config.validate(compose("train", overrides=args))
+        return config.validate(OmegaConf.to_container(compose("train", overrides=args), resolve=True))
 
 
 def test_the_memory_check_still_passes_a_tutorial_sized_run():

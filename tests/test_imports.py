@@ -1,5 +1,5 @@
 """No work at import time: importing shallownet's modules takes no signal and loads no MLflow;
-the entry point (shallownet.cli) takes the signals, and its console lines go through logging."""
+the entry point (shallownet.sweep.cli) takes the signals, and its console lines go through logging."""
 
 import ast
 import logging.config
@@ -27,7 +27,8 @@ print(changed, "mlflow" in sys.modules)
 
 
 @pytest.mark.parametrize(
-    "module", ["shallownet.train", "shallownet.fit", "shallownet.model", "shallownet.config"]
+    "module",
+    ["shallownet.train", "shallownet.fit", "shallownet.model", "shallownet.config", "shallownet.sweep.task"],
 )
 def test_importing_takes_no_signal_and_loads_no_mlflow(module):
     out = subprocess.run(
@@ -52,7 +53,7 @@ def test_the_store_modules_read_their_names_from_names():
         assert "tracking" not in sources, module
 
 
-@pytest.mark.parametrize("command", [["shallownet-train"], ["python", "-m", "shallownet.train"]])
+@pytest.mark.parametrize("command", [["shallownet-train"], ["python", "-m", "shallownet"]])
 def test_a_bad_override_exits_2_with_one_line(tmp_path, command):
     exe = [str(BIN / command[0]), *command[1:]]
     proc = subprocess.run(

@@ -9,26 +9,24 @@ import yaml
 
 from hydra_plugins import shallownet_joblib
 
-# The task function as a sweep hands it to joblib: a reference to shallownet.train's entry
-# point (built by hand, so that this process does not import shallownet.train, which takes
-# the stop signals)
-TASK = b"cshallownet.train\nhydra_main\n."
+# The task function as a sweep hands it to joblib: a reference to shallownet's task function
+# (built by hand, so that this process does not import it)
+TASK = b"cshallownet.sweep.task\nhydra_main\n."
 
 
 def config_store_in_a_worker(task):
     """Run in a loky worker: which configs its ConfigStore holds before the task is unpickled,
-    and after it and the worker's plugin discovery."""
+    and after the steps a job takes before it composes (shallownet_joblib.worker_configs)."""
     from hydra.core.config_store import ConfigStore
-    from hydra.core.plugins import Plugins
 
     store = ConfigStore.instance()
     before = "train_schema.yaml" in store.list("")
     fn = pickle.loads(task)
-    Plugins.instance()
+    shallownet_joblib.worker_configs()
     return before, "train_schema.yaml" in store.list(""), sorted(store.list("hydra/launcher")), fn.__module__
 
 
-def test_a_fresh_worker_has_shallownets_and_the_plugins_configs_once_the_task_is_unpickled():
+def test_a_fresh_worker_has_shallownets_and_the_plugins_configs_before_its_job_composes():
     from joblib import Parallel, delayed
 
     shallownet_joblib.fresh_workers()  # a new pool: nothing imported in its workers yet
@@ -39,7 +37,7 @@ def test_a_fresh_worker_has_shallownets_and_the_plugins_configs_once_the_task_is
     finally:
         shallownet_joblib.fresh_workers()
     for before, after, launchers, module in results:
-        assert (before, after, module) == (False, True, "shallownet.train")
+        assert (before, after, module) == (False, True, "shallownet.sweep.task")
         assert {"joblib.yaml", "submitit_local.yaml", "submitit_slurm.yaml"} <= set(launchers)
 
 

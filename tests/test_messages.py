@@ -5,7 +5,7 @@ unknown run id. Each is one line and exit 2, and nothing is recorded."""
 import pytest
 from conftest import client_for, run_cli, runs_of
 
-from shallownet import preflight
+from shallownet.sweep import preflight
 from shallownet.hints import did_you_mean
 from shallownet.job import RunError
 

@@ -242,7 +242,7 @@ def test_the_parent_description_keeps_its_columns_apart_in_mlflows_ui():
     every cell of the descriptions ends in an em space, which Markdown keeps."""
     from markdown_it import MarkdownIt
 
-    from shallownet import sweep
+    from shallownet.sweep import session as sweep
 
     outcomes = [
         {"num": 0, "shown": "activation=leaky_relu", "status": "FINISHED", "test_accuracy": 0.948},

@@ -183,7 +183,7 @@ def test_closing_a_sweep_ends_this_sessions_leftover_runs(store, outlive):
     its run RUNNING, and closing the sweep ends it KILLED (not for cluster jobs, which go
     on), or FAILED with the job's reason when the job reported a tracking error. Runs of
     other sessions are not this close's business."""
-    from shallownet import sweep as sweep_mod
+    from shallownet.sweep import session as sweep_mod
     from shallownet import tracking
 
     cwd, uri = store
@@ -242,7 +242,7 @@ def test_the_grid_is_hydras_basic_sweeper_order():
 def test_grid_check_composes_every_value_once_and_stops_a_bad_one(store):
     import itertools
 
-    from shallownet.preflight import covering
+    from shallownet.sweep.preflight import covering
 
     grid = [
         list(job)

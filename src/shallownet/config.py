@@ -1,8 +1,9 @@
-"""Structured-config schema, validation and hashing. Fast to import: no MLflow here.
+"""Structured-config schema, validation and hashing. Fast to import: no MLflow, Hydra or
+OmegaConf here (``shallownet.sweep.schema`` registers the schema with Hydra).
 
 The dataclasses below are the one statement of the primary config's defaults (conf/train.yaml
 holds only its defaults list and the hydra node); a schedule's hyper-parameter defaults are
-model.SCHEDULE_DEFAULTS, registered below as the nodes conf/lr_schedule/*.yaml pull in.
+model.SCHEDULE_DEFAULTS, registered as the nodes conf/lr_schedule/*.yaml pull in.
 
 The schema makes Hydra reject a mistyped key or a wrong type while composing; ``validate``
 then checks values (ranges, names, data files) so that a bad config fails in well under 2 s,
@@ -16,12 +17,9 @@ from pathlib import PurePath
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
-
 from shallownet.model import HIDDEN_ACTIVATIONS, INITIALIZERS, LOSSES, SCHEDULE_DEFAULTS, SCHEDULES
 
-from . import datasets, store
+from . import datasets
 from .hints import did_you_mean
 from .names import DEFAULT_EXPERIMENT
 
@@ -50,7 +48,7 @@ class LrScheduleConf:
     name: str = "constant"
     lr: float = 0.1  # every schedule's base rate
     # A schedule's own keys: None here; conf/lr_schedule/NAME.yaml gives them the values of
-    # model.SCHEDULE_DEFAULTS[NAME] (the schedule_defaults_NAME nodes registered below).
+    # model.SCHEDULE_DEFAULTS[NAME] (the schedule_defaults_NAME nodes shallownet.sweep.schema registers).
     step_size: Optional[int] = None
     gamma: Optional[float] = None
     min_lr: Optional[float] = None
@@ -106,14 +104,6 @@ class TrainConfig:
     train: TrainConf = field(default_factory=TrainConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
 
-
-OmegaConf.register_new_resolver("shallownet.default_store", store.default_uri, replace=True)
-ConfigStore.instance().store(name="train_schema", node=TrainConfig)
-# One node per schedule, e.g. schedule_defaults_step = {name: step, step_size: 500, gamma: 0.5},
-# that conf/lr_schedule/NAME.yaml pulls in (/schedule_defaults_NAME@_here_ in its defaults list).
-# Stored without a group: a group would be listed in --help as one more choice to make.
-for _name, _defaults in SCHEDULE_DEFAULTS.items():
-    ConfigStore.instance().store(name=f"schedule_defaults_{_name}", node={"name": _name, **_defaults})
 
 # Keys that never change what a run computes: left out of config_hash.
 NON_SEMANTIC = ("tracking", "hydra", "force", "seeds", "stack_seeds")
@@ -200,8 +190,9 @@ def _check_tracking(tr):
 
 
 def validate(cfg):
-    """Check every value of a composed config; raise ConfigError naming the key."""
-    c = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg
+    """Check every value of a composed config (plain dicts and lists, interpolations resolved);
+    raise ConfigError naming the key."""
+    c = cfg
     _known_keys(c)
     if c["activation"]["name"] not in HIDDEN_ACTIVATIONS:
         _fail("activation.name", f"unknown activation {c['activation']['name']!r}", HIDDEN_ACTIVATIONS)

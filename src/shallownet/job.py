@@ -93,22 +93,6 @@ class Job:
     in_sweep: bool = False
     slot: int | None = None  # the seed of one run of a job that trains several (``seeds``)
 
-    @classmethod
-    def current(cls):
-        """The job Hydra is running in this process."""
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        hc = HydraConfig.get()
-        multirun = hc.mode == RunMode.MULTIRUN
-        return cls(
-            overrides=list(hc.overrides.task),
-            sweep=Sweep.from_env() if multirun else None,
-            num=hc.job.num if multirun else None,
-            out_dir=Path(hc.runtime.output_dir),
-            in_sweep=multirun,
-        )
-
     def for_seed(self, seed):
         """The job of one run of a job that trains several seeds: its overrides say
         ``seed=<seed>`` where the job's say ``seeds=[...]``, so the run is named, tagged and

@@ -57,7 +57,7 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True, mark
     ``mark(phase)`` is told when the data files and when the plots are written."""
     mark = mark or (lambda phase: None)
     import pandas as pd
-    from omegaconf import OmegaConf
+    import yaml
 
     from . import plots
 
@@ -67,7 +67,7 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True, mark
     pd.DataFrame({"epoch": cur["epoch"], **{k: cur[k] for k in METRIC_KEYS}}).to_parquet(
         art / "curves.parquet", index=False
     )
-    (art / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(c)))
+    (art / "config.yaml").write_text(yaml.safe_dump(c, sort_keys=False, allow_unicode=True))
     (art / "environment.txt").write_text(environment)
     mark("curves_config_env")
     if log_plots and fitted.curves.n:

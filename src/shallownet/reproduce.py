@@ -156,8 +156,11 @@ def _installed_warning(run, commit, top):
 
 
 def _train_module(code):
-    """The training entry point of the code a run is re-executed with."""
-    if code is not None and (code / "src" / "experiments" / "train.py").exists():
+    """The training entry point (``python -m``) of the code a run is re-executed with: the
+    installed code's, or that of the commit it was recorded at (older layouts included)."""
+    if code is None or (code / "src" / "shallownet" / "__main__.py").exists():
+        return "shallownet"
+    if (code / "src" / "experiments" / "train.py").exists():
         return "experiments.train"
     return "shallownet.train"
 

@@ -1,16 +1,14 @@
-"""``shallownet-train``: one Hydra-composed config -> NumPy training -> one MLflow run.
-
-    shallownet-train                                   # tutorial 000's net, tanh
-    shallownet-train activation=relu lr_schedule.lr=0.05
-    shallownet-train -m experiment=tutorial000_activations   # a sweep: parent + child runs
+"""One run, or the runs of one job that stacks seeds: a validated config -> data -> NumPy
+training -> MLflow runs. Hydra is not here: ``shallownet.sweep.task`` hands ``run`` the composed
+config as plain values.
 
 A run is a story of six steps (``run``): prepare (config, data, identity), open the store,
 claim the configuration (a sweep job skips one that an identical run already finished),
 train (with a heartbeat and live metrics), record, report. Whatever happens after the claim,
 the run ends FINISHED, FAILED (with ``failure_reason``) or KILLED (Ctrl-C/SIGTERM, with the
 metrics measured so far). A run that cannot start raises ``RunError``, caught in one place:
-``cli.main`` for a single run (one line, its exit code), ``run_job`` for a sweep's job (its
-outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (nothing
+``sweep.cli.main`` for a single run (one line, its exit code), ``sweep.task.run_job`` for a
+sweep's job (its outcome). Exit codes: 0 finished, 1 diverged or failed, 2 bad config or data (nothing
 recorded), 3 tracking store unusable, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
 """
 
@@ -23,15 +21,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 
-from . import claims, config, datasets, identity, record, store, tracking
+from . import claims, config, datasets, identity, record, tracking
 from .console import emit, say
 from .fit import Curves, Fit, fit_stacked, layer_sizes
-from .job import NOT_STARTED, Job, Outcome, RunError
+from .job import Job, Outcome, RunError
 from .model import MLP
-from .names import EXIT_CODES, TAG_FAILURE
+from .names import TAG_FAILURE
 from .stop import STOP
 
 
@@ -371,86 +368,3 @@ def _skipped(other, spec, phases):
     return Outcome(
         "SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc, phases.elapsed(), spec.name
     )
-
-
-# ------------------------------------------------------------------------------ entry points
-
-
-def run_job(cfg):
-    """Hydra's task function: a single run, or one job of a sweep (which never raises: the
-    other jobs go on, and its outcome tells the sweep how it ended)."""
-    STOP.install()  # a submitit job's process did not come through main()
-    STOP.release()
-    job, phases = Job.current(), Phases()
-    if job.in_sweep and STOP.requested:
-        return NOT_STARTED  # a stopped pool worker starts no further job (the launcher decides)
-    slices = [job.for_seed(seed) for seed in cfg.seeds] if cfg.get("seeds") else [job]
-    job.started(runs=len(slices))
-    try:
-        with STOP.busy():
-            outcomes = run(cfg, job, phases)
-    except RunError as err:
-        if not job.in_sweep:  # SystemExit: Hydra reports an Exception as a crash, with code 1
-            say(err.message)
-            raise SystemExit(err.code) from None
-        outcomes = [Outcome(err.status, err.message, seconds=phases.elapsed())] * len(slices)
-    except KeyboardInterrupt:
-        if not job.in_sweep:
-            raise
-        why = f"interrupted ({STOP.name}) before the run was created"
-        outcomes = [Outcome("KILLED", why, seconds=phases.elapsed())] * len(slices)
-    except Exception as err:  # a bug before the run existed: this job fails, the others go on
-        if not job.in_sweep:
-            raise
-        why = f"crashed: {type(err).__name__}: {err}"
-        outcomes = [Outcome("FAILED", why, seconds=phases.elapsed())] * len(slices)
-    finally:
-        job.tidy()
-    _profile(phases)
-    if job.in_sweep:
-        return _end_sweep_job(slices, outcomes)
-    return _end_single(outcomes[0], cfg.tracking.uri)
-
-
-def _profile(phases):
-    if os.environ.get("SHALLOWNET_PROFILE"):
-        emit(
-            "shallownet-profile: " + json.dumps({k: round(v, 4) for k, v in phases.seconds.items()}),
-            sys.stderr,
-        )
-
-
-def _end_sweep_job(slices, outcomes):
-    """Report each run's outcome; Hydra's return value is the test accuracy (0 unless
-    FINISHED), a list of them for a job that trained several seeds."""
-    # A stopped pool worker returns normally (loky tears the whole pool down when one of its
-    # workers exits, the other jobs' records half written) and starts no further job.
-    for job, outcome in zip(slices, outcomes):
-        job.report(outcome)
-    accs = [o.test_accuracy if o.status == "FINISHED" else 0.0 for o in outcomes]
-    return accs[0] if len(accs) == 1 else accs
-
-
-def _end_single(outcome, uri):
-    if outcome.status == "FINISHED":
-        emit(
-            f"shallownet: run {outcome.name} ({outcome.run_id}) finished in {outcome.seconds:.1f}s:"
-            f" test_acc={outcome.test_accuracy:.3f}"
-        )
-        emit("\n".join(store.ui_lines(uri, outcome.page)))
-        return outcome.test_accuracy
-    if outcome.run_id:
-        emit(store.ui_lines(uri)[0], sys.stderr)
-    say(f"run {outcome.name} ({outcome.run_id}) {outcome.status}: {outcome.message}")
-    raise SystemExit(STOP.exit_code if outcome.status == "KILLED" else EXIT_CODES[outcome.status])
-
-
-@hydra.main(version_base="1.3", config_path=config.CONF_PATH, config_name="train")
-def hydra_main(cfg):
-    return run_job(cfg)
-
-
-if __name__ == "__main__":  # python -m shallownet.train (how shallownet-reproduce runs it)
-    from .cli import main
-
-    main()

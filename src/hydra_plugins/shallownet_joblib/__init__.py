@@ -6,8 +6,7 @@ the job's config composed by the launcher's config loader, set as the HydraConfi
 ``run_job``. No Singleton state travels with a job: a worker keeps its own plugin registry and
 ConfigStore across its jobs. The ConfigStore holds Hydra's own configs once hydra is imported,
 the plugins' once the registry has discovered them (``Plugins.instance()``, a worker's first
-job), and shallownet's schema once the task function's module is imported (unpickling the task
-imports shallownet.train, which imports shallownet.config).
+job), and shallownet's schema once ``shallownet.sweep.schema.register`` has run (each job).
 
 A worker that receives SIGINT, SIGTERM or SIGHUP by itself (an admin's ``kill``, a watchdog)
 ends its job's run KILLED with what it measured, and starts no job after it: those return
@@ -47,13 +46,22 @@ def worker_start():
     procs.die_with_parent()
 
 
+def worker_configs():
+    """This process's ConfigStore as a job's composition needs it: Hydra's globals, the plugins'
+    configs (its own plugin registry) and shallownet's schema."""
+    from hydra.core.plugins import Plugins
+
+    from shallownet.sweep.schema import register
+
+    setup_globals()
+    Plugins.instance()
+    register()
+
+
 def execute_job(idx, overrides, hydra_context, config, task_function):
     """Job ``idx`` with these overrides, in this process, as Hydra's example launcher runs one.
     Returns its JobReturn."""
-    from hydra.core.plugins import Plugins
-
-    setup_globals()
-    Plugins.instance()  # this process's registry: the plugins' configs in its ConfigStore
+    worker_configs()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
     with open_dict(sweep_config):

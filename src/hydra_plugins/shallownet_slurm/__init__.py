@@ -10,8 +10,8 @@ A sweep whose jobs cannot be submitted at all (no sbatch, or an sbatch that cann
 controller) stops in one line naming sbatch's own reason, exit 3, its parent run FAILED.
 
 No Singleton state travels with a job: each one, in its own process, rebuilds what Hydra needs
-as Hydra's example launcher does (``__call__``): the task function's import registers
-shallownet's configs, ``Plugins.instance()`` the plugins', and the job's config is composed by
+as Hydra's example launcher does (``__call__``): ``Plugins.instance()`` registers the plugins'
+configs, ``shallownet.sweep.schema.register`` shallownet's, and the job's config is composed by
 the launcher's config loader and set as the HydraConfig before ``run_job``.
 """
 
@@ -39,7 +39,7 @@ class SlurmLauncher(_SlurmLauncher):
     that left none is reported KILLED instead of raising, which would lose the others)."""
 
     def launch(self, job_overrides, initial_job_idx):
-        from shallownet.sweep import SweepAbort, abandon_open_sweep
+        from shallownet.sweep.session import SweepAbort, abandon_open_sweep
 
         try:
             missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
@@ -91,8 +91,11 @@ class SlurmLauncher(_SlurmLauncher):
         import submitit
         from hydra.core.plugins import Plugins
 
+        from shallownet.sweep.schema import register
+
         setup_globals()
         Plugins.instance()  # this process's registry: the plugins' configs in its ConfigStore
+        register()  # shallownet's schema in this process's ConfigStore
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(sweep_overrides))
         with open_dict(sweep_config.hydra.job) as job:
             job.id = submitit.JobEnvironment().job_id
@@ -130,7 +133,7 @@ class SlurmLauncher(_SlurmLauncher):
     def lost(self, job):
         """Report a job that never reported: KILLED, with SLURM's word for how it ended."""
         from shallownet import job as jobs
-        from shallownet.sweep import current_session
+        from shallownet.sweep.session import current_session
 
         overrides, _, num, *_ = job.submission().args
         session = current_session()

@@ -4,7 +4,7 @@ Hydra's BasicSweeper composes every job's config in the launching process before
 (to fail early on a bad override); then each job composes its own config again. On this
 project's config one composition takes ~65 ms, so the workers of a 15-job sweep waited 1 s and
 those of a 100-job sweep 6.5 s. ``shallownet-train`` checks the command line before Hydra runs
-(``shallownet.preflight``): it composes a covering set of the jobs that ``jobs_of`` lists
+(``shallownet.sweep.preflight``): it composes a covering set of the jobs that ``jobs_of`` lists
 (``preflight.covering``), enough that every swept value is composed at least once, and
 validates their values too. So this sweeper validates nothing itself: its jobs are checked by
 the preflight, by design, not skipped. Selected by conf/hydra/sweeper/grid.yaml, which
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
@@ -37,6 +38,16 @@ def jobs_of(overrides):
                 f"the grid sweeper does not support sweep type {o.value_type.name}: {o.input_line}"
             )
     return [list(job) for job in itertools.product(*values.values())]
+
+
+class ShallownetSchema(SearchPathPlugin):
+    """Registers shallownet's structured config (``shallownet.sweep.schema``): Hydra calls every
+    search-path plugin before it composes a config, in whichever process composes it."""
+
+    def manipulate_search_path(self, search_path):
+        from shallownet.sweep.schema import register
+
+        register()
 
 
 def batches(jobs, size):
@@ -121,8 +132,9 @@ class AdaptiveSweeper(ShallownetSweeper):
         )
 
     def sweep(self, arguments):
-        from shallownet import adaptive, sweep
+        from shallownet import adaptive
         from shallownet.stacking import runs_in
+        from shallownet.sweep import session as sweep
 
         parser, overrides = self.parse(arguments)
         grid = [o for o in overrides if o.key_or_group != "seed"]  # the seeds are this sweeper's

@@ -1,33 +1,13 @@
 """The study's order of each factor's levels: the order its experiment file sweeps them
-(``hydra.sweeper.params``, read with Hydra's own override parser), else the order the
+(``shallownet.sweep.study``), else the order the
 runs started in; levels neither names come last, in runs.sort_levels order."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pandas as pd
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
+from ..sweep.study import swept_values
 from .runs import ordered_levels, sort_levels
-
-
-def swept_values(study: str | None) -> dict:
-    """{override key: [value as str, ...]} of conf/experiment/<study>.yaml's sweep ({} if none)."""
-    if not study:
-        return {}
-    path = resources.files("shallownet") / "conf" / "experiment" / f"{study}.yaml"
-    if not path.is_file():
-        return {}
-    params = OmegaConf.select(OmegaConf.load(str(path)), "hydra.sweeper.params") or {}
-    parser = OverridesParser.create()
-    out = {}
-    for key, value in params.items():
-        override = parser.parse_override(f"{key}={value}")
-        values = override.sweep_iterator() if override.is_sweep_override() else [override.value()]
-        out[str(key)] = [str(v) for v in values]
-    return out
 
 
 def _start_order(runs: pd.DataFrame, factor: str) -> list:

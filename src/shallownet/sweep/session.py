@@ -10,7 +10,7 @@ warns about a callback's Exception), one line, a non-zero exit code.
 Each job reads the sweep's ids from ``on_job_start`` (``shallownet.job``) and reports its
 outcome beside its Hydra output; a thread here prints one progress line per finished job, in
 the order they finish. ``close`` (Hydra skips ``on_multirun_end`` when a job fails, so
-``train.main`` calls it too) ends this session's leftover runs, counts every configuration of
+``cli.main`` calls it too) ends this session's leftover runs, counts every configuration of
 the sweep from the store (all sessions; configs another sweep finished are members too,
 listed in the parent's ``sweep/members.json``), ends the parent and prints the summary.
 
@@ -40,10 +40,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-from . import job as jobs
-from . import store
-from .console import emit, say
-from .stop import STOP
+from .. import job as jobs
+from .. import store
+from ..console import emit, say
+from ..stop import STOP
 
 _OPEN = None  # the Session whose parent run this process has open
 _EXIT = 0  # exit code of the last sweep this process closed
@@ -79,7 +79,7 @@ def abandon_open_sweep(reason):
     session, _OPEN = _OPEN, None
     if session is None or session.parent is None:
         return
-    from . import tracking
+    from .. import tracking
 
     parent, session.parent = session.parent, None
     with STOP.deferred():
@@ -262,7 +262,7 @@ class Session:
             self.parent, resumed = self._claim_parent()
             self.t0 = time.time()
             self.progress = Progress(self.sweep_dir, self.session, self.total)
-            _OPEN = self  # from here on, whatever happens, train.main closes the parent
+            _OPEN = self  # from here on, whatever happens, cli.main closes the parent
         STOP.check()
         self.job_env = jobs.Sweep(
             self.exp_id,
@@ -282,7 +282,7 @@ class Session:
         )
 
     def _open_store(self):
-        from . import claims, tracking
+        from .. import claims, tracking
 
         tr = self.tracking
         try:
@@ -297,8 +297,8 @@ class Session:
     def _claim_parent(self):
         """(parent run id, resumed?): reopen this sweep's parent, or create it; refuse when
         the same sweep is running in another live process."""
-        from . import tracking
-        from .tracking import TAG_ROLE, TAG_SWEEP
+        from .. import tracking
+        from ..tracking import TAG_ROLE, TAG_SWEEP
 
         def parents():
             return [
@@ -331,7 +331,7 @@ class Session:
             ) from None
 
     def _already_running(self, run):
-        from . import tracking
+        from .. import tracking
 
         who, _ = tracking.run_owner(run)
         who = who or {}
@@ -342,7 +342,7 @@ class Session:
         )
 
     def _parent_tags(self):
-        from . import tracking
+        from .. import tracking
 
         return {
             **tracking.owner_tags(),
@@ -351,7 +351,7 @@ class Session:
         }
 
     def _create_parent(self):
-        from . import tracking
+        from .. import tracking
 
         overrides = self.overrides
         definition_json = json.dumps({"study": self.study, "overrides": overrides}, sort_keys=True)
@@ -378,7 +378,7 @@ class Session:
         self.total = self.progress.total = total
 
     def record_rule(self, params):
-        from . import tracking
+        from .. import tracking
 
         tracking.log_params(self.client, self.parent, params)
 
@@ -388,7 +388,7 @@ class Session:
         """First Ctrl-C/SIGTERM of the sweep: pass it on to the jobs in flight on this machine
         and give them time to record their runs KILLED, before the launcher tears its workers
         down (loky SIGKILLs them)."""
-        from .procs import alive
+        from ..procs import alive
 
         pids = [p for p in jobs.in_flight(self.sweep_dir, self.session) if p != os.getpid()]
         for pid in pids:
@@ -424,7 +424,7 @@ class Session:
                 counts = self._record(parent, outcomes, complete)
                 closed = True
             except Exception as err:  # the store went away: say so, do not hide the summary
-                from . import tracking
+                from .. import tracking
 
                 say(f"could not close parent run {parent}: {tracking._first_line(err)}")
                 counts, closed = _session_counts(outcomes, self.total), False
@@ -436,7 +436,7 @@ class Session:
     def _record(self, parent, outcomes, complete):
         """Leftover runs, counts and status first (the store's rows), then the members file
         (an artifact: it can fail on a full disk without leaving the parent RUNNING)."""
-        from . import tracking
+        from .. import tracking
 
         self._end_leftovers(parent, outcomes)
         runs = tracking.deciding_runs(
@@ -458,7 +458,7 @@ class Session:
         """The parent whose record could not be written (a damaged store): ended KILLED (the
         sweep was stopped) or FAILED, with the cause when the store still takes a tag, never
         left RUNNING while the store takes a status."""
-        from . import tracking
+        from .. import tracking
 
         status = "KILLED" if STOP.requested else "FAILED"
         reason = {tracking.TAG_FAILURE: f"the sweep's summary could not be recorded: {cause}"}
@@ -472,8 +472,8 @@ class Session:
         """This session's child runs still RUNNING: their job was stopped (loky SIGKILLs an
         interrupted sweep's workers) or could not end its run. End them KILLED, or FAILED with
         the job's reason."""
-        from . import tracking
-        from .tracking import TAG_FAILURE, TAG_SESSION
+        from .. import tracking
+        from ..tracking import TAG_FAILURE, TAG_SESSION
 
         reasons = {o.get("run_id"): o for o in outcomes if o.get("run_id")}
         lost = {o["overrides"]: o for o in outcomes if o["status"] == "KILLED" and not o.get("run_id")}
@@ -502,7 +502,7 @@ class Session:
     def _members(self, parent, outcomes):
         """The run of every configuration of the sweep: its own children (all sessions), the
         runs it skipped for (maybe another sweep's), and those an earlier close listed."""
-        from . import tracking
+        from .. import tracking
 
         own = tracking.runs_tagged(self.client, self.exp_id, tracking.TAG_SWEEP, self.sweep_id)
         ids = {r.info.run_id for r in own if r.data.tags.get(tracking.TAG_ROLE) == "child"}
@@ -591,7 +591,7 @@ def _session_counts(outcomes, total):
 def _store_counts(runs, outcomes, total):
     """Counts over every configuration of the sweep, from the store (``runs``: one deciding
     run per config, so a config that failed once and finished on resume counts as finished)."""
-    from . import tracking
+    from .. import tracking
 
     statuses = [tracking.outcome_of(run) for run in runs]
     skipped = sum(o["status"] == "SKIPPED" for o in outcomes)
@@ -636,7 +636,7 @@ def _exit_code(outcomes, complete, closed, total):
 def _note(study, sweep_id, counts, outcomes):
     """The parent's description in the MLflow UI (markdown); the report replaces it with its
     findings."""
-    from . import description
+    from .. import description
 
     rows = [[o.get("shown") or "(defaults)", o["status"], _acc(o)] for o in sorted(outcomes, key=_job_order)]
     table = "\n".join(description.table(["job", "status (this session)", "test acc"], rows))

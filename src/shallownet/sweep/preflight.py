@@ -18,9 +18,9 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from . import config
-from .hints import did_you_mean
-from .job import RunError
+from .. import config
+from ..hints import did_you_mean
+from ..job import RunError
 
 # Hydra's own flags that print something instead of running: nothing to validate
 INFORMATIONAL = ("help", "hydra_help", "cfg", "info", "shell_completion", "version")
@@ -79,7 +79,7 @@ def check(argv, config_dir=None):
         with _initialize(config_dir or args.config_dir):
             base, jobs = _jobs(args, covering)
             for cfg in _composed(args.config_name or "train", base, jobs):
-                config.validate(cfg)
+                config.validate(OmegaConf.to_container(cfg, resolve=True))
     except config.ConfigError as err:
         raise RunError(2, "CONFIG_ERROR", f"config error: {err}") from None
     except (ConfigCompositionException, OverrideParseException, ValidationError) as err:

@@ -1,7 +1,7 @@
 """``shallownet-train``'s command line: refuse bad input before Hydra runs, then one run or a
-sweep (``shallownet.train``), and exit with its code.
+sweep (Hydra's, with ``task.run_job`` as its task function), and exit with its code.
 
-    shallownet-train activation=relu              # python -m shallownet.train works too
+    shallownet-train activation=relu              # python -m shallownet works too
     shallownet-train -m experiment=tutorial000_activations
 
 The process's stop signals are taken here, by the entry point, not by importing a module: a
@@ -10,7 +10,7 @@ library or test that imports ``shallownet.train`` keeps its own handlers.
 
 import sys
 
-from .stop import STOP
+from ..stop import STOP
 
 
 def main():
@@ -21,8 +21,10 @@ def main():
     STOP.hold()
     STOP.install()
 
-    from . import console, preflight, sweep, train
-    from .job import RunError
+    from .. import console
+    from ..job import RunError
+    from . import preflight, task
+    from . import session as sweep
 
     console.configure()
     code = 0
@@ -35,9 +37,9 @@ def main():
         preflight.check(sys.argv[1:])
         if STOP.requested:  # a Ctrl-C during the imports or the preflight
             raise KeyboardInterrupt
-        # Held through Hydra's own compose too: the task function (train.run_job) or the
+        # Held through Hydra's own compose too: the task function (task.run_job) or the
         # sweep's first callback (sweep.SweepCallback.on_multirun_start) releases it.
-        train.hydra_main()
+        task.hydra_main()
         code = sweep.exit_code()
     except RunError as err:
         console.say(err.message)
