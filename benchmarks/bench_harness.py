@@ -227,7 +227,7 @@ def create_store(uri, cwd):
     """Create the sqlite store and the experiment (what the first-ever run does) in a
     separate process; returns its wall time."""
     code = (
-        "import sys; from shallownet import tracking; "
+        "import sys; from shallownet.record import tracking; "
         "tracking.configure(sys.argv[1]); tracking.ensure_experiment(sys.argv[1], 'shallownet')"
     )
     res = run_proc([sys.executable, "-c", code, uri], cwd)
@@ -617,7 +617,7 @@ def bench_e(tmp, c, n_seeds):
 
 def children_train_seconds(uri):
     """The train_seconds of every child run in the store, from MLflow."""
-    from shallownet import tracking
+    from shallownet.record import tracking
 
     client = tracking.connect(uri)
     runs = tracking.search_all(client, [tracking.ensure_experiment(uri, "shallownet", client)])

@@ -301,7 +301,7 @@ def disk(path):
 def store_code(kind):
     if kind == "shallownet":
         return (
-            "import sys; from shallownet import tracking; tracking.configure(sys.argv[1]); "
+            "import sys; from shallownet.record import tracking; tracking.configure(sys.argv[1]); "
             "tracking.ensure_experiment(sys.argv[1], 'shallownet')"
         )
     return (

@@ -361,7 +361,8 @@ def test_each_experiments_values_are_the_params_its_run_records(tmp_path):
     """Drive the run itself in-process (train.run with a Job, no Hydra runtime, no
     subprocess) for every experiment file and check that each value the file sets, or its
     group files give, is the param the run recorded. Only tracking.* is overridden."""
-    from shallownet import tracking, train
+    from shallownet import train
+    from shallownet.record import tracking
     from shallownet.job import Job
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -127,7 +127,7 @@ def sweep_args(uri, *overrides, sweep_dir=None):
 def ready(store):
     """The store fixture with its store created (under shallownet's lock), for tests that poll
     it while a run starts: a poll would otherwise race the run through a fresh schema."""
-    from shallownet import tracking
+    from shallownet.record import tracking
 
     cwd, uri = store
     tracking.ensure_experiment(uri, "shallownet", tracking.connect(uri))

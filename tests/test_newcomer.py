@@ -205,7 +205,8 @@ def test_every_command_names_its_store_and_ui_command_from_another_directory(tmp
 
 
 def test_the_default_store_is_one_place_whatever_the_directory(monkeypatch, tmp_path):
-    from shallownet import checkout, store
+    from shallownet import checkout
+    from shallownet.record import store
 
     for var in ("SHALLOWNET_TRACKING_URI", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from shallownet import tracking  # noqa: E402
+from shallownet.record import tracking  # noqa: E402
 from shallownet.report import build, claims, factorial, figures  # noqa: E402
 from shallownet.report import main as report_main  # noqa: E402
 from shallownet.report import runs as rt  # noqa: E402

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
-from shallownet import tracking
+from shallownet.record import tracking
 from shallownet.report import build, checks
 from shallownet.report import runs as rt
 from shallownet.report.fmt import num

@@ -8,7 +8,7 @@ from conftest import client_for, run_cli, runs_of
 from test_report import SweepWriter, loss_curve, new_store, params
 from test_report_design import readme_set
 
-from shallownet import tracking
+from shallownet.record import tracking
 from shallownet.report import main as report_main
 
 ACC = {"relu": [0.90, 0.92, 0.88, 0.95], "tanh": [0.85, 0.86, 0.87, 0.84]}

@@ -51,7 +51,7 @@ def test_reproduce_identical_then_detects_tampering(store):
 
 def test_reproduce_unknown_run_is_a_clear_error(store):
     cwd, uri = store
-    from shallownet.tracking import ensure_experiment
+    from shallownet.record.tracking import ensure_experiment
 
     ensure_experiment(uri, "shallownet")
     res = run_cli(["shallownet-reproduce", "0" * 32, "--tracking-uri", uri], cwd)

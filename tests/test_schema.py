@@ -1,4 +1,4 @@
-"""A new embedded store is a copy of a template MLflow migrated once (shallownet.schema): what
+"""A new embedded store is a copy of a template MLflow migrated once (shallownet.record.schema): what
 the copy holds, and what a dead builder or a damaged template leaves behind. In-process; the
 kill -9 and rival-client cases, which need real processes, are in test_faults_store.py."""
 
@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from conftest import client_for
 
-from shallownet import schema
+from shallownet.record import schema
 
 
 @pytest.fixture

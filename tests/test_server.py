@@ -22,7 +22,8 @@ import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from shallownet import migrate, net, pgcluster, server, tracking
+from shallownet import migrate, net, pgcluster, server
+from shallownet.record import tracking
 
 # ----------------------------------------------------------------------------- helpers
 

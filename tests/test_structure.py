@@ -1,5 +1,6 @@
 """The module map is the runtime map: data flows one way (no import circle in src/, lazy imports
-included), Hydra and OmegaConf only at the edge (``shallownet.sweep``), and the computation
+included), Hydra and OmegaConf only at the edge (``shallownet.sweep``), MLflow only in the record
+(``shallownet.record``, the pyfunc model-from-code file aside), and the computation
 (``shallownet.fit``) loads neither them nor MLflow. Read from the source with ``ast``; the
 import check runs a fresh interpreter."""
 
@@ -114,6 +115,12 @@ def test_hydra_and_omegaconf_are_imported_only_under_sweep():
         if third_party_imports(p) & {"hydra", "omegaconf"}
     }
     assert users and all(u.startswith("sweep/") for u in users), sorted(users)
+
+
+def test_mlflow_is_imported_only_under_record_and_by_the_pyfunc_model_file():
+    users = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "mlflow" in third_party_imports(p)}
+    others = {u for u in users if not u.startswith("record/")}
+    assert any(u.startswith("record/") for u in users) and others <= {"pyfunc_model.py"}, sorted(users)
 
 
 PROBE = "import sys, {module}; print(sorted(m for m in ('mlflow', 'hydra', 'omegaconf') if m in sys.modules))"

@@ -184,7 +184,7 @@ def test_closing_a_sweep_ends_this_sessions_leftover_runs(store, outlive):
     on), or FAILED with the job's reason when the job reported a tracking error. Runs of
     other sessions are not this close's business."""
     from shallownet.sweep import session as sweep_mod
-    from shallownet import tracking
+    from shallownet.record import tracking
 
     cwd, uri = store
     client = tracking.connect(uri)

@@ -11,7 +11,7 @@ import pytest
 from conftest import BIN, client_for, run_cli, runs_of
 
 from shallownet import config, datasets
-from shallownet.tracking import ensure_experiment, recorded_steps, subsample_steps
+from shallownet.record.tracking import ensure_experiment, recorded_steps, subsample_steps
 from shallownet.model import MLP, train
 
 pytestmark = pytest.mark.slow

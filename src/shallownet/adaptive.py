@@ -87,7 +87,7 @@ class Rule:
 def study_runs(client, experiment, sweep_id, seeds, tmp):
     """(tidy run table, factors) of the sweep's runs with seed < ``seeds``, as the report
     builds it (a resumed sweep has more: each round is judged on its own seeds)."""
-    from . import tracking
+    from .record import tracking
     from .report.runs import (
         ALL_FACTOR,
         add_curve_measures,
@@ -180,7 +180,7 @@ def _decided_by(r, rule):
 
 def after_round(session, rule, round_no, seeds):
     """Evaluate the sweep after a round, record the round in its parent; True to stop."""
-    from . import tracking
+    from .record import tracking
 
     with tempfile.TemporaryDirectory() as tmp:
         runs, factors = study_runs(session.client, session.experiment, session.sweep_id, seeds, tmp)

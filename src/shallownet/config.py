@@ -75,7 +75,7 @@ class TrainConf:
 
 @dataclass
 class TrackingConf:
-    # the default store, found from any directory: shallownet.store.default_uri (resolved
+    # the default store, found from any directory: shallownet.record.store.default_uri (resolved
     # when the config is, e.g. by --cfg job --resolve)
     uri: str = "${shallownet.default_store:}"
     experiment: str = DEFAULT_EXPERIMENT

@@ -61,7 +61,7 @@ def main():
         )
 
     step("reproduce one run of the first sweep: shallownet-reproduce RUN_ID")
-    from . import store, tracking
+    from .record import store, tracking
 
     uri = store.default_uri()
     client = tracking.connect(uri)

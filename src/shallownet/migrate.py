@@ -18,7 +18,7 @@ class MigrateError(RuntimeError):
 
 def migrate(src_uri, dst_uri, experiment="shallownet", *, log=print, **options):
     """Copy every run of ``experiment`` to ``dst_uri`` (``tracking.copy_experiment``); {old_id: new_id}."""
-    from . import tracking
+    from .record import tracking
 
     try:
         return tracking.copy_experiment(src_uri, dst_uri, experiment, log=log, **options)

@@ -4,7 +4,7 @@ ever end (its process killed with -9, its machine gone) be told apart from one i
 A run records its owner: host, boot id, pid and the process's start time (a pid alone is
 reused by the kernel; the start time and the boot id make the pair unique). On the same
 machine liveness comes from psutil; for a run on another host only its heartbeat tells,
-refreshed every few seconds while it runs (``shallownet.tracking.Pulse``).
+refreshed every few seconds while it runs (``shallownet.record.tracking.Pulse``).
 """
 
 import ctypes

@@ -1,4 +1,4 @@
-"""MLflow "model from code" for a trained shallownet MLP (logged by shallownet.tracking).
+"""MLflow "model from code" for a trained shallownet MLP (logged by shallownet.record.tracking).
 
 MLflow copies this file into the logged model and runs it at load time; the numpy-only
 ``model`` package travels with it as a code path, so loading needs neither Hydra nor this
@@ -17,7 +17,7 @@ from mlflow.pyfunc import PythonModel
 
 
 def net_from_npz(path):
-    """(the MLP saved by shallownet.tracking.save_net, its class names)."""
+    """(the MLP saved by shallownet.record.tracking.save_net, its class names)."""
     from model import MLP
 
     with np.load(path) as f:

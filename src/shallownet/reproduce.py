@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkout, store, tracking
+from . import checkout
+from .record import store, tracking
 
 WALL_CLOCK = {"train_seconds", "seconds_per_epoch", "sweep_seconds"}
 GROUPS = ("dataset", "activation", "initializer", "lr_schedule")  # chosen by their name key
@@ -305,14 +306,10 @@ def reproduce_one(client, run_id, uri):
 def require_run(client, run_id, uri):
     """The run ``run_id`` of the store; ReproduceError "no run ID in URI" when it has none
     (MLflow's own words: "Run with id=... not found")."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_run(run_id)
-    except MlflowException as err:
-        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise ReproduceError(f"no run {run_id} in {uri}") from None
-        raise
+    run = tracking.find_run(client, run_id)
+    if run is None:
+        raise ReproduceError(f"no run {run_id} in {uri}")
+    return run
 
 
 def _sweep_children(client, sweep, experiment):

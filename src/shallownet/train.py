@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import claims, config, datasets, identity, record, tracking
+from . import config, datasets, identity
+from .record import claims, contents, tracking
 from .console import emit, say
 from .fit import Curves, Fit, fit_stacked, layer_sizes
 from .job import Job, Outcome, RunError
@@ -242,7 +243,7 @@ def _progress_line(t0):
 def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
     """The final record but its status: model (FINISHED only), metrics, files."""
     tr = spec.c["tracking"]
-    summary = record.summary(fitted, spec.split, status)
+    summary = contents.summary(fitted, spec.split, status)
     with tempfile.TemporaryDirectory() as tmp:
         model_id = None
         try:
@@ -269,7 +270,7 @@ def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
             )
             phases.mark("metrics")
         art = Path(tmp) / "artifacts"
-        record.write_files(
+        contents.write_files(
             art, spec.c, fitted, spec.split, status, tracking.pip_freeze(), tr["log_plots"], phases.mark
         )
         tracking.log_files(client, run_id, art)
@@ -288,18 +289,18 @@ def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
                 run_id,
                 spec,
                 fitted,
-                record.store_status(fitted, STOP.requested),
+                contents.store_status(fitted, STOP.requested),
                 live_points,
                 phases,
             )
-            status, reason = record.store_status(fitted, STOP.requested), fitted.reason
+            status, reason = contents.store_status(fitted, STOP.requested), fitted.reason
             if status == "KILLED":
                 reason = (
                     f"{reason} ({STOP.describe()})"
                     if reason
                     else f"interrupted ({STOP.describe()}) while recording"
                 )
-            tracking.end_run(client, run_id, status, record.end_tags(fitted, reason))
+            tracking.end_run(client, run_id, status, contents.end_tags(fitted, reason))
             phases.mark("end_run")
         except Exception as err:
             why = _recording_error(err)

@@ -16,10 +16,10 @@ One module per job:
 * ``build``     ``build_report``: the pipeline
 * ``cli``       the command line
 
-All MLflow access goes through ``shallownet.tracking`` (section "reading runs for reports").
+All MLflow access goes through ``shallownet.record.tracking`` (section "reading runs for reports").
 """
 
-from ..tracking import load_sweep_runs
+from ..record.tracking import load_sweep_runs
 from .build import Report, ReportError, build_report
 from .cli import main
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import store, tracking
+from ..record import store, tracking
 from . import checks, claims as claims_mod, design, document, factorial, figures, order as order_mod, stats
 from .fmt import is_missing
 from .runs import (

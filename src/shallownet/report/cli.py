@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from .. import store, tracking
+from ..record import store, tracking
 from .build import DEFAULT_LOSS_FRACTION, ReportError, build_report
 from .scope import Scope, experiment_scope
 from .document import summary_text

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import tracking
+from ..record import tracking
 from .fmt import is_missing
 from .runs import short_name, sort_levels
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import tracking
+from ..record import tracking
 from .fmt import num
 from .runs import (
     BETTER,

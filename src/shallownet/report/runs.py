@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import tracking
+from ..record import tracking
 from .fmt import is_missing, num
 
 IGNORED_PREFIXES = ("tracking.", "hydra.", "sweep.")

@@ -6,7 +6,7 @@ default store. ``register`` is idempotent; Hydra calls it through the search-pat
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from .. import store
+from ..record import store
 from ..config import TrainConfig
 from ..model import SCHEDULE_DEFAULTS
 

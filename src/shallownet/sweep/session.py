@@ -41,7 +41,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from .. import job as jobs
-from .. import store
+from ..record import store
 from ..console import emit, say
 from ..stop import STOP
 
@@ -79,7 +79,7 @@ def abandon_open_sweep(reason):
     session, _OPEN = _OPEN, None
     if session is None or session.parent is None:
         return
-    from .. import tracking
+    from ..record import tracking
 
     parent, session.parent = session.parent, None
     with STOP.deferred():
@@ -282,7 +282,7 @@ class Session:
         )
 
     def _open_store(self):
-        from .. import claims, tracking
+        from ..record import claims, tracking
 
         tr = self.tracking
         try:
@@ -297,8 +297,8 @@ class Session:
     def _claim_parent(self):
         """(parent run id, resumed?): reopen this sweep's parent, or create it; refuse when
         the same sweep is running in another live process."""
-        from .. import tracking
-        from ..tracking import TAG_ROLE, TAG_SWEEP
+        from ..record import tracking
+        from ..record.tracking import TAG_ROLE, TAG_SWEEP
 
         def parents():
             return [
@@ -331,7 +331,7 @@ class Session:
             ) from None
 
     def _already_running(self, run):
-        from .. import tracking
+        from ..record import tracking
 
         who, _ = tracking.run_owner(run)
         who = who or {}
@@ -342,7 +342,7 @@ class Session:
         )
 
     def _parent_tags(self):
-        from .. import tracking
+        from ..record import tracking
 
         return {
             **tracking.owner_tags(),
@@ -351,7 +351,7 @@ class Session:
         }
 
     def _create_parent(self):
-        from .. import tracking
+        from ..record import tracking
 
         overrides = self.overrides
         definition_json = json.dumps({"study": self.study, "overrides": overrides}, sort_keys=True)
@@ -378,7 +378,7 @@ class Session:
         self.total = self.progress.total = total
 
     def record_rule(self, params):
-        from .. import tracking
+        from ..record import tracking
 
         tracking.log_params(self.client, self.parent, params)
 
@@ -424,7 +424,7 @@ class Session:
                 counts = self._record(parent, outcomes, complete)
                 closed = True
             except Exception as err:  # the store went away: say so, do not hide the summary
-                from .. import tracking
+                from ..record import tracking
 
                 say(f"could not close parent run {parent}: {tracking._first_line(err)}")
                 counts, closed = _session_counts(outcomes, self.total), False
@@ -436,7 +436,7 @@ class Session:
     def _record(self, parent, outcomes, complete):
         """Leftover runs, counts and status first (the store's rows), then the members file
         (an artifact: it can fail on a full disk without leaving the parent RUNNING)."""
-        from .. import tracking
+        from ..record import tracking
 
         self._end_leftovers(parent, outcomes)
         runs = tracking.deciding_runs(
@@ -458,7 +458,7 @@ class Session:
         """The parent whose record could not be written (a damaged store): ended KILLED (the
         sweep was stopped) or FAILED, with the cause when the store still takes a tag, never
         left RUNNING while the store takes a status."""
-        from .. import tracking
+        from ..record import tracking
 
         status = "KILLED" if STOP.requested else "FAILED"
         reason = {tracking.TAG_FAILURE: f"the sweep's summary could not be recorded: {cause}"}
@@ -472,8 +472,8 @@ class Session:
         """This session's child runs still RUNNING: their job was stopped (loky SIGKILLs an
         interrupted sweep's workers) or could not end its run. End them KILLED, or FAILED with
         the job's reason."""
-        from .. import tracking
-        from ..tracking import TAG_FAILURE, TAG_SESSION
+        from ..record import tracking
+        from ..record.tracking import TAG_FAILURE, TAG_SESSION
 
         reasons = {o.get("run_id"): o for o in outcomes if o.get("run_id")}
         lost = {o["overrides"]: o for o in outcomes if o["status"] == "KILLED" and not o.get("run_id")}
@@ -502,7 +502,7 @@ class Session:
     def _members(self, parent, outcomes):
         """The run of every configuration of the sweep: its own children (all sessions), the
         runs it skipped for (maybe another sweep's), and those an earlier close listed."""
-        from .. import tracking
+        from ..record import tracking
 
         own = tracking.runs_tagged(self.client, self.exp_id, tracking.TAG_SWEEP, self.sweep_id)
         ids = {r.info.run_id for r in own if r.data.tags.get(tracking.TAG_ROLE) == "child"}
@@ -591,7 +591,7 @@ def _session_counts(outcomes, total):
 def _store_counts(runs, outcomes, total):
     """Counts over every configuration of the sweep, from the store (``runs``: one deciding
     run per config, so a config that failed once and finished on resume counts as finished)."""
-    from .. import tracking
+    from ..record import tracking
 
     statuses = [tracking.outcome_of(run) for run in runs]
     skipped = sum(o["status"] == "SKIPPED" for o in outcomes)

@@ -11,7 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from .. import config, store, train
+from .. import config, train
+from ..record import store
 from ..console import emit, say
 from ..job import NOT_STARTED, Job, Outcome, RunError, Sweep
 from ..names import EXIT_CODES

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import checkout
+from .. import checkout
 
 ENV_VAR = "SHALLOWNET_TRACKING_URI"
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default

@@ -17,8 +17,9 @@ trained again. A single run (not a sweep job) always trains, and closes stale ru
 import time
 from dataclasses import dataclass
 
-from . import procs, tracking
-from .identity import what_changed
+from .. import procs
+from . import tracking
+from ..identity import what_changed
 from .tracking import TAG_FAILURE, TAG_ROLE, TAG_RUN_KEY
 
 

@@ -1,13 +1,13 @@
 """What a finished (or stopped) training leaves in its run: the summary metrics, the end tags
 and the files (curves.parquet with every epoch, config.yaml, environment.txt, the two plots).
-Builds them locally; ``shallownet.tracking`` sends them."""
+Builds them locally; ``shallownet.record.tracking`` sends them."""
 
 from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .names import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE
+from .. import config
+from ..names import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE
 
 
 def store_status(fitted, interrupted):
@@ -59,7 +59,7 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True, mark
     import pandas as pd
     import yaml
 
-    from . import plots
+    from .. import plots
 
     art = Path(art)
     (art / "plots").mkdir(parents=True)

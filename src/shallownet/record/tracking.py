@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkout
+from .. import checkout
 
 # Re-exported for the modules that still read them here (shallownet.names defines them).
-from .names import (  # noqa: F401
+from ..names import (  # noqa: F401
     DEFAULT_EXPERIMENT,
     DEFAULT_URI,
     MEMBERS_ARTIFACT,
@@ -44,8 +44,8 @@ from .names import (  # noqa: F401
     TAG_SWEEP,
 )
 
-MODEL_DIR = Path(__file__).resolve().parent / "model"
-PYFUNC_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
+MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
+PYFUNC_FILE = Path(__file__).resolve().parents[1] / "pyfunc_model.py"
 MODEL_PACKAGES = ("mlflow", "numpy", "pandas")  # the distributions PYFUNC_FILE and MODEL_DIR import
 
 
@@ -94,7 +94,7 @@ def artifact_root(uri):
 
 def connect(uri, timeout=10, retries=2, create=True):
     """configure(), then an MlflowClient on ``uri`` (also the fluent API's tracking URI) whose
-    store exists and has its schema: a new sqlite store is created (shallownet.schema), one
+    store exists and has its schema: a new sqlite store is created (shallownet.record.schema), one
     another process is creating is waited for. ``create=False`` (a reader): a sqlite store
     must exist with its schema complete; nothing is created, locked or written on opening.
     Raises TrackingError."""
@@ -168,13 +168,25 @@ def latest_run(client, experiment_name, filter_string):
     return runs[0]
 
 
+def find_run(client, run_id):
+    """The run ``run_id``, or None when the store has none (MLflow: RESOURCE_DOES_NOT_EXIST)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
 def running_runs(client, experiment_id):
     return client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=10000)
 
 
 def owner_tags(heartbeat=True):
     """This process as the owner of the runs it creates (shallownet.procs)."""
-    from .procs import owner
+    from ..procs import owner
 
     tags = {TAG_OWNER: json.dumps(owner(), sort_keys=True)}
     if heartbeat:
@@ -226,7 +238,7 @@ def _log_dataset(client, run_id, dataset_input, attempts=3):
 
 
 def ui_page(experiment_id, run_id):
-    """The run's page in the MLflow UI, relative to the UI's address (shallownet.store.ui_lines)."""
+    """The run's page in the MLflow UI, relative to the UI's address (shallownet.record.store.ui_lines)."""
     return f"#/experiments/{experiment_id}/runs/{run_id}"
 
 
@@ -352,7 +364,7 @@ class Pulse:
     (``planned_steps``), so the finished record is the same as without live logging."""
 
     def __init__(self, client, run_id, curves, max_points, beat=None, on_beat=None):
-        from .procs import HEARTBEAT_SECONDS
+        from ..procs import HEARTBEAT_SECONDS
 
         self.client, self.run_id, self.curves = client, run_id, curves
         self.steps = planned_steps(curves.planned, max_points)
