@@ -103,3 +103,46 @@ def test_a_relative_csv_path_is_recorded_absolute_and_named_when_gone(store, tmp
     (line,) = res.stderr.strip().splitlines()
     assert f"dataset.path: no CSV file at {cwd / 'd.csv'}" in line
     assert len(runs_of(uri)) == 1  # the refused re-run recorded nothing
+
+
+def test_a_sweep_written_without_m_keeps_hydras_advice_to_add_m():
+    """``shallownet-train activation=tanh,relu`` (a sweep without -m): one line that still says
+    how to sweep, how to pass a list and how to pass one string."""
+    line = refused(["activation=tanh,relu"])
+    assert line.startswith("config error: Ambiguous value for argument 'activation=tanh,relu'")
+    assert "add -m (--multirun)" in line and "activation=[a,b]" in line
+
+
+def test_shallownet_report_without_arguments_prints_its_usage_and_what_to_name(capsys):
+    from shallownet.report.cli import parse_args
+
+    with pytest.raises(SystemExit) as info:
+        parse_args([])
+    err = capsys.readouterr().err.splitlines()
+    assert info.value.code == 2
+    assert err[0].startswith("usage: shallownet-report [-h] (--sweep SWEEP_ID|latest | --experiment NAME)")
+    assert err[-1] == (
+        "shallownet-report: error: name what to report: --sweep latest (or a sweep id), or --experiment NAME"
+    )
+
+
+def test_an_unreachable_server_advice_fits_how_shallownet_was_installed(tmp_path, monkeypatch):
+    """From a checkout: `make server` and the checkout's outputs/ store. From a wheel (no
+    Makefile): the server's own command and the per-user default store."""
+    from shallownet import checkout
+    from shallownet.record import tracking
+
+    def refusal():
+        with pytest.raises(tracking.TrackingError) as info:
+            tracking.configure("http://127.0.0.1:9", timeout=5)
+        return str(info.value)
+
+    top = checkout.root()
+    line = refusal()
+    assert "Start one with 'make server'" in line
+    assert line.endswith(f"tracking.uri=sqlite:///{top / 'outputs' / 'mlflow.db'}")
+    monkeypatch.setattr(checkout, "root", lambda: None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    line = refusal()
+    assert "make server" not in line and "Start one with 'python -m shallownet.server start'" in line
+    assert line.endswith(f"tracking.uri=sqlite:///{tmp_path / 'shallownet' / 'mlflow.db'}")

@@ -49,6 +49,8 @@ def rep(tmp_path_factory):
                 no=no,
             )
             no += 1
+    for counter, value in (("jobs_total", 8), ("jobs_finished", 8)):  # the sweep's own counts
+        client.log_metric(p, counter, value)
     client.set_terminated(p, "FINISHED", end_time=w.tick())
     frame = tracking.search_runs_frame(client, [exp], "tags.sweep_id = 'sweep-doc'")
     parent = p
@@ -119,7 +121,10 @@ def test_the_answer_comes_first_with_the_numbers_of_comparisons_csv(rep):
     if r["holm_reject"]:
         assert tail == f"decided with 4 seeds (Holm p = {num(r['p_holm'])})."
     else:
-        assert tail == f"not decided with 4 seeds; about {num(r['seeds_needed'])} seeds would decide it."
+        assert (
+            tail
+            == f"not decided with 4 seeds; about {num(r['seeds_needed'])} seeds would give power 0.8 at this difference."
+        )
     assert "better level minus worse level" in "\n".join(head)  # the convention, stated there
 
 
@@ -143,9 +148,21 @@ def test_undecided_answer_says_how_many_seeds_would_decide(tmp_path):
     need = num(int(np.ceil(r["seeds_needed"])))
     assert any(
         line.startswith("- **activation.name**: relu: ")
-        and line.endswith(f"not decided with 4 seeds; about {need} seeds would decide it.")
+        and line.endswith(
+            f"not decided with 4 seeds; about {need} seeds would give power 0.8 at this difference."
+        )
         for line in first
     ), "\n".join(first)
+
+
+def test_each_fact_of_the_header_is_a_bullet_of_its_own(rep):
+    head = rep["md"].split("\n## ")[0].splitlines()
+    bullets = [line for line in head if line.startswith("- ")]
+    assert [b.split(":")[0] for b in bullets if b.startswith(("- Child runs", "- Parent job"))] == [
+        "- Child runs",
+        "- Parent job counters",
+    ]
+    assert not [b for b in bullets if "- " in b[2:]], bullets  # no bullet runs into the next
 
 
 def test_one_sign_convention_better_minus_worse(rep):

@@ -71,14 +71,26 @@ def configure(uri, timeout=10, retries=2, create=True):
         except (urllib.error.URLError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise TrackingError(
-                f"tracking server unreachable at {uri} ({reason}). Start one with "
-                f"'make server', or use the embedded store: tracking.uri={DEFAULT_URI}"
+                f"tracking server unreachable at {uri} ({reason}). {_server_advice()}"
             ) from None
     elif uri.startswith("sqlite:///") and create:
         try:
             sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise TrackingError(f"cannot create the store directory for {uri}: {err}") from None
+
+
+def _server_advice():
+    """How this user starts a server (``make server`` needs the checkout's Makefile), and their
+    own default embedded store (from a checkout, its outputs/; else the per-user one)."""
+    from .store import user_data_dir
+
+    top = checkout.root()
+    start = "make server" if top and (top / "Makefile").is_file() else "python -m shallownet.server start"
+    folder = top / "outputs" if top else user_data_dir()
+    return (
+        f"Start one with '{start}', or use the embedded store: tracking.uri=sqlite:///{folder / 'mlflow.db'}"
+    )
 
 
 def sqlite_path(uri):

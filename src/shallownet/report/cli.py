@@ -136,6 +136,10 @@ def parse_args(argv=None):
         action="store_true",
         help="do not log the report to the parent run (artifacts, description)",
     )
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # what to report is the one thing a report needs: say how to name it
+        p.print_usage(sys.stderr)
+        p.error("name what to report: --sweep latest (or a sweep id), or --experiment NAME")
     return p.parse_args(argv)
 
 

@@ -154,4 +154,11 @@ def explain(err):
             str(cause).splitlines()[0],
         )
         return f"{getattr(cause, 'full_key', '') or '?'}: {message}"
-    return str(err).splitlines()[0]
+    first = str(err).splitlines()[0]
+    if first.startswith("Ambiguous value for argument"):  # Hydra's own advice, in one line
+        key = first.split("'")[1].split("=")[0] if "'" in first else "key"
+        return (
+            f"{first}: to sweep over it add -m (--multirun); as a list write {key}=[a,b]; "
+            f"as one string quote it: {key}=\\'a,b\\'"
+        )
+    return first
