@@ -438,3 +438,86 @@ def _short(key, value):
         value = "x".join(v.strip() for v in value.strip("[]").split(","))
     prefix = SHORT.get(key, key.rsplit(".", 1)[-1] + "=")
     return f"{prefix}{value}"
+
+
+# ------------------------------------------------------------------------------ RunConfig
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where and how a run is recorded (``tracking.*``): never part of what it computes."""
+
+    uri: str
+    experiment: str
+    max_points: int
+    log_model: bool
+    log_plots: bool
+    timeout: int
+    retries: int
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run's config, validated once: typed fields for what the run computes and where it
+    is recorded, and what is derived from it (hash, names, key, schedule and dataset specs).
+    ``values`` is the validated config as plain data, as recorded (params, config.yaml)."""
+
+    values: dict
+    seed: int
+    dataset: dict  # the dataset spec, resolved (a CSV's absolute path)
+    activation: str
+    alpha: float
+    initializer: str
+    hidden_sizes: tuple
+    output: str
+    epochs: int
+    loss: str
+    batch_size: int | None
+    l2: float
+    dtype: str
+    divergence_factor: float
+    schedule: dict  # model.train's lr argument (schedule_spec)
+    tracking: Tracking
+    force: bool
+    config_hash: str
+    name: str  # the run's name: a sweep's swept values, else its choices
+    label: str  # its choices (run_name without the sweep): plot titles
+    run_key: str  # config + data + code (shallownet.identity.run_key)
+
+    @classmethod
+    def of(cls, c, run_key_of, swept=None, force=False):
+        """The RunConfig of validated values ``c`` (one seed; no seeds, stack_seeds, force);
+        the run key from ``run_key_of(config_hash)`` (it needs the data's fingerprint)."""
+        m, t, chash = c["model"], c["train"], config_hash(c)
+        return cls(
+            values=c,
+            seed=c["seed"],
+            dataset=c["dataset"],
+            activation=c["activation"]["name"],
+            alpha=c["activation"]["alpha"],
+            initializer=c["initializer"]["name"],
+            hidden_sizes=tuple(m["hidden_sizes"]),
+            output=m["output"],
+            epochs=t["epochs"],
+            loss=t["loss"],
+            batch_size=t["batch_size"],
+            l2=t["l2"],
+            dtype=t["dtype"],
+            divergence_factor=t["divergence_factor"],
+            schedule=schedule_spec(c),
+            tracking=Tracking(**c["tracking"]),
+            force=force,
+            config_hash=chash,
+            name=run_name(c, swept),
+            label=run_name(c),
+            run_key=run_key_of(chash),
+        )
+
+    @property
+    def params(self):
+        """{'a.b': value} of every recorded key, sorted: the run's MLflow params."""
+        return sorted(flatten(self.values).items())
+
+    @property
+    def dataset_label(self):
+        return _dataset_label(self.dataset)

@@ -1,4 +1,4 @@
-"""Training one configuration: the net a validated config describes, its per-epoch curves
+"""Training one configuration: the net a RunConfig describes, its per-epoch curves
 and how training ended. Pure computation: no store, no Hydra, no signals of its own (a
 KeyboardInterrupt from ``shallownet.stop`` ends it KILLED with the epochs done so far)."""
 
@@ -8,8 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from shallownet.model import LOSSES, MLP, train_stacked
-
-from . import config
 
 from .names import METRIC_KEYS as CURVES
 
@@ -66,22 +64,22 @@ class Evaluator:
         return float(np.count_nonzero(pred == self.y)) / len(self.y)
 
 
-def layer_sizes(c, split):
-    """[F inputs, *hidden, K outputs] of the net config ``c`` describes for this data."""
-    k = 1 if c["model"]["output"] == "sigmoid" else len(split.classes)
-    return [split.X_train.shape[1], *c["model"]["hidden_sizes"], k]
+def layer_sizes(run, split):
+    """[F inputs, *hidden, K outputs] of the net a RunConfig describes for this data."""
+    k = 1 if run.output == "sigmoid" else len(split.classes)
+    return [split.X_train.shape[1], *run.hidden_sizes, k]
 
 
-def make_net(c, split):
-    """The MLP a validated config describes, sized for the data."""
+def make_net(run, split):
+    """The MLP a RunConfig describes, sized for the data."""
     return MLP(
-        layer_sizes(c, split),
-        c["activation"]["name"],
-        c["model"]["output"],
-        c["initializer"]["name"],
-        seed=c["seed"],
-        dtype=c["train"]["dtype"],
-        leaky_relu_alpha=c["activation"]["alpha"],
+        layer_sizes(run, split),
+        run.activation,
+        run.output,
+        run.initializer,
+        seed=run.seed,
+        dtype=run.dtype,
+        leaky_relu_alpha=run.alpha,
     )
 
 
@@ -113,35 +111,35 @@ def _stacked_recorder(nets, split, loss, curves_list):
     return on_epoch
 
 
-def fit(c, split, curves):
-    """One run: ``fit_stacked`` of one config."""
-    return fit_stacked([c], split, [curves])[0]
+def fit(run, split, curves):
+    """One run: ``fit_stacked`` of one RunConfig."""
+    return fit_stacked([run], split, [curves])[0]
 
 
-def fit_stacked(cs, split, curves_list):
-    """Build the nets of configs ``cs`` (the same but for ``seed``) and train them as one
-    stacked computation, filling each run's curves; [Fit], one per config. Never raises for a
+def fit_stacked(runs, split, curves_list):
+    """Build the nets of RunConfigs ``runs`` (the same but for ``seed``) and train them as one
+    stacked computation, filling each run's curves; [Fit], one per run. Never raises for a
     failed, diverged or interrupted training: each Fit says how its run ended (a run that
     diverges stops alone; a failure or an interrupt ends them all)."""
-    c = cs[0]
+    c = runs[0]
     t0 = time.perf_counter()
-    status, reason, hists, nets = "FINISHED", None, [None] * len(cs), [None] * len(cs)
+    status, reason, hists, nets = "FINISHED", None, [None] * len(runs), [None] * len(runs)
     try:
-        nets = [make_net(ci, split) for ci in cs]
+        nets = [make_net(run, split) for run in runs]
         for curves in curves_list:
             curves.allocate()
         hists = train_stacked(
             nets,
             split.X_train,
             split.y_train,
-            epochs=c["train"]["epochs"],
-            lr=config.schedule_spec(c),
-            loss=c["train"]["loss"],
-            batch_size=c["train"]["batch_size"],
-            l2=c["train"]["l2"],
-            seeds=[ci["seed"] for ci in cs],
-            callback=_stacked_recorder(nets, split, c["train"]["loss"], curves_list),
-            divergence_factor=c["train"]["divergence_factor"],
+            epochs=c.epochs,
+            lr=c.schedule,
+            loss=c.loss,
+            batch_size=c.batch_size,
+            l2=c.l2,
+            seeds=[run.seed for run in runs],
+            callback=_stacked_recorder(nets, split, c.loss, curves_list),
+            divergence_factor=c.divergence_factor,
         )
     except KeyboardInterrupt:
         status, reason = "KILLED", "interrupted at epoch {n}"
@@ -149,14 +147,14 @@ def fit_stacked(cs, split, curves_list):
         status, reason = "FAILED", "out of memory at epoch {n} (MemoryError)"
     except Exception as err:  # a bug or a numerical failure: keep what was measured
         status, reason = "FAILED", f"{type(err).__name__}: {err}".replace("{", "{{").replace("}", "}}")
-    seconds = (time.perf_counter() - t0) / len(cs)  # each run's share of the stacked compute
+    seconds = (time.perf_counter() - t0) / len(runs)  # each run's share of the stacked compute
     return [
-        _ended(ci, net, curves, hist, status, reason, seconds)
-        for ci, net, curves, hist in zip(cs, nets, curves_list, hists)
+        _ended(run, net, curves, hist, status, reason, seconds)
+        for run, net, curves, hist in zip(runs, nets, curves_list, hists)
     ]
 
 
-def _ended(c, net, curves, hist, status, reason, seconds):
+def _ended(run, net, curves, hist, status, reason, seconds):
     """One run's Fit: the job's status and reason (``{n}``: its epochs done), or DIVERGED."""
     reason = reason and reason.format(n=curves.n)
     diverged = hist.diverged_at if hist is not None else None
@@ -165,6 +163,6 @@ def _ended(c, net, curves, hist, status, reason, seconds):
         first = hist.loss[0] if len(hist.loss) else float("nan")
         reason = (
             f"diverged at epoch {diverged}: loss {hist.diverged_loss:.4g} (initial "
-            f"{first:.4g}, limit {c['train']['divergence_factor']:g}x)"
+            f"{first:.4g}, limit {run.divergence_factor:g}x)"
         )
     return Fit(net, curves, status, reason, diverged, seconds)

@@ -35,14 +35,10 @@ from .stop import STOP
 
 @dataclass
 class Spec:
-    """A run about to start: its validated config, its data and its identity."""
+    """A run about to start: its validated config (with its identity) and its data."""
 
-    c: dict
+    run: config.RunConfig
     split: datasets.Split
-    force: bool
-    name: str
-    config_hash: str
-    key: str
     job: Job  # the job of this run (one of several when the job trains several seeds)
 
 
@@ -87,33 +83,27 @@ def prepare(cfg, job):
 
 
 def _spec(c, split, force, job):
-    chash = config.config_hash(c)
-    return Spec(
-        c,
-        split,
-        force,
-        config.run_name(c, job.swept_values()),
-        chash,
-        identity.run_key(chash, split.fingerprint),
-        job,
-    )
+    def key_of(chash):
+        return identity.run_key(chash, split.fingerprint)
+
+    return Spec(config.RunConfig.of(c, key_of, job.swept_values(), force), split, job)
 
 
 def open_store(spec, job):
     """(client, experiment id); the store's schema is created once, under a lock, never
     interrupted halfway. RunError(3) if it cannot be used."""
-    tr = spec.c["tracking"]
+    tr = spec.run.tracking
     with STOP.deferred():
         try:
-            client = tracking.connect(tr["uri"], tr["timeout"], tr["retries"])
+            client = tracking.connect(tr.uri, tr.timeout, tr.retries)
             exp_id = (
                 job.sweep.experiment_id
                 if job.sweep
-                else tracking.ensure_experiment(tr["uri"], tr["experiment"], client)
+                else tracking.ensure_experiment(tr.uri, tr.experiment, client)
             )
         except Exception as err:  # unreachable server, locked, broken or full store
             raise RunError(
-                3, "TRACKING_ERROR", f"tracking store {tr['uri']} unusable: {tracking._first_line(err)}"
+                3, "TRACKING_ERROR", f"tracking store {tr.uri} unusable: {tracking._first_line(err)}"
             ) from None
     STOP.check()
     return client, exp_id
@@ -122,12 +112,12 @@ def open_store(spec, job):
 def run_tags(spec, job):
     split, sweep = spec.split, job.sweep
     tags = {
-        tracking.TAG_CONFIG_HASH: spec.config_hash,
-        tracking.TAG_RUN_KEY: spec.key,
+        tracking.TAG_CONFIG_HASH: spec.run.config_hash,
+        tracking.TAG_RUN_KEY: spec.run.run_key,
         tracking.TAG_DATA: split.fingerprint,
         tracking.TAG_CODE: identity.code_fingerprint(),
         "overrides": " ".join(job.overrides),
-        "n_params": str(MLP.n_params_for(layer_sizes(spec.c, split))),
+        "n_params": str(MLP.n_params_for(layer_sizes(spec.run, split))),
         "n_train": str(len(split.y_train)),
         "n_test": str(len(split.y_test)),
         "train_class_balance": _balance(split.y_train, len(split.classes)),
@@ -152,7 +142,7 @@ def _balance(y, k):
 
 def dataset_input(spec):
     """What MLflow's Datasets column and lineage show of the run's data."""
-    d, split = spec.c["dataset"], spec.split
+    d, split = spec.run.dataset, spec.split
     source = (
         {"path": str(d["path"])}
         if d["name"] == "csv"
@@ -165,7 +155,7 @@ def dataset_input(spec):
         "test_is_train": split.test_is_train,
     }
     return {
-        "name": config._dataset_label(d),
+        "name": spec.run.dataset_label,
         "digest": split.fingerprint[:16],
         "source_type": "local" if d["name"] == "csv" else "code",
         "source": json.dumps(source, sort_keys=True, default=str),
@@ -175,12 +165,12 @@ def dataset_input(spec):
 
 def claim(client, exp_id, spec, job):
     """Our RUNNING run, or the run that makes it redundant (claims.py). RunError(3)."""
-    params = sorted(config.flatten(spec.c).items())
+    params = spec.run.params
     parent = job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES")
 
     def create():
         return tracking.create_run(
-            client, exp_id, spec.name, run_tags(spec, job), params, parent, dataset=dataset_input(spec)
+            client, exp_id, spec.run.name, run_tags(spec, job), params, parent, dataset=dataset_input(spec)
         )
 
     with STOP.deferred():
@@ -188,17 +178,17 @@ def claim(client, exp_id, spec, job):
             got = claims.claim(
                 client,
                 exp_id,
-                spec.config_hash,
-                spec.key,
+                spec.run.config_hash,
+                spec.run.run_key,
                 spec.split.fingerprint,
                 create,
-                compete=job.in_sweep and not spec.force,
+                compete=job.in_sweep and not spec.run.force,
             )
         except Exception as err:
             raise RunError(
                 3,
                 "TRACKING_ERROR",
-                f"cannot create a run in {spec.c['tracking']['uri']}: {tracking._first_line(err)}",
+                f"cannot create a run in {spec.run.tracking.uri}: {tracking._first_line(err)}",
             ) from None
     return got
 
@@ -207,10 +197,10 @@ def train_live(client, claimed, job):
     """fit_stacked() of the claimed runs [(spec, run id)] with each run's pulse beating:
     heartbeat, live metrics, and for a single run a progress line. [(Fit, points sent)]."""
     specs = [spec for spec, _ in claimed]
-    curves = [Curves(spec.c["train"]["epochs"]) for spec in specs]
+    curves = [Curves(spec.run.epochs) for spec in specs]
     on_beat = None if job.in_sweep else _progress_line(time.perf_counter())
     pulses = [
-        tracking.Pulse(client, run_id, cv, spec.c["tracking"]["max_points"], on_beat=on_beat)
+        tracking.Pulse(client, run_id, cv, spec.run.tracking.max_points, on_beat=on_beat)
         for (spec, run_id), cv in zip(claimed, curves)
     ]
     try:
@@ -218,7 +208,7 @@ def train_live(client, claimed, job):
         with contextlib.ExitStack() as beating:
             for pulse in pulses:
                 beating.enter_context(pulse)
-            fitted = fit_stacked([spec.c for spec in specs], specs[0].split, curves)
+            fitted = fit_stacked([spec.run for spec in specs], specs[0].split, curves)
     except KeyboardInterrupt:  # between fit's own checks: still a stopped training
         fitted = [Fit(None, cv, "KILLED", f"interrupted at epoch {cv.n}", None, 0.0) for cv in curves]
     return [(f, pulse.sent) for f, pulse in zip(fitted, pulses)]
@@ -242,12 +232,12 @@ def _progress_line(t0):
 
 def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
     """The final record but its status: model (FINISHED only), metrics, files."""
-    tr = spec.c["tracking"]
+    tr = spec.run.tracking
     summary = contents.summary(fitted, spec.split, status)
     with tempfile.TemporaryDirectory() as tmp:
         model_id = None
         try:
-            if tr["log_model"] and status == "FINISHED":
+            if tr.log_model and status == "FINISHED":
                 # Before the metrics: given none, MLflow links none to the model by itself
                 # (it would copy every point at step 0, reading each key's history back).
                 split = spec.split
@@ -262,7 +252,7 @@ def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
                 tracking.metric_batch(
                     fitted.curves.done(),
                     summary,
-                    tr["max_points"],
+                    tr.max_points,
                     model_id,
                     planned=fitted.curves.planned,
                     already=live_points,
@@ -271,7 +261,7 @@ def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
             phases.mark("metrics")
         art = Path(tmp) / "artifacts"
         contents.write_files(
-            art, spec.c, fitted, spec.split, status, tracking.pip_freeze(), tr["log_plots"], phases.mark
+            art, spec.run, fitted, spec.split, status, tracking.pip_freeze(), tr.log_plots, phases.mark
         )
         tracking.log_files(client, run_id, art)
         phases.mark("artifacts")
@@ -337,18 +327,18 @@ def run(cfg, job, phases=None):
     claims_ = [(spec, claim(client, exp_id, spec, spec.job)) for spec in specs]
     phases.mark("store_run_params")
     outcomes = {
-        spec.c["seed"]: _skipped(got.skipped_for, spec, phases) for spec, got in claims_ if got.run_id is None
+        spec.run.seed: _skipped(got.skipped_for, spec, phases) for spec, got in claims_ if got.run_id is None
     }
     todo = [(spec, got.run_id) for spec, got in claims_ if got.run_id is not None]
     for spec, got in claims_:
         if got.retrain and job.in_sweep:
-            say(f"{spec.job.shown or spec.name}: training again: {got.retrain}")
+            say(f"{spec.job.shown or spec.run.name}: training again: {got.retrain}")
     if todo:
         trained = train_live(client, todo, job)
         phases.mark("train")
         for (spec, run_id), (fitted, live_points) in zip(todo, trained):
-            outcomes[spec.c["seed"]] = _recorded(client, exp_id, run_id, spec, fitted, live_points, phases)
-    return [outcomes[spec.c["seed"]] for spec in specs]
+            outcomes[spec.run.seed] = _recorded(client, exp_id, run_id, spec, fitted, live_points, phases)
+    return [outcomes[spec.run.seed] for spec in specs]
 
 
 def _recorded(client, exp_id, run_id, spec, fitted, live_points, phases):
@@ -357,7 +347,7 @@ def _recorded(client, exp_id, run_id, spec, fitted, live_points, phases):
     shown = "DIVERGED" if fitted.status == "DIVERGED" else status
     acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
     return Outcome(
-        shown, reason or "", run_id, acc, phases.elapsed(), spec.name, tracking.ui_page(exp_id, run_id)
+        shown, reason or "", run_id, acc, phases.elapsed(), spec.run.name, tracking.ui_page(exp_id, run_id)
     )
 
 
@@ -367,5 +357,5 @@ def _skipped(other, spec, phases):
         "an identical run FINISHED" if other.info.status == "FINISHED" else "an identical run is in progress"
     )
     return Outcome(
-        "SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc, phases.elapsed(), spec.name
+        "SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc, phases.elapsed(), spec.run.name
     )

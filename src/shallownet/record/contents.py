@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
 from ..names import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE
 
 
@@ -52,7 +51,7 @@ def _auc(net, X, y):
     return float(roc_auc_score(y, p[:, 0] if p.shape[1] == 1 else p, multi_class="ovr"))
 
 
-def write_files(art, c, fitted, split, status, environment, log_plots=True, mark=None):
+def write_files(art, run, fitted, split, status, environment, log_plots=True, mark=None):
     """The run's files under ``art``: curves.parquet, config.yaml, environment.txt, plots/;
     ``mark(phase)`` is told when the data files and when the plots are written."""
     mark = mark or (lambda phase: None)
@@ -67,11 +66,11 @@ def write_files(art, c, fitted, split, status, environment, log_plots=True, mark
     pd.DataFrame({"epoch": cur["epoch"], **{k: cur[k] for k in METRIC_KEYS}}).to_parquet(
         art / "curves.parquet", index=False
     )
-    (art / "config.yaml").write_text(yaml.safe_dump(c, sort_keys=False, allow_unicode=True))
+    (art / "config.yaml").write_text(yaml.safe_dump(run.values, sort_keys=False, allow_unicode=True))
     (art / "environment.txt").write_text(environment)
     mark("curves_config_env")
     if log_plots and fitted.curves.n:
-        name = config.run_name(c)
+        name = run.label
         plots.loss_curve(cur, art / "plots" / "loss_curve.png", name)
         if status != "KILLED" and fitted.net is not None:
             plots.decision_boundary(
