@@ -2,6 +2,10 @@
 of a misspelt one, a list where a list is expected, a CSV without its target or its file, an
 unknown run id. Each is one line and exit 2, and nothing is recorded."""
 
+import json
+import time
+from pathlib import Path
+
 import pytest
 from conftest import client_for, run_cli, runs_of
 
@@ -146,3 +150,50 @@ def test_an_unreachable_server_advice_fits_how_shallownet_was_installed(tmp_path
     line = refusal()
     assert "make server" not in line and "Start one with 'python -m shallownet.server start'" in line
     assert line.endswith(f"tracking.uri=sqlite:///{tmp_path / 'shallownet' / 'mlflow.db'}")
+
+
+def test_an_interrupted_sweeps_summary_has_no_empty_table_and_counts_the_whole_wait(capsys):
+    """A sweep stopped before any job ended: one line instead of a table header with no rows,
+    and the time since the command started (imports and compose included), not since the
+    parent run was opened a moment before the stop."""
+    import psutil
+
+    from shallownet.sweep.session import Session
+
+    session = object.__new__(Session)
+    session.total, session.swept, session.sweep_id = 6, ["seed"], "abc123"
+    session.uri, session.exp_id = "sqlite:////tmp/nowhere/mlflow.db", "1"
+    session.t0 = time.time()  # the parent opened just now
+    counts = dict.fromkeys(
+        ["jobs_finished", "jobs_failed", "jobs_diverged", "jobs_killed", "jobs_skipped"], 0
+    )
+    session._summary([], counts, "parent-id", complete=False)
+    out = capsys.readouterr().out.splitlines()
+    head = next(line for line in out if line.startswith("sweep summary"))
+    waited = time.time() - psutil.Process().create_time()
+    seconds = float(head.split("; ")[1].split("s since")[0])
+    assert head.startswith("sweep summary (0/6 jobs this session, INCOMPLETE; ")
+    assert waited - 5 <= seconds <= waited and seconds > 0.5  # this test process started earlier
+    assert "  no job ended this session: nothing to tabulate" in out
+    assert not [line for line in out if "test_acc mean" in line]
+
+
+def test_a_sweep_run_from_an_empty_directory_leaves_it_empty(tmp_path, monkeypatch):
+    """Its job files and every folder they needed (outputs/multirun/<time>/<job>/) go when the
+    sweep closes; a folder that holds anything else (the checkout's store) stays."""
+    from shallownet.sweep.session import _tidy
+
+    monkeypatch.chdir(tmp_path)
+    sweep_dir = Path("outputs") / "multirun" / "2026-12-07_15-00-00-000000"
+    for num in (0, 1):
+        (sweep_dir / str(num)).mkdir(parents=True)
+        (sweep_dir / str(num) / "outcome.json").write_text(
+            json.dumps({"session": "s1", "status": "FINISHED"})
+        )
+    (sweep_dir / "multirun.yaml").write_text("{}")
+    _tidy(sweep_dir, "s1")
+    assert list(tmp_path.iterdir()) == []
+    (sweep_dir / "0").mkdir(parents=True)
+    (tmp_path / "outputs" / "mlflow.db").write_text("")
+    _tidy(sweep_dir, "s1")
+    assert [p.name for p in tmp_path.rglob("*")] == ["outputs", "mlflow.db"]

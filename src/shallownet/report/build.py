@@ -148,7 +148,9 @@ def analyse(s: Study, curves: dict) -> None:
         return stats.orient(s.results.iloc[index[cmp.hypothesis()]], cmp)
 
     sched = next((f for f in factors if f.startswith("lr_schedule.") and f.endswith(".name")), None)
-    s.flags = checks.study_checks(runs, factors, curves, constant_value(s.children, "lr_schedule.name"))
+    s.flags = checks.study_checks(
+        runs, factors, curves, constant_value(s.children, "lr_schedule.name"), threshold=s.threshold
+    )
     s.flags += s.design.flags()
     s.identical = {
         (f["factor"], frozenset((f["a"], f["b"]))) for f in s.flags if f["kind"] == "identical arms"

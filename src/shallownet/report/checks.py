@@ -74,10 +74,26 @@ def _arms(fin, factors):
     return [(f"`{f}` = {lv}", fin[fin[f] == lv]) for f in factors for lv in sort_levels(fin[f])]
 
 
-def threshold_checks(fin, factors) -> list:
+def fragile_arms(fin, factors, threshold) -> list:
+    """[(factor, level, mean, sd)] of the arms whose mean final train loss lies within one sd
+    (ddof=1) of the loss threshold: whether a run of such an arm reaches the threshold is its
+    seed's noise, so its reach rate decides nothing."""
+    if threshold is None or not np.isfinite(threshold) or "final_train_loss" not in fin:
+        return []
+    out = []
+    for f in factors or [None]:
+        for lv in sort_levels(fin[f]) if f else ["all"]:
+            final = (fin[fin[f] == lv] if f else fin)["final_train_loss"].astype(float).dropna()
+            if len(final) >= 2 and abs(threshold - final.mean()) < final.std(ddof=1):
+                out.append((f, lv, float(final.mean()), float(final.std(ddof=1))))
+    return out
+
+
+def threshold_checks(fin, factors, threshold=None) -> list:
     """Flags of a loss threshold that cannot separate the arms: nobody reaches it, an arm
     reaches it in under half of its runs (its epochs to threshold are mostly the censoring
-    horizon), or every run reaches it within the first EARLY x tau epochs (or all at once)."""
+    horizon), an arm's final train loss straddles it within the runs' own spread (fragile), or
+    every run reaches it within the first EARLY x tau epochs (or all at once)."""
     st = fin["ett_status"]
     measured = fin[st != "no curve"]
     if not len(measured):
@@ -109,6 +125,25 @@ def threshold_checks(fin, factors) -> list:
                 ),
             }
         )
+    fragile = fragile_arms(measured, factors, threshold)
+    if fragile:
+        flags.append(
+            {
+                "kind": "fragile threshold",
+                "arms": [(f, str(lv)) for f, lv, _, _ in fragile],
+                "text": (
+                    f"The loss threshold ({num(threshold)}) lies within one sd of the mean final train "
+                    "loss of "
+                    + ", ".join(
+                        (f"`{f}` = {lv}" if f else "the runs") + f" ({num(m)}, sd {num(sd)})"
+                        for f, lv, m, sd in fragile
+                    )
+                    + ": whether a run of it reaches the threshold is its seed's noise, so its reach "
+                    "rate (marked fragile) decides nothing (pick another --loss-fraction or "
+                    "--loss-threshold)."
+                ),
+            }
+        )
     tau = horizon(fin)
     ett = measured[ETT]
     if reached.all() and (ett == ett.min()).all():
@@ -135,9 +170,10 @@ def threshold_checks(fin, factors) -> list:
     return flags
 
 
-def study_checks(runs, factors, curves, children_schedule=None) -> list:
+def study_checks(runs, factors, curves, children_schedule=None, threshold=None) -> list:
     """Flags [{"kind", "text"}] for the study in ``runs`` (finished runs judged).
-    ``children_schedule`` is the constant lr_schedule.name of the runs, if any."""
+    ``children_schedule`` is the constant lr_schedule.name of the runs, if any; ``threshold``
+    the loss threshold of epochs to threshold."""
     flags = []
     fin = runs[runs["state"] == "finished"]
     if not factors:
@@ -228,7 +264,7 @@ def study_checks(runs, factors, curves, children_schedule=None) -> list:
                 ),
             }
         )
-    flags += threshold_checks(fin, factors)
+    flags += threshold_checks(fin, factors, threshold)
     seeds = fin["seed"].nunique()
     if factors and 0 < seeds < 3:
         flags.append(

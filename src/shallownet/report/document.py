@@ -260,7 +260,7 @@ def summary_table(s) -> tuple:
             f"{r['n_runs']} ({r['n_finished']})",
             _level_ci(s, r, "final_test_accuracy"),
             _level_ci(s, r, "final_test_loss"),
-            f"{r[f'{ETT}_n_reached']}/{r['n_finished']}",
+            f"{r[f'{ETT}_n_reached']}/{r['n_finished']}{_fragile(s, r)}",
             _km_cell(r),
         ]
         for _, r in _in_study_order(s, s.summary).iterrows()
@@ -383,6 +383,13 @@ def section_levels(s) -> dict:
     return {"emm": bool(s.level_emms), "tables": tables}
 
 
+def _fragile(s, r) -> str:
+    """' (fragile)' beside the reach rate of an arm the fragile-threshold check names."""
+    arms = {tuple(a) for f in s.flags if f["kind"] == "fragile threshold" for a in f["arms"]}
+    factor = None if r["factor"] == "(all runs)" else r["factor"]
+    return " (fragile)" if (factor, str(r["level"])) in arms else ""
+
+
 def section_ett(s) -> dict:
     tables = []
     for f in s.table_factors:
@@ -392,7 +399,7 @@ def section_ett(s) -> dict:
             rows.append(
                 [
                     r["level"],
-                    f"{r[f'{ETT}_n_reached']} of {n}",
+                    f"{r[f'{ETT}_n_reached']} of {n}{_fragile(s, r)}",
                     _km_cell(r),
                     mean_ci(r[f"{ETT}_rmean"], r[f"{ETT}_rmean_ci_low"], r[f"{ETT}_rmean_ci_high"]),
                     num(r[f"{ETT}_mean_reached"]),

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import secrets
-import shutil
 import tempfile
 import threading
 import time
@@ -517,9 +516,12 @@ class Session:
         lines = [
             "",
             f"sweep summary ({len(outcomes)}/{self.total} jobs this session"
-            f"{'' if complete else ', INCOMPLETE'}; {time.time() - self.t0:.1f}s):",
+            f"{'' if complete else ', INCOMPLETE'}; {_since_start():.1f}s since the command started):",
         ]
-        lines += _level_table(outcomes, [k for k in self.swept if k != "seed"])
+        if outcomes:
+            lines += _level_table(outcomes, [k for k in self.swept if k != "seed"])
+        else:
+            lines.append("  no job ended this session: nothing to tabulate")
         done = [
             o
             for o in outcomes
@@ -538,6 +540,13 @@ class Session:
         )
         lines += store.ui_lines(self.uri, f"#/experiments/{self.exp_id}/runs/{parent}")
         emit("\n".join(lines))
+
+
+def _since_start():
+    """Seconds since this process started: what the user waited, imports and compose included."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def _level_table(outcomes, keys):
@@ -661,8 +670,7 @@ def _tidy(sweep_dir, session):
     for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if not any(d.iterdir()):
             d.rmdir()
-    if root.is_dir() and not any(root.iterdir()):
-        root.rmdir()
-        parent = root.parent
-        if parent.name == "multirun" and parent.is_dir() and not any(parent.iterdir()):
-            shutil.rmtree(parent, ignore_errors=True)
+    here, d = Path.cwd().resolve(), root.resolve()
+    while d != here and here in d.parents and d.is_dir() and not any(d.iterdir()):
+        d.rmdir()  # the sweep's folder, then outputs/multirun/ and outputs/ when left empty
+        d = d.parent
