@@ -11,12 +11,16 @@ reported; then Playwright drives Debian's /usr/bin/chromium over it:
 Screenshots go to outputs/screenshots/ (report.png, mlflow_ui_runs.png, mlflow_ui_artifacts.png).
 
 A second sweep, the whole tutorial000_activations study (3 activations x 5 seeds), feeds the
-README's "compare in the UI" clicks: the runs page opened by the README's link (children of
-the study, chart view), then "Group by" -> activation.name and "train_loss" in the chart
-search; the test checks 3 groups of 5 runs (all 15 charted, none hidden by the 10-run default)
-and saves mlflow_ui_grouped_train_loss.png, mlflow_ui_parent_description.png and
-mlflow_ui_child_datasets.png (a child's Overview with its Datasets box): into docs/ for the
-README with `make screenshots`, else into outputs/screenshots/ like the others.
+README's "compare in the UI" steps, followed as the README words them, in its order: the runs
+page opened by the README's link (children of the study sorted by name descending, chart
+view), the eye menu's "Show all runs", "Group by" -> activation.name and "train_loss" in the
+chart search. Before grouping it counts the runs charted: all 15 rows' eyes open and all 15
+runs drawn in the train_loss chart (MLflow charts the first 10 by default, and no URL
+parameter changes that); then 3 groups of 5 runs in the study's order (tanh, relu,
+leaky_relu, as its config sweeps them). It saves mlflow_ui_grouped_train_loss.png,
+mlflow_ui_parent_description.png and mlflow_ui_child_datasets.png (a child's Overview with
+its Datasets box): into docs/ for the README with `make screenshots`, else into
+outputs/screenshots/ like the others.
 A machine without Chromium or the playwright package FAILS here (it does not skip):
 run scripts/install-browser.sh.
 """
@@ -32,6 +36,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import BIN, client_for, run_cli
 
 from shallownet.net import free_port
@@ -63,8 +68,16 @@ DOCS = ROOT / "docs"
 README_SHOTS = DOCS if os.environ.get("SHALLOWNET_DOCS_SCREENSHOTS") == "1" else SCREENSHOTS
 COMPARE_STUDY = "tutorial000_activations"
 COMPARE_GROUPS = {"tanh": 5, "relu": 5, "leaky_relu": 5}
-# The README's link: the study's child runs, chart view (both are URL state in MLflow 3.17;
-# "Group by" is not: it lives in the browser's localStorage, hence the clicks).
+# the study's order: its config's sweep over activations
+STUDY_ORDER = [
+    v.strip()
+    for v in yaml.safe_load(
+        (ROOT / "src" / "shallownet" / "conf" / "experiment" / f"{COMPARE_STUDY}.yaml").read_text()
+    )["hydra"]["sweeper"]["params"]["activation"].split(",")
+]
+# The README's link: the study's child runs, their sort, chart view (URL state in MLflow 3.17;
+# the runs shown in the charts and "Group by" are not: they live in the browser's
+# localStorage, hence the clicks).
 COMPARE_FILTER = f"tags.`shallownet.role` = 'child' and tags.overrides LIKE '%{COMPARE_STUDY}%'"
 
 
@@ -312,6 +325,7 @@ def study(tmp_path_factory):
         "exp_id": exp.experiment_id,
         "parent": parent,
         "child": child,
+        "children": sorted(c.info.run_name for c in children),
         "child_datasets": [d.dataset.name for d in child.inputs.dataset_inputs],
     }
 
@@ -322,6 +336,46 @@ def compare_url(base, exp_id):
     link = re.search(r"`http://127\.0\.0\.1:5000/#/experiments/1/runs\?([^`]+)`", README).group(1)
     assert urllib.parse.parse_qs(link)["searchFilter"] == [COMPARE_FILTER]
     return f"{base}/#/experiments/{exp_id}/runs?{link}"
+
+
+def compare_steps():
+    """The README's numbered steps after its compare link, in order, each on one line."""
+    section = README.split("**Compare in the UI**", 1)[1].split("\n![", 1)[0]
+    return [" ".join(s.split()) for s in re.findall(r"^\d+\. (.+?)(?=^\d+\. |\Z)", section, re.M | re.S)]
+
+
+def shown_runs(page):
+    """Run name -> whether its row's eye is open (the run is charted), for every listed run."""
+    rows = page.locator(".ag-row", has=page.locator("input.is-visibility-toggle-checkbox"))
+    return dict(
+        rows.evaluate_all(
+            "rows => rows.map(r => [r.querySelector('a[href*=\"/runs/\"]').innerText.trim(),"
+            " r.querySelector('input.is-visibility-toggle-checkbox').checked])"
+        )
+    )
+
+
+def drawn_runs(page, metric, expected, timeout=10.0):
+    """The run names drawn in the chart view's ``metric`` line chart (plotly's traces, one or
+    more per run), read until they are ``expected`` or ``timeout`` s passed. Charts out of
+    view are not rendered: the chart area is scrolled until the chart is there."""
+    card = page.locator(
+        "[data-testid='experiment-view-compare-runs-card']", has=page.get_by_text(metric, exact=True)
+    )
+    page.get_by_test_id("experiment-view-compare-runs-chart-area").hover()
+    for _ in range(40):
+        if card.count():
+            break
+        page.mouse.wheel(0, 400)
+        page.wait_for_timeout(250)
+    card.first.scroll_into_view_if_needed()
+    plot = card.first.locator(".js-plotly-plot").first
+    deadline = time.monotonic() + timeout
+    while True:
+        names = sorted(set(plot.evaluate("g => (g.data || []).map(d => d.name).filter(n => n)")))
+        if names == sorted(expected) or time.monotonic() > deadline:
+            return names
+        page.wait_for_timeout(250)
 
 
 # ----------------------------------------------------------------------------- the tests
@@ -449,7 +503,8 @@ def close_assistant(page):
 
 @pytest.mark.slow
 def test_mlflow_ui_grouped_comparison(study):
-    """The README's three clicks: link -> Group by activation.name -> chart search train_loss."""
+    """The README's steps: link -> eye menu "Show all runs" -> Group by activation.name ->
+    chart search train_loss; every run charted before grouping, groups in the study's order."""
     require_browser()
     from playwright.sync_api import expect
 
@@ -464,7 +519,7 @@ def test_mlflow_ui_grouped_comparison(study):
             assistant_seen = "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true')"
             context, page, outside = loopback_page(browser, base, init_script=assistant_seen)
 
-            # The link: filter and chart view come from the URL.
+            # The link: filter, sort and chart view come from the URL.
             page.goto(compare_url(base, exp_id))
             search = page.get_by_placeholder("Search metric charts")
             expect(search).to_be_visible()
@@ -472,27 +527,68 @@ def test_mlflow_ui_grouped_comparison(study):
             # It opens on the children themselves, not on their collapsed parent.
             expect(page.locator(".ag-row", has_text=child.info.run_name).first).to_be_visible()
             expect(page.locator(".ag-row", has_text=parent.info.run_name)).to_have_count(0)
-            # Click 1-2: "Group by" -> the param activation.name (aggregate: average, the
-            # default, drawn with a min-max band).
-            page.get_by_role("button", name="Group by").click()
-            page.get_by_placeholder("Search").last.fill("activation.name")
-            page.get_by_text("activation.name", exact=True).last.click()
-            page.keyboard.press("Escape")
-            expect(page.get_by_role("button", name="Group by: activation.name")).to_be_visible()
-            for value, size in COMPARE_GROUPS.items():
-                group = page.get_by_text(f"Group: {value}", exact=True)
-                expect(group).to_be_visible()
-                row = page.locator(".ag-row", has=group)
-                expect(row).to_contain_text(str(size))
-            # Click 3: only the train_loss charts.
-            search.fill("train_loss")
-            chart = page.locator(
-                ".react-grid-item, [data-testid^='experiment-view-compare-runs-card']",
-                has=page.get_by_text("train_loss", exact=True),
-            ).first
-            expect(chart).to_be_visible()
-            for value in COMPARE_GROUPS:
-                expect(chart.get_by_text(f"{value} (train_loss)", exact=True)).to_be_visible()
+            runs = study["children"]
+            expect(page.locator(".ag-row input.is-visibility-toggle-checkbox")).to_have_count(len(runs))
+
+            # Then the README's numbered steps, as it words them, in its order.
+            done = []
+            for step in compare_steps():
+                if step.startswith("Click the eye icon in the run list's header → **"):
+                    # the runs-visibility menu in the table's header -> the item the README names
+                    item = re.search(r"→ \*\*(.+?)\*\*", step).group(1)
+                    page.get_by_test_id("experiment-view-runs-visibility-column-header").click()
+                    page.get_by_role("menuitemradio", name=item, exact=True).click()
+                    done.append("show runs")
+                elif step.startswith("**Group by** → type `activation.name` → pick it."):
+                    # Before grouping, every run of the study is charted: counted by the eyes of
+                    # the table's rows and by the runs drawn in the train_loss chart.
+                    with contextlib.suppress(AssertionError):  # give the eyes time to open
+                        expect(
+                            page.locator(".ag-row input.is-visibility-toggle-checkbox:checked")
+                        ).to_have_count(len(runs), timeout=5_000)
+                    shown = shown_runs(page)
+                    assert sorted(shown) == runs, shown
+                    hidden = [name for name in runs if not shown[name]]
+                    assert not hidden, (
+                        f"{len(runs) - len(hidden)} of {len(runs)} runs charted, hidden: {hidden}"
+                    )
+                    drawn = drawn_runs(page, "train_loss", runs)
+                    assert drawn == runs, (
+                        f"{len(drawn)} of {len(runs)} runs drawn in train_loss, missing: "
+                        f"{sorted(set(runs) - set(drawn))}"
+                    )
+                    # "Group by" -> the param activation.name (aggregate: average, the default,
+                    # drawn with a min-max band).
+                    page.get_by_role("button", name="Group by").click()
+                    page.get_by_placeholder("Search").last.fill("activation.name")
+                    page.get_by_text("activation.name", exact=True).last.click()
+                    page.keyboard.press("Escape")
+                    expect(page.get_by_role("button", name="Group by: activation.name")).to_be_visible()
+                    for value, size in COMPARE_GROUPS.items():
+                        group = page.get_by_text(f"Group: {value}", exact=True)
+                        expect(group).to_be_visible()
+                        row = page.locator(".ag-row", has=group)
+                        expect(row).to_contain_text(str(size))
+                    # the groups in the study's order (the runs' sort)
+                    groups = page.get_by_text(re.compile(r"^Group: ")).all_inner_texts()
+                    assert [g.removeprefix("Group: ") for g in groups] == STUDY_ORDER, groups
+                    done.append("group")
+                elif step.startswith("In **Search metric charts** type `train_loss`."):
+                    # only the train_loss charts
+                    search.fill("train_loss")
+                    chart = page.locator(
+                        ".react-grid-item, [data-testid^='experiment-view-compare-runs-card']",
+                        has=page.get_by_text("train_loss", exact=True),
+                    ).first
+                    expect(chart).to_be_visible()
+                    for value in COMPARE_GROUPS:
+                        expect(chart.get_by_text(f"{value} (train_loss)", exact=True)).to_be_visible()
+                    legend = chart.get_by_text(re.compile(r"^\S+ \(train_loss\)$")).all_inner_texts()
+                    assert legend == [f"{value} (train_loss)" for value in STUDY_ORDER], legend
+                    done.append("search")
+                else:
+                    pytest.fail(f"a README step this test does not follow: {step!r}", pytrace=False)
+            assert done == ["show runs", "group", "search"], done
             page.wait_for_timeout(1500)  # let plotly finish drawing the bands
             screenshot(page, "mlflow_ui_grouped_train_loss.png", folder=README_SHOTS)
             state = page.evaluate(
