@@ -405,6 +405,8 @@ def test_tutorial001_blobs_every_plateau_run_decays_and_its_reach_rates_are_mark
         x for x in section(md, "Summary").splitlines() if x.startswith("| lr_schedule.name | constant |")
     ]
     assert "/5 (fragile)" in row
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("lr_schedule.name  constant")]
+    assert "/5 (fragile)" in line  # the report's stdout table too
 
 
 def test_a_claim_states_its_difference_better_minus_worse():
@@ -431,7 +433,8 @@ def test_a_claim_states_its_difference_better_minus_worse():
 def test_check_flags_a_threshold_inside_an_arms_own_spread_of_final_loss():
     """tutorial001_blobs at main b291cd7: threshold 0.361, the constant arm's final train losses
     around 0.361 (two runs 'did not reach' it at 0.362 and 0.371). Its reach rate is noise: the
-    check names the arm, with its mean and sd; an arm far below the threshold is not named."""
+    check names the arm, with its median and spread (1.4826 x MAD); an arm far below the
+    threshold is not named, nor one whose runs all sit far from it but for one stuck run."""
     t = run_table(
         [("plateau", 5), ("constant", 5)],
         reached=[1, 1, 1, 1, 1, 1, 1, 1, 0, 0],
@@ -441,5 +444,8 @@ def test_check_flags_a_threshold_inside_an_arms_own_spread_of_final_loss():
     flags = checks.study_checks(t, ["lr_schedule.name"], {}, threshold=0.361)
     (f,) = [f for f in flags if f["kind"] == "fragile threshold"]
     assert f["arms"] == [("lr_schedule.name", "constant")]
-    assert "`lr_schedule.name` = constant (0.361, sd 0.00612)" in f["text"] and "plateau" not in f["text"]
+    assert "`lr_schedule.name` = constant (median 0.359, spread 0.00445)" in f["text"]
+    assert "plateau" not in f["text"]
     assert "fragile threshold" not in kinds(checks.study_checks(t, ["lr_schedule.name"], {}, threshold=0.2))
+    t["final_train_loss"] = [0.30, 0.31, 0.29, 0.30, 0.31, 0.04, 0.067, 0.095, 0.05, 0.6]  # one stuck run
+    assert "fragile threshold" not in kinds(checks.study_checks(t, ["lr_schedule.name"], {}, threshold=0.35))

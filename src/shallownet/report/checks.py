@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import median_abs_deviation
 
 from .fmt import num
 from .runs import COMPARE_METRICS, ETT, METRIC_LABELS, SUMMARY_METRICS, horizon, sort_levels, value_column
@@ -75,17 +76,21 @@ def _arms(fin, factors):
 
 
 def fragile_arms(fin, factors, threshold) -> list:
-    """[(factor, level, mean, sd)] of the arms whose mean final train loss lies within one sd
-    (ddof=1) of the loss threshold: whether a run of such an arm reaches the threshold is its
-    seed's noise, so its reach rate decides nothing."""
+    """[(factor, level, median, spread)] of the arms whose final train losses straddle the loss
+    threshold within their own spread: |threshold - median| < 1.4826 x MAD (the median absolute
+    deviation scaled to a normal sd; robust to one run stuck far away). Whether a run of such an
+    arm reaches the threshold is its seed's noise, so its reach rate decides nothing."""
     if threshold is None or not np.isfinite(threshold) or "final_train_loss" not in fin:
         return []
     out = []
     for f in factors or [None]:
         for lv in sort_levels(fin[f]) if f else ["all"]:
             final = (fin[fin[f] == lv] if f else fin)["final_train_loss"].astype(float).dropna()
-            if len(final) >= 2 and abs(threshold - final.mean()) < final.std(ddof=1):
-                out.append((f, lv, float(final.mean()), float(final.std(ddof=1))))
+            if len(final) < 2:
+                continue
+            median, spread = float(final.median()), float(median_abs_deviation(final, scale="normal"))
+            if abs(threshold - median) < spread:
+                out.append((f, lv, median, spread))
     return out
 
 
@@ -132,10 +137,10 @@ def threshold_checks(fin, factors, threshold=None) -> list:
                 "kind": "fragile threshold",
                 "arms": [(f, str(lv)) for f, lv, _, _ in fragile],
                 "text": (
-                    f"The loss threshold ({num(threshold)}) lies within one sd of the mean final train "
-                    "loss of "
+                    f"The loss threshold ({num(threshold)}) lies within the runs' own spread of the "
+                    "final train loss of "
                     + ", ".join(
-                        (f"`{f}` = {lv}" if f else "the runs") + f" ({num(m)}, sd {num(sd)})"
+                        (f"`{f}` = {lv}" if f else "the runs") + f" (median {num(m)}, spread {num(sd)})"
                         for f, lv, m, sd in fragile
                     )
                     + ": whether a run of it reaches the threshold is its seed's noise, so its reach "

@@ -384,7 +384,8 @@ def section_levels(s) -> dict:
 
 
 def _fragile(s, r) -> str:
-    """' (fragile)' beside the reach rate of an arm the fragile-threshold check names."""
+    """' (fragile)' beside the reach rate of an arm the fragile-threshold check names (``s``:
+    the report's state or the Report, both carry ``flags``)."""
     arms = {tuple(a) for f in s.flags if f["kind"] == "fragile threshold" for a in f["arms"]}
     factor = None if r["factor"] == "(all runs)" else r["factor"]
     return " (fragile)" if (factor, str(r["level"])) in arms else ""
@@ -692,7 +693,7 @@ def summary_text(report) -> str:
                 str(r["n_finished"]),
                 str(r["n_failed"]),
                 mean_ci(r[k], r[k.replace("_mean", "") + "_ci_low"], r[k.replace("_mean", "") + "_ci_high"]),
-                f"{r[f'{ETT}_n_reached']}/{r['n_finished']}",
+                f"{r[f'{ETT}_n_reached']}/{r['n_finished']}{_fragile(report, r)}",
                 _km_cell(r),
             ]
         )

@@ -671,6 +671,12 @@ def _tidy(sweep_dir, session):
         if not any(d.iterdir()):
             d.rmdir()
     here, d = Path.cwd().resolve(), root.resolve()
-    while d != here and here in d.parents and d.is_dir() and not any(d.iterdir()):
-        d.rmdir()  # the sweep's folder, then outputs/multirun/ and outputs/ when left empty
+    while (
+        d.is_dir()
+        and not any(d.iterdir())
+        and (d == root.resolve() or d.name == "multirun" or here in d.parents)
+    ):
+        d.rmdir()  # the sweep's folder, then multirun/ and (below the working dir) outputs/ when left empty
         d = d.parent
+        if d == here:
+            break
