@@ -221,7 +221,7 @@ def test_the_grid_is_hydras_basic_sweeper_order():
     dirs stay what they were."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from hydra_plugins.shallownet_sweeper import batches, jobs_of
+    from hydra_plugins.shallownet_sweeper import batches, jobs_of  # the sweeper launches this grid
 
     parse = OverridesParser.create().parse_overrides
     jobs = jobs_of(

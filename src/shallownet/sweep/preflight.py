@@ -13,12 +13,12 @@ import re
 
 from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra_plugins.shallownet_sweeper import jobs_of  # the grid the sweeper will run
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
 from .. import config
+from .grid import jobs_of  # the grid the sweeper will run
 from ..hints import did_you_mean
 from ..job import RunError
 
