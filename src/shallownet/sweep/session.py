@@ -47,6 +47,7 @@ from ..stop import STOP
 _OPEN = None  # the Session whose parent run this process has open
 _EXIT = 0  # exit code of the last sweep this process closed
 FORWARD_WAIT_SECONDS = 60.0  # how long jobs in flight get to record their interrupted runs
+OTHERS_POLL_SECONDS = 0.5  # how often the close looks at runs another sweep still trains
 
 
 class SweepAbort(BaseException):
@@ -438,9 +439,9 @@ class Session:
         from ..record import tracking
 
         self._end_leftovers(parent, outcomes)
-        runs = tracking.deciding_runs(
-            tracking.get_runs(self.client, [self.exp_id], self._members(parent, outcomes))
-        )
+        members = self._members(parent, outcomes)
+        self._await_others(members)
+        runs = tracking.deciding_runs(tracking.get_runs(self.client, [self.exp_id], members))
         counts = _store_counts(runs, outcomes, self.total)
         counts["sweep_seconds"] = time.time() - self.t0
         tracking.log_summary(
@@ -452,6 +453,29 @@ class Session:
         except Exception as err:
             say(f"could not store the members of sweep {self.sweep_id}: {tracking._first_line(err)}")
         return counts
+
+    def _await_others(self, members):
+        """Members another process is still training (this sweep skipped them as in progress):
+        the summary counts them, so wait until they end, their owner is found gone (then they
+        are closed KILLED), or a stop is requested."""
+        from ..record import claims, tracking
+
+        told = False
+        while not STOP.requested:
+            runs = tracking.get_runs(self.client, [self.exp_id], members)
+            training = [
+                r
+                for r in runs
+                if r.info.status == "RUNNING" and r.data.tags.get(tracking.TAG_SESSION) != self.session
+            ]
+            closed = claims.close_stale(self.client, training, "the sweep's close")
+            training = [r for r in training if r.info.run_id not in closed]
+            if not training:
+                return
+            if not told:
+                say(f"waiting for {len(training)} run(s) that another process trains for this sweep")
+                told = True
+            time.sleep(OTHERS_POLL_SECONDS)
 
     def _end_parent_anyway(self, parent, cause):
         """The parent whose record could not be written (a damaged store): ended KILLED (the
