@@ -29,6 +29,9 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import OmegaConf, open_dict
 
 
+CLUSTER = "slurm"  # submitit's executor name; its SLURM parameters are prefixed with it
+
+
 class SubmitError(RuntimeError):
     """sbatch refused the jobs or could not be run (its first line of stderr)."""
 
@@ -74,15 +77,11 @@ class SlurmLauncher(_SlurmLauncher):
         params, init_keys = self.params, {"max_num_timeout", "submitit_folder"}
         init = {"folder": params["submitit_folder"]}
         if "max_num_timeout" in params:
-            init[f"{self._EXECUTOR}_max_num_timeout"] = params["max_num_timeout"]
-        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+            init[f"{CLUSTER}_max_num_timeout"] = params["max_num_timeout"]
+        executor = submitit.AutoExecutor(cluster=CLUSTER, **init)
         base = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(
-            **{
-                k if k in base else f"{self._EXECUTOR}_{k}": v
-                for k, v in params.items()
-                if k not in init_keys
-            }
+            **{k if k in base else f"{CLUSTER}_{k}": v for k, v in params.items() if k not in init_keys}
         )
         return executor
 
