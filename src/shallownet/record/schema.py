@@ -138,7 +138,7 @@ def _migrated_copy(path):
     from mlflow.tracking import MlflowClient
 
     _remove_leftovers(path)
-    tmp = path.with_name(f"{path.name}{BUILDING}{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = _building(path)
     try:
         MlflowClient(f"sqlite:///{tmp}")  # MLflow creates and migrates the schema of a new store
     except BaseException:
@@ -155,19 +155,26 @@ def _build(path):
     """MLflow's schema in a temporary file beside ``path`` (a copy of the template, else
     migrated there), linked into place once complete: a kill leaves only the temporary file,
     which the next build removes. A store another client began meanwhile is kept."""
-    _remove_leftovers(path)
     source = template()
-    if source is None:
-        tmp = _migrated_copy(path)
-    else:
-        tmp = path.with_name(f"{path.name}{BUILDING}{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = _migrated_copy(path) if source is None else _copied(source, path)
     try:
-        if source is not None:
-            shutil.copyfile(source, tmp)
-            _as_if_created_here(tmp)
         _link(tmp, path)
     finally:
         _remove(tmp)
+
+
+def _copied(source, path):
+    """A temporary file beside ``path`` holding a copy of the template ``source``, as MLflow
+    would have created it here. Files of dead builders are removed first."""
+    _remove_leftovers(path)
+    tmp = _building(path)
+    try:
+        shutil.copyfile(source, tmp)
+        _as_if_created_here(tmp)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return tmp
 
 
 def _as_if_created_here(db):
@@ -215,6 +222,11 @@ def _quiet(path):
 
 def _journal(path):
     return path.with_name(path.name + "-journal")
+
+
+def _building(path):
+    """The name of a schema being built for ``path``: <name>.creating-<pid>-<token>."""
+    return path.with_name(f"{path.name}{BUILDING}{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def _remove(tmp):
