@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import cli_env
+from conftest import cli_env, client_for
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "shallownet"
@@ -136,3 +136,31 @@ def test_importing_the_computation_loads_no_mlflow_hydra_or_omegaconf():
             env=cli_env(),
         ).stdout
         assert out.strip() == "[]", module
+
+
+RUN_AND_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("loaded:", "mlflow" in sys.modules, file=sys.stderr))
+from shallownet.sweep.cli import main
+sys.argv = ["shallownet-train", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_single_run_trains_in_a_process_that_never_imports_mlflow(tmp_path):
+    """The run's process composes, loads the data and trains; its recorder process (which
+    imports mlflow) writes the run, whole."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    res = subprocess.run(
+        [sys.executable, "-c", RUN_AND_PROBE, "train.epochs=50", f"tracking.uri={uri}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "loaded: False" in res.stderr, res.stderr
+    (run,) = client_for(uri).search_runs(["1"])
+    assert run.info.status == "FINISHED" and run.data.metrics["epochs_completed"] == 50
+    assert run.data.tags["shallownet.owner"] and run.data.tags["version.mlflow"]

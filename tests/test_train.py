@@ -11,7 +11,8 @@ import pytest
 from conftest import BIN, client_for, run_cli, runs_of
 
 from shallownet import config, datasets
-from shallownet.record.tracking import ensure_experiment, recorded_steps, subsample_steps
+from shallownet.record.points import recorded_steps, subsample_steps
+from shallownet.record.tracking import ensure_experiment
 from shallownet.model import MLP, train
 
 pytestmark = pytest.mark.slow

@@ -51,3 +51,11 @@ def emit(line, stream=None):
 def say(msg):
     """A message of shallownet's own, on stderr."""
     emit(f"shallownet: {msg}", sys.stderr)
+
+
+def first_line(err):
+    """The first line of an error's message that names what went wrong (SQLAlchemy puts its
+    notes, "(raised as a result of Query-invoked autoflush; ...", before the cause)."""
+    text = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    causes = [line for line in text if not line.startswith("(raised as a result of")]
+    return (causes or text or [type(err).__name__])[0]

@@ -17,7 +17,7 @@ from mlflow.pyfunc import PythonModel
 
 
 def net_from_npz(path):
-    """(the MLP saved by shallownet.record.tracking.save_net, its class names)."""
+    """(the MLP saved by shallownet.record.contents.save_net, its class names)."""
     from model import MLP
 
     with np.load(path) as f:

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkout
-from .record import store, tracking
+from .console import first_line
+from .record import contents, provenance, store, tracking
 
 WALL_CLOCK = {"train_seconds", "seconds_per_epoch", "sweep_seconds"}
 GROUPS = ("dataset", "activation", "initializer", "lr_schedule")  # chosen by their name key
@@ -48,7 +49,7 @@ def stored_config(client, run_id, tmp):
     try:
         path = client.download_artifacts(run_id, "config.yaml", tmp)
     except Exception as err:
-        raise ReproduceError(f"run {run_id} has no config.yaml ({tracking._first_line(err)})") from None
+        raise ReproduceError(f"run {run_id} has no config.yaml ({first_line(err)})") from None
     data = yaml.safe_load(Path(path).read_text())
     if not isinstance(data, dict):
         raise ReproduceError(f"run {run_id}: config.yaml is not a mapping")
@@ -145,7 +146,7 @@ def _installed_warning(run, commit, top):
     """Re-running with the code installed here: say so unless it is the run's own version,
     recorded outside a checkout too."""
     then = run.data.tags.get("version.shallownet")
-    now = tracking.environment_tags().get("version.shallownet")
+    now = provenance.environment_tags().get("version.shallownet")
     if commit == "unknown" and then == now:
         return None
     where = "outside a git checkout" if commit == "unknown" else f"at commit {commit[:10]}"
@@ -186,7 +187,7 @@ def rerun(client, run_id, uri):
         raise ReproduceError(f"re-running {run_id} failed (exit {proc.returncode}): {' | '.join(tail)}")
     new_id = found[-1]
     # (again, for code of a commit that predates SHALLOWNET_REPRODUCES)
-    tracking.set_tags(client, new_id, tracking.reproduction_tags(run_id))
+    tracking.set_tags(client, new_id, contents.reproduction_tags(run_id))
     return new_id, warnings
 
 
@@ -256,7 +257,7 @@ def environment_differences(client, run_id):
             stored = Path(client.download_artifacts(run_id, "environment.txt", tmp)).read_text()
         except Exception:
             return []
-    then, now = _freeze(stored), _freeze(tracking.pip_freeze())
+    then, now = _freeze(stored), _freeze(provenance.pip_freeze())
     skip = {"shallownet"}  # this project itself: its code is compared by commit
     return [
         f"{name} {then.get(name, 'absent')} -> {now.get(name, 'absent')}"
@@ -387,7 +388,7 @@ def main(argv=None):
         print("all identical" if all_same else "NOT all identical")
         return 0 if all_same else 1
     except Exception as err:  # unknown run id, unreachable store, refused config: one line
-        print(f"shallownet-reproduce: {tracking._first_line(err)}", file=sys.stderr)
+        print(f"shallownet-reproduce: {first_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -24,12 +24,23 @@ from pathlib import Path
 import numpy as np
 
 from . import config, datasets, identity
-from .record import claims, contents, tracking
-from .console import emit, say
+from .console import emit, first_line, say
 from .fit import Curves, Fit, fit_stacked, layer_sizes
 from .job import Job, Outcome, RunError
 from .model import MLP
-from .names import TAG_FAILURE
+from .names import (
+    TAG_CODE,
+    TAG_CONFIG_HASH,
+    TAG_DATA,
+    TAG_FAILURE,
+    TAG_ROLE,
+    TAG_RUN_KEY,
+    TAG_SESSION,
+    TAG_SWEEP,
+)
+from .record import contents, store
+from .record.messages import RunRecord, Ticket
+from .record.pulse import Pulse
 from .stop import STOP
 
 
@@ -89,33 +100,32 @@ def _spec(c, split, force, job):
     return Spec(config.RunConfig.of(c, key_of, job.swept_values(), force), split, job)
 
 
-def open_store(spec, job):
-    """(client, experiment id); the store's schema is created once, under a lock, never
+def open_store(recorder, spec, job):
+    """The experiment's id; the store's schema is created once, under a lock, never
     interrupted halfway. RunError(3) if it cannot be used."""
     tr = spec.run.tracking
     with STOP.deferred():
         try:
-            client = tracking.connect(tr.uri, tr.timeout, tr.retries)
-            exp_id = (
-                job.sweep.experiment_id
-                if job.sweep
-                else tracking.ensure_experiment(tr.uri, tr.experiment, client)
-            )
+            opening = recorder.submit("open", tr, job.sweep.experiment_id if job.sweep else None)
+            if tr.log_plots:
+                contents.load_plotting()  # meanwhile
+            exp_id = opening.result()
         except Exception as err:  # unreachable server, locked, broken or full store
             raise RunError(
-                3, "TRACKING_ERROR", f"tracking store {tr.uri} unusable: {tracking._first_line(err)}"
+                3, "TRACKING_ERROR", f"tracking store {tr.uri} unusable: {first_line(err)}"
             ) from None
     STOP.check()
-    return client, exp_id
+    return exp_id
 
 
 def run_tags(spec, job):
+    """The run's tags but its owner and provenance (the recorder adds those)."""
     split, sweep = spec.split, job.sweep
     tags = {
-        tracking.TAG_CONFIG_HASH: spec.run.config_hash,
-        tracking.TAG_RUN_KEY: spec.run.run_key,
-        tracking.TAG_DATA: split.fingerprint,
-        tracking.TAG_CODE: identity.code_fingerprint(),
+        TAG_CONFIG_HASH: spec.run.config_hash,
+        TAG_RUN_KEY: spec.run.run_key,
+        TAG_DATA: split.fingerprint,
+        TAG_CODE: identity.code_fingerprint(),
         "overrides": " ".join(job.overrides),
         "n_params": str(MLP.n_params_for(layer_sizes(spec.run, split))),
         "n_train": str(len(split.y_train)),
@@ -123,14 +133,12 @@ def run_tags(spec, job):
         "train_class_balance": _balance(split.y_train, len(split.classes)),
         "test_class_balance": _balance(split.y_test, len(split.classes)),
         "test_is_train": str(split.test_is_train).lower(),
-        tracking.TAG_ROLE: "child" if job.in_sweep else "single",
-        **tracking.owner_tags(),
-        **tracking.environment_tags(),
+        TAG_ROLE: "child" if job.in_sweep else "single",
     }
     if sweep:
-        tags.update({tracking.TAG_SWEEP: sweep.sweep_id, tracking.TAG_SESSION: sweep.session})
+        tags.update({TAG_SWEEP: sweep.sweep_id, TAG_SESSION: sweep.session})
     if os.environ.get("SHALLOWNET_REPRODUCES"):  # set by shallownet-reproduce
-        tags.update(tracking.reproduction_tags(os.environ["SHALLOWNET_REPRODUCES"]))
+        tags.update(contents.reproduction_tags(os.environ["SHALLOWNET_REPRODUCES"]))
     return tags
 
 
@@ -163,44 +171,41 @@ def dataset_input(spec):
     }
 
 
-def claim(client, exp_id, spec, job):
-    """Our RUNNING run, or the run that makes it redundant (claims.py). RunError(3)."""
-    params = spec.run.params
-    parent = job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES")
+def ticket(spec, job):
+    """What the recorder needs to claim the run of ``spec``."""
+    return Ticket(
+        name=spec.run.name,
+        tags=run_tags(spec, job),
+        params=spec.run.params,
+        config_hash=spec.run.config_hash,
+        run_key=spec.run.run_key,
+        data_fingerprint=spec.split.fingerprint,
+        compete=job.in_sweep and not spec.run.force,
+        parent=job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES"),
+        dataset=dataset_input(spec),
+    )
 
-    def create():
-        return tracking.create_run(
-            client, exp_id, spec.run.name, run_tags(spec, job), params, parent, dataset=dataset_input(spec)
-        )
 
+def claim(recorder, exp_id, spec, job):
+    """Our RUNNING run, or the run that makes it redundant (record.claims): a Claimed.
+    RunError(3)."""
     with STOP.deferred():
         try:
-            got = claims.claim(
-                client,
-                exp_id,
-                spec.run.config_hash,
-                spec.run.run_key,
-                spec.split.fingerprint,
-                create,
-                compete=job.in_sweep and not spec.run.force,
-            )
+            return recorder.claim(exp_id, ticket(spec, job))
         except Exception as err:
             raise RunError(
-                3,
-                "TRACKING_ERROR",
-                f"cannot create a run in {spec.run.tracking.uri}: {tracking._first_line(err)}",
+                3, "TRACKING_ERROR", f"cannot create a run in {spec.run.tracking.uri}: {first_line(err)}"
             ) from None
-    return got
 
 
-def train_live(client, claimed, job):
+def train_live(recorder, claimed, job):
     """fit_stacked() of the claimed runs [(spec, run id)] with each run's pulse beating:
     heartbeat, live metrics, and for a single run a progress line. [(Fit, points sent)]."""
     specs = [spec for spec, _ in claimed]
     curves = [Curves(spec.run.epochs) for spec in specs]
     on_beat = None if job.in_sweep else _progress_line(time.perf_counter())
     pulses = [
-        tracking.Pulse(client, run_id, cv, spec.run.tracking.max_points, on_beat=on_beat)
+        Pulse(recorder, run_id, cv, spec.run.tracking.max_points, on_beat=on_beat)
         for (spec, run_id), cv in zip(claimed, curves)
     ]
     try:
@@ -230,51 +235,44 @@ def _progress_line(t0):
     return line
 
 
-def send(client, exp_id, run_id, spec, fitted, status, live_points, phases):
-    """The final record but its status: model (FINISHED only), metrics, files."""
-    tr = spec.run.tracking
-    summary = contents.summary(fitted, spec.split, status)
+def send(recorder, exp_id, run_id, spec, fitted, status, live_points, phases):
+    """The final record but its status: the recorder logs the model (FINISHED only) and the
+    metrics while this process writes the files, then logs those."""
+    tr, split = spec.run.tracking, spec.split
     with tempfile.TemporaryDirectory() as tmp:
-        model_id = None
-        try:
-            if tr.log_model and status == "FINISHED":
-                # Before the metrics: given none, MLflow links none to the model by itself
-                # (it would copy every point at step 0, reading each key's history back).
-                split = spec.split
-                model_id = tracking.log_model(
-                    run_id, exp_id, fitted.net, tmp, split.feature_names, split.classes
-                ).model_id
-                phases.mark("model")
-        finally:  # the metrics land even when logging the model failed
-            tracking.log_metrics(
-                client,
-                run_id,
-                tracking.metric_batch(
-                    fitted.curves.done(),
-                    summary,
-                    tr.max_points,
-                    model_id,
-                    planned=fitted.curves.planned,
-                    already=live_points,
-                ),
-            )
-            phases.mark("metrics")
         art = Path(tmp) / "artifacts"
-        contents.write_files(
-            art, spec.run, fitted, spec.split, status, tracking.pip_freeze(), tr.log_plots, phases.mark
+        art.mkdir()
+        weights = None
+        if tr.log_model and status == "FINISHED":
+            weights = Path(tmp) / "net.npz"
+            contents.save_net(fitted.net, weights, split.classes)
+        record = RunRecord(
+            summary=contents.summary(fitted, split, status),
+            curves=fitted.curves.done(),
+            planned=fitted.curves.planned,
+            max_points=tr.max_points,
+            already=live_points,
+            files=str(art),
+            weights=weights and str(weights),
+            feature_names=list(split.feature_names),
+            classes=list(split.classes),
         )
-        tracking.log_files(client, run_id, art)
+        logged = recorder.submit("record", exp_id, run_id, record)
+        contents.write_files(art, spec.run, fitted, split, status, tr.log_plots, phases.mark)
+        logged.result()
+        phases.mark("model_and_metrics")
+        recorder.log_files(run_id, str(art))
         phases.mark("artifacts")
 
 
-def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
+def record_run(recorder, exp_id, run_id, spec, fitted, live_points, phases):
     """Send the record with signals deferred, then end the run: KILLED if a stop came at any
     point; returns (status, reason). A store that fails midway leaves the run FAILED with the
     reason, or (store gone) to the next run that meets it: RunError(3)."""
     with STOP.deferred():
         try:
             send(
-                client,
+                recorder,
                 exp_id,
                 run_id,
                 spec,
@@ -290,12 +288,12 @@ def record_run(client, exp_id, run_id, spec, fitted, live_points, phases):
                     if reason
                     else f"interrupted ({STOP.describe()}) while recording"
                 )
-            tracking.end_run(client, run_id, status, contents.end_tags(fitted, reason))
+            recorder.end(run_id, status, contents.end_tags(fitted, reason))
             phases.mark("end_run")
         except Exception as err:
             why = _recording_error(err)
             try:
-                tracking.end_run(client, run_id, "FAILED", {TAG_FAILURE: f"recording failed: {why}"})
+                recorder.end(run_id, "FAILED", {TAG_FAILURE: f"recording failed: {why}"})
             except Exception:
                 pass  # the store is gone: the run's owner will be gone too, and it is closed then
             raise RunError(3, "TRACKING_ERROR", f"recording run {run_id} failed: {why}") from None
@@ -309,22 +307,24 @@ def _recording_error(err):
         or "disk is full" in str(err)
         or "No space left" in str(err)
     ):
-        return f"disk full ({tracking._first_line(err)})"
-    return tracking._first_line(err)
+        return f"disk full ({first_line(err)})"
+    return first_line(err)
 
 
 # ------------------------------------------------------------------------------ the story
 
 
-def run(cfg, job, phases=None):
-    """Train the job's configurations (one, or one per seed it stacks) and record each run;
+def run(cfg, job, phases=None, recorder=None):
+    """Train the job's configurations (one, or one per seed it stacks) and record each run
+    through ``recorder`` (``record.remote.RemoteRecorder``; None: one in this process);
     returns their [Outcome] (RunError if they cannot start)."""
     phases = phases or Phases()
     specs = prepare(cfg, job)
     phases.mark("config_and_data")
-    client, exp_id = open_store(specs[0], job)
-    phases.mark("import_mlflow")  # and open the store
-    claims_ = [(spec, claim(client, exp_id, spec, spec.job)) for spec in specs]
+    recorder = recorder or _local_recorder()
+    exp_id = open_store(recorder, specs[0], job)
+    phases.mark("open_store")  # waits for the recorder's import of mlflow, if still under way
+    claims_ = [(spec, claim(recorder, exp_id, spec, spec.job)) for spec in specs]
     phases.mark("store_run_params")
     outcomes = {
         spec.run.seed: _skipped(got.skipped_for, spec, phases) for spec, got in claims_ if got.run_id is None
@@ -334,28 +334,35 @@ def run(cfg, job, phases=None):
         if got.retrain and job.in_sweep:
             say(f"{spec.job.shown or spec.run.name}: training again: {got.retrain}")
     if todo:
-        trained = train_live(client, todo, job)
+        trained = train_live(recorder, todo, job)
         phases.mark("train")
         for (spec, run_id), (fitted, live_points) in zip(todo, trained):
-            outcomes[spec.run.seed] = _recorded(client, exp_id, run_id, spec, fitted, live_points, phases)
+            outcomes[spec.run.seed] = _recorded(recorder, exp_id, run_id, spec, fitted, live_points, phases)
     return [outcomes[spec.run.seed] for spec in specs]
 
 
-def _recorded(client, exp_id, run_id, spec, fitted, live_points, phases):
+def _local_recorder():
+    from .record.recorder import Recorder  # imports mlflow when it opens the store
+
+    return Recorder()
+
+
+def _recorded(recorder, exp_id, run_id, spec, fitted, live_points, phases):
     """Record one trained run and end it; its Outcome."""
-    status, reason = record_run(client, exp_id, run_id, spec, fitted, live_points, phases)
+    status, reason = record_run(recorder, exp_id, run_id, spec, fitted, live_points, phases)
     shown = "DIVERGED" if fitted.status == "DIVERGED" else status
     acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
-    return Outcome(
-        shown, reason or "", run_id, acc, phases.elapsed(), spec.run.name, tracking.ui_page(exp_id, run_id)
-    )
+    page = store.ui_page(exp_id, run_id)
+    return Outcome(shown, reason or "", run_id, acc, phases.elapsed(), spec.run.name, page)
 
 
 def _skipped(other, spec, phases):
-    acc = other.data.metrics.get("final_test_accuracy")
-    why = (
-        "an identical run FINISHED" if other.info.status == "FINISHED" else "an identical run is in progress"
-    )
+    why = "an identical run FINISHED" if other.status == "FINISHED" else "an identical run is in progress"
     return Outcome(
-        "SKIPPED", f"{why}: {other.info.run_id}", other.info.run_id, acc, phases.elapsed(), spec.run.name
+        "SKIPPED",
+        f"{why}: {other.run_id}",
+        other.run_id,
+        other.test_accuracy,
+        phases.elapsed(),
+        spec.run.name,
     )

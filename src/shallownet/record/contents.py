@@ -1,12 +1,13 @@
 """What a finished (or stopped) training leaves in its run: the summary metrics, the end tags
 and the files (curves.parquet with every epoch, config.yaml, environment.txt, the two plots).
-Builds them locally; ``shallownet.record.tracking`` sends them."""
+Builds them locally; the recorder (``record.recorder``) sends them."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 
-from ..names import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE
+from ..names import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE, TAG_PARENT, TAG_REPRODUCES, TAG_ROLE
 
 
 def store_status(fitted, interrupted):
@@ -32,6 +33,12 @@ def summary(fitted, split, status):
     return out
 
 
+def reproduction_tags(original_id):
+    """A re-run of ``original_id`` (shallownet-reproduce): nested under it in the UI, and never
+    counted as the run of its config."""
+    return {TAG_REPRODUCES: original_id, TAG_ROLE: "reproduction", TAG_PARENT: original_id}
+
+
 def end_tags(fitted, reason):
     tags = {}
     if fitted.diverged_at is not None:
@@ -51,24 +58,38 @@ def _auc(net, X, y):
     return float(roc_auc_score(y, p[:, 0] if p.shape[1] == 1 else p, multi_class="ovr"))
 
 
-def write_files(art, run, fitted, split, status, environment, log_plots=True, mark=None):
-    """The run's files under ``art``: curves.parquet, config.yaml, environment.txt, plots/;
-    ``mark(phase)`` is told when the data files and when the plots are written."""
-    mark = mark or (lambda phase: None)
+def write_curves(art, curves):
+    """curves.parquet under ``art``: every epoch done ({key: (n,) array}, with ``epoch``)."""
     import pandas as pd
+
+    frame = pd.DataFrame({"epoch": curves["epoch"], **{k: curves[k] for k in METRIC_KEYS}})
+    frame.to_parquet(Path(art) / "curves.parquet", index=False)
+
+
+def load_plotting():
+    """Import matplotlib (~0.3 s) now, e.g. while waiting for the store."""
+    from .. import plots  # noqa: F401
+
+
+def write_environment(art, environment):
+    """environment.txt under ``art``: the installed distributions (``provenance.pip_freeze``)."""
+    (Path(art) / "environment.txt").write_text(environment)
+
+
+def write_files(art, run, fitted, split, status, log_plots=True, mark=None):
+    """The run's config.yaml and plots/ under ``art`` (curves.parquet and environment.txt are
+    the recorder's: ``write_curves``, ``write_environment``); ``mark(phase)`` is told when the
+    config and when the plots are written."""
+    mark = mark or (lambda phase: None)
     import yaml
 
     from .. import plots
 
     art = Path(art)
-    (art / "plots").mkdir(parents=True)
+    (art / "plots").mkdir(parents=True, exist_ok=True)
     cur = fitted.curves.done()
-    pd.DataFrame({"epoch": cur["epoch"], **{k: cur[k] for k in METRIC_KEYS}}).to_parquet(
-        art / "curves.parquet", index=False
-    )
     (art / "config.yaml").write_text(yaml.safe_dump(run.values, sort_keys=False, allow_unicode=True))
-    (art / "environment.txt").write_text(environment)
-    mark("curves_config_env")
+    mark("config")
     if log_plots and fitted.curves.n:
         name = run.label
         plots.loss_curve(cur, art / "plots" / "loss_curve.png", name)
@@ -84,3 +105,18 @@ def write_files(art, run, fitted, split, status, environment, log_plots=True, ma
                 same_points=split.test_is_train,
             )
         mark("plots")
+
+
+def save_net(net, path, classes=("0", "1")):
+    """Weights, architecture and class names in one .npz: what the pyfunc model loads."""
+    meta = {
+        "classes": list(classes),
+        "layer_sizes": net.layer_sizes,
+        "hidden_activation": net.hidden_activation,
+        "output_activation": net.output_activation,
+        "dtype": net.dtype.name,
+        "leaky_relu_alpha": net.leaky_relu_alpha,
+    }
+    arrays = {f"W{i}": W for i, W in enumerate(net.weights)}
+    arrays.update({f"b{i}": b for i, b in enumerate(net.biases)})
+    np.savez(path, meta=json.dumps(meta), **arrays)

@@ -65,3 +65,8 @@ def ui_lines(uri, page=""):
         return [f"MLflow store: {uri}", f"MLflow UI: {uri.rstrip('/')}/{page}"]
     command = f"{_mlflow_command()} ui --backend-store-uri {shlex.quote(uri)}"
     return [f"MLflow store: {uri}", f"MLflow UI: {command}   then open {UI_ADDRESS}/{page}"]
+
+
+def ui_page(experiment_id, run_id):
+    """The run's page in the MLflow UI, relative to the UI's address (``ui_lines``)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"

@@ -1,13 +1,9 @@
 """Everything that talks to MLflow. Imported only after the config and data are known good
 (``import mlflow`` alone costs ~2 s)."""
 
-import functools
 import json
 import os
-import platform
-import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,11 +11,12 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 
 from .. import checkout
 
 # Re-exported for the modules that still read them here (shallownet.names defines them).
+from ..console import first_line as _first_line  # noqa: F401 - the store's errors in one line
+from .points import recorded_steps
 from ..names import (  # noqa: F401
     DEFAULT_EXPERIMENT,
     DEFAULT_URI,
@@ -57,13 +54,10 @@ def configure(uri, timeout=10, retries=2, create=True):
     """Bound MLflow's HTTP retries (its defaults retry for minutes) and check the store is
     reachable; create the directory of a sqlite store (unless ``create`` is false: a
     reader). Call before importing mlflow."""
+    quiet_mlflow()
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls home
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial tables" INFO
-    os.environ.pop("MLFLOW_RUN_ID", None)  # would override parent_run_id
     if uri.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
@@ -78,6 +72,14 @@ def configure(uri, timeout=10, retries=2, create=True):
             sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise TrackingError(f"cannot create the store directory for {uri}: {err}") from None
+
+
+def quiet_mlflow():
+    """MLflow's settings read when it is imported: no telemetry, progress bars or INFO lines."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls home
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "Creating initial tables" INFO
+    os.environ.pop("MLFLOW_RUN_ID", None)  # would override parent_run_id
 
 
 def _server_advice():
@@ -138,14 +140,6 @@ def _patient(uri):
     if uri.startswith("sqlite:///") and "timeout=" not in uri:
         return f"{uri}{'&' if '?' in uri else '?'}timeout={SQLITE_BUSY_SECONDS}"
     return uri
-
-
-def _first_line(err):
-    """The first line of an error's message that names what went wrong (SQLAlchemy puts its
-    notes, "(raised as a result of Query-invoked autoflush; ...", before the cause)."""
-    text = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    causes = [line for line in text if not line.startswith("(raised as a result of")]
-    return (causes or text or [type(err).__name__])[0]
 
 
 def ensure_experiment(uri, name, client=None):
@@ -249,11 +243,6 @@ def _log_dataset(client, run_id, dataset_input, attempts=3):
     return False
 
 
-def ui_page(experiment_id, run_id):
-    """The run's page in the MLflow UI, relative to the UI's address (shallownet.record.store.ui_lines)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
-
-
 def end_run(client, run_id, status, tags=None):
     """Set end tags (e.g. failure_reason) and the terminal status of a run."""
     from mlflow.entities import RunTag
@@ -286,12 +275,6 @@ def reopen_run(client, run, tags):
 
 def delete_run(client, run_id):
     client.delete_run(run_id)
-
-
-def reproduction_tags(original_id):
-    """A re-run of ``original_id`` (shallownet-reproduce): nested under it in the UI, and never
-    counted as the run of its config."""
-    return {TAG_REPRODUCES: original_id, TAG_ROLE: "reproduction", TAG_PARENT: original_id}
 
 
 def log_metrics(client, run_id, metrics):
@@ -368,129 +351,6 @@ def log_summary(client, parent_id, counts, note=None):
     client.log_batch(parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()], tags=tags)
 
 
-class Pulse:
-    """While a run trains: its heartbeat every few seconds (so that a run on another host
-    whose process died can be told from a live one) and, for a long run, the metric points
-    measured so far, so that the MLflow UI shows its curves before it ends. A run shorter
-    than one beat sends nothing. The points sent are the ones the final record logs too
-    (``planned_steps``), so the finished record is the same as without live logging."""
-
-    def __init__(self, client, run_id, curves, max_points, beat=None, on_beat=None):
-        from ..procs import HEARTBEAT_SECONDS
-
-        self.client, self.run_id, self.curves = client, run_id, curves
-        self.steps = planned_steps(curves.planned, max_points)
-        self.sent = 0  # how many of self.steps are in the store
-        self.beat = beat or HEARTBEAT_SECONDS
-        self.on_beat = on_beat  # e.g. a progress line for a single run
-        self._stop = threading.Event()
-        self._thread = None
-        self.error = None
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._loop, name="shallownet-pulse", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self):
-        while not self._stop.wait(self.beat):
-            try:
-                self.flush()
-            except Exception as err:  # a slow or absent store must not stop the training
-                self.error = _first_line(err)
-            if self.on_beat:
-                self.on_beat(self.curves)
-
-    def flush(self):
-        from mlflow.entities import Metric, RunTag
-
-        n = self.curves.n
-        new = self.steps[self.sent : np.searchsorted(self.steps, n)]
-        now = int(time.time() * 1000)
-        values = self.curves.values
-        metrics = [Metric(k, float(values[k][s]), now, int(s)) for s in new for k in METRIC_KEYS]
-        self.client.log_batch(self.run_id, metrics=metrics, tags=[RunTag(TAG_HEARTBEAT, str(now))])
-        self.sent += len(new)
-
-
-def _git(*args):
-    """git's output in the checkout shallownet runs from; None outside one (a wheel)."""
-    top = checkout.root()
-    if top is None:
-        return None
-    try:
-        out = subprocess.run(["git", *args], cwd=top, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _cpu():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@functools.lru_cache(maxsize=1)
-def environment_tags():
-    """Code and machine provenance: git state, versions, host/CPU/OS. Computed once per
-    process (a joblib worker runs many jobs from the same tree and environment)."""
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    tags = {
-        "git_commit": commit or "unknown",
-        "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
-        "python_version": platform.python_version(),
-        "host": platform.node(),
-        "cpu": _cpu(),
-        "os": platform.platform(),
-        "cpu_count": str(os.cpu_count()),
-    }
-    for pkg in ("shallownet", "numpy", "mlflow", "hydra-core", "omegaconf", "scikit-learn", "matplotlib"):
-        try:
-            tags[f"version.{pkg}"] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return tags
-
-
-@functools.lru_cache(maxsize=1)
-def pip_freeze():
-    """`pip freeze`-style listing of the running environment, without spawning pip."""
-    dists = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
-    return "".join(f"{name}=={ver}\n" for name, ver in sorted(dists.items()) if name)
-
-
-def subsample_steps(n, max_points):
-    """At most max_points epochs out of n, evenly spread, always the first and the last."""
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
-
-
-def planned_steps(planned, max_points):
-    """The epochs whose points a run of ``planned`` epochs sends to the store."""
-    return subsample_steps(planned, max_points)
-
-
-def recorded_steps(planned, n, max_points):
-    """The epochs a run that did ``n`` of its ``planned`` epochs records: the planned ones it
-    reached, and its last epoch (at most max_points in all)."""
-    steps = planned_steps(planned, max_points)
-    steps = steps[steps < n]
-    if n and (not len(steps) or steps[-1] != n - 1):
-        steps = np.append(steps[: max_points - 1], n - 1)
-    return steps
-
-
 def metric_batch(curves, summary, max_points, model_id=None, planned=None, already=0):
     """Metric objects: every curve at the recorded epochs (step = epoch) beyond the first
     ``already`` of them (sent live by the Pulse), plus the summaries (step 0), which are also
@@ -510,21 +370,6 @@ def metric_batch(curves, summary, max_points, model_id=None, planned=None, alrea
     return out
 
 
-def save_net(net, path, classes=("0", "1")):
-    """Weights, architecture and class names in one .npz: what the pyfunc model loads."""
-    meta = {
-        "classes": list(classes),
-        "layer_sizes": net.layer_sizes,
-        "hidden_activation": net.hidden_activation,
-        "output_activation": net.output_activation,
-        "dtype": net.dtype.name,
-        "leaky_relu_alpha": net.leaky_relu_alpha,
-    }
-    arrays = {f"W{i}": W for i, W in enumerate(net.weights)}
-    arrays.update({f"b{i}": b for i, b in enumerate(net.biases)})
-    np.savez(path, meta=json.dumps(meta), **arrays)
-
-
 def model_signature(feature_names, classes):
     """A DataFrame of the named features in, one probability column per class out: MLflow
     refuses an input without these columns and reorders misordered ones by name."""
@@ -537,9 +382,9 @@ def model_signature(feature_names, classes):
     )
 
 
-def log_model(run_id, experiment_id, net, workdir, feature_names, classes):
+def log_model(run_id, experiment_id, weights, feature_names, classes):
     """An MLflow pyfunc model (model from code + weights) of run ``run_id`` whose predict gives
-    every class's probability. ``Model.log`` with the run's id: pyfunc.log_model would need
+    every class's probability, from the weights file ``weights`` (``contents.save_net``). ``Model.log`` with the run's id: pyfunc.log_model would need
     (and start) an "active run", a process-wide state that a sweep worker's next job would
     inherit."""
     import mlflow
@@ -549,8 +394,6 @@ def log_model(run_id, experiment_id, net, workdir, feature_names, classes):
     # MLFLOW_EXPERIMENT_ID names (else under experiment 0, in ./mlruns): name the run's.
     os.environ["MLFLOW_EXPERIMENT_ID"] = str(experiment_id)
 
-    weights = Path(workdir) / "net.npz"
-    save_net(net, weights, classes)
     # What pyfunc_model.py imports, pinned to this environment: MLflow infers none (inferring
     # loads the model in a subprocess).
     reqs = [f"{pkg}=={metadata.version(pkg)}" for pkg in MODEL_PACKAGES]

@@ -23,9 +23,12 @@ def main():
 
     from .. import console
     from ..job import RunError
+    from ..record import remote
     from . import preflight, task
     from . import session as sweep
 
+    if is_single_run(sys.argv[1:]):
+        remote.start_early()
     console.configure()
     code = 0
     # force is a schema key now; `+force=true` (what earlier versions asked for) means it too
@@ -53,5 +56,11 @@ def main():
     except SystemExit as err:
         code = err.code if isinstance(err.code, int) else 1
     finally:
+        remote.discard()
         code = sweep.close_open_sweep(code)
     sys.exit(code)
+
+
+def is_single_run(argv):
+    """A command line of overrides only: one run (every Hydra flag, -m among them, starts with -)."""
+    return not any(a.startswith("-") for a in argv)

@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 
 from .. import job as jobs
 from ..record import store
-from ..console import emit, say
+from ..console import emit, first_line, say
 from ..stop import STOP
 
 _OPEN = None  # the Session whose parent run this process has open
@@ -292,7 +292,7 @@ class Session:
                 self.client, tracking.running_runs(self.client, self.exp_id), who=f"sweep {self.sweep_id}"
             )
         except Exception as err:
-            raise SweepAbort(3, f"tracking store {tr.uri} unusable: {tracking._first_line(err)}") from None
+            raise SweepAbort(3, f"tracking store {tr.uri} unusable: {first_line(err)}") from None
 
     def _claim_parent(self):
         """(parent run id, resumed?): reopen this sweep's parent, or create it; refuse when
@@ -327,7 +327,7 @@ class Session:
             raise
         except Exception as err:
             raise SweepAbort(
-                3, f"cannot open the sweep's parent run in {self.uri}: {tracking._first_line(err)}"
+                3, f"cannot open the sweep's parent run in {self.uri}: {first_line(err)}"
             ) from None
 
     def _already_running(self, run):
@@ -351,7 +351,7 @@ class Session:
         }
 
     def _create_parent(self):
-        from ..record import tracking
+        from ..record import provenance, tracking
 
         overrides = self.overrides
         definition_json = json.dumps({"study": self.study, "overrides": overrides}, sort_keys=True)
@@ -361,7 +361,7 @@ class Session:
             tracking.TAG_STUDY: self.study,
             "sweep_definition": definition_json,
             **self._parent_tags(),
-            **tracking.environment_tags(),
+            **provenance.environment_tags(),
         }
         params = [("sweep.study", self.study), ("sweep.jobs", str(self.total))] + [
             (f"sweep.{k}", str(v)[:6000]) for k, v in sorted(overrides.items())
@@ -424,11 +424,9 @@ class Session:
                 counts = self._record(parent, outcomes, complete)
                 closed = True
             except Exception as err:  # the store went away: say so, do not hide the summary
-                from ..record import tracking
-
-                say(f"could not close parent run {parent}: {tracking._first_line(err)}")
+                say(f"could not close parent run {parent}: {first_line(err)}")
                 counts, closed = _session_counts(outcomes, self.total), False
-                self._end_parent_anyway(parent, tracking._first_line(err))
+                self._end_parent_anyway(parent, first_line(err))
             _EXIT = _exit_code(outcomes, complete, closed, self.total)
             self._summary(outcomes, counts, parent, complete)
             _tidy(self.sweep_dir, self.session)
@@ -451,7 +449,7 @@ class Session:
         try:
             tracking.log_members(self.client, parent, [r.info.run_id for r in runs])
         except Exception as err:
-            say(f"could not store the members of sweep {self.sweep_id}: {tracking._first_line(err)}")
+            say(f"could not store the members of sweep {self.sweep_id}: {first_line(err)}")
         return counts
 
     def _await_others(self, members):

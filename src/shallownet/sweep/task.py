@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from .. import config, train
-from ..record import store
+from ..record import remote, store
 from ..console import emit, say
 from ..job import NOT_STARTED, Job, Outcome, RunError, Sweep
 from ..names import EXIT_CODES
@@ -43,9 +43,10 @@ def run_job(cfg):
     c = OmegaConf.to_container(cfg, resolve=True)  # plain values from here on
     slices = [job.for_seed(seed) for seed in c["seeds"]] if c.get("seeds") else [job]
     job.started(runs=len(slices))
+    recorder = None if job.in_sweep else remote.take() or remote.RemoteRecorder.start()
     try:
         with STOP.busy():
-            outcomes = train.run(c, job, phases)
+            outcomes = train.run(c, job, phases, recorder)
     except RunError as err:
         if not job.in_sweep:  # SystemExit: Hydra reports an Exception as a crash, with code 1
             say(err.message)
@@ -62,6 +63,8 @@ def run_job(cfg):
         why = f"crashed: {type(err).__name__}: {err}"
         outcomes = [Outcome("FAILED", why, seconds=phases.elapsed())] * len(slices)
     finally:
+        if recorder is not None:
+            recorder.close()
         job.tidy()
     _profile(phases)
     if job.in_sweep:
