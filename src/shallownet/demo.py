@@ -1,6 +1,6 @@
 """``make demo``: two tutorial studies on the embedded store, their reports, one reproduction.
 
-1. tutorial 000's activation ablation (tanh / ReLU / leaky ReLU x 5 seeds, joblib, 2 at once)
+1. tutorial 000's activation ablation (tanh / ReLU / leaky ReLU x 5 seeds, 2 at once)
 2. tutorial 001's blobs: plateau decay vs a constant rate (x 5 seeds, overlapping blobs)
 3. a report for each sweep, named by the id the sweep printed (outputs/reports/<sweep>/report.html)
 4. one run re-executed from the store and compared bit for bit ("identical")

@@ -3,7 +3,7 @@
 A job of a sweep reads one environment variable, ``SHALLOWNET_SWEEP`` (JSON: the experiment,
 the parent run, the sweep's id, this session's id, the number of jobs), set by the sweep's
 Hydra callback in the job's own process. It reports back through two small files in its
-Hydra output directory, which work alike for joblib workers, submitit processes and cluster
+Hydra output directory, which work alike for the launcher, submitit processes and cluster
 nodes on a shared filesystem:
 
 * ``started.json`` (host, pid) when it begins: the launching process forwards a stop request
@@ -31,10 +31,6 @@ from .names import EXIT_CODES  # noqa: F401 - re-exported: how a job's status ex
 ENV = "SHALLOWNET_SWEEP"
 OUTCOME = "outcome.json"
 STARTED = "started.json"
-# What a sweep's job returns when its worker was stopped before the job began (a signal meant
-# for that worker alone, or for the whole sweep): it did not run. The joblib launcher gives it to
-# a fresh worker unless the sweep itself is stopping (hydra_plugins.shallownet_joblib).
-NOT_STARTED = "shallownet: not started, its worker was stopped"
 # overrides that say where and how a job runs, not what it computes: left out of progress lines
 NOT_SHOWN = ("tracking.", "experiment=", "hparams_search=", "hydra", "force=")
 
@@ -57,7 +53,6 @@ class Sweep:
     session: str  # one id per invocation of the sweep: its outcomes and its runs
     total: int
     launcher_pid: int
-    pool_workers: bool  # jobs share reusable worker processes (joblib's loky pool)
     swept: list = field(default_factory=list)  # the keys the sweep varies
 
     def to_env(self):

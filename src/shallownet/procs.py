@@ -140,3 +140,48 @@ def family(pid):
         return found
     except (psutil.Error, OSError):
         return []
+
+
+def start_child(module, *args, env=None):
+    """A helper process of this one (the recorder, a compute worker) that calls
+    ``module.main([_, FD, PPID, *args])``, and the Connection to it (FD is its end of a socket
+    pair), with ``env`` added to its environment. Not ``python -m module``: what it pickles must name its module, not ``__main__``. It
+    starts with the stop signals blocked, so that none reaches it half started: its first
+    instructions decide what they do (``child_begins``)."""
+    import subprocess
+    import sys
+    from multiprocessing.connection import Connection
+
+    from .stop import SIGNALS
+
+    ours, theirs = socket.socketpair()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; from {module} import main; main(sys.argv)",
+                str(theirs.fileno()),
+                str(os.getpid()),
+                *map(str, args),
+            ],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        theirs.close()
+    return proc, Connection(ours.detach())
+
+
+def child_begins(argv):
+    """In a process ``start_child`` started: die with the parent (even one killed with -9) and
+    return the Connection to it. Exits at once if the parent is already gone."""
+    from multiprocessing.connection import Connection
+
+    die_with_parent()
+    if os.getppid() != int(argv[2]):
+        os._exit(0)  # the parent died before we asked to die with it
+    return Connection(int(argv[1]))

@@ -36,8 +36,6 @@ class Stop:
         self.signum = None  # the first signal received, if any
         self._deferring = 0
         self._hooks = []  # called once, on the first signal (a sweep forwards it to its jobs)
-        self.idle_worker = False  # a sweep's pool worker: between jobs a signal only marks it
-        self._busy = 0
         self._held = False
 
     @property
@@ -85,12 +83,6 @@ class Stop:
         self._hooks.append(hook)
 
     def _handle(self, signum, frame):
-        if self.idle_worker and not self._busy:
-            # A pool worker between jobs: no run to record, and exiting would make loky tear
-            # down the pool, the other workers' records half written. Remember it (the next
-            # job will not start) and let the launcher end the pool.
-            self.signum = self.signum or signum
-            return
         if self.signum is not None:
             return  # the stop is under way: a second Ctrl-C must not break off its record
         self.signum = signum
@@ -107,15 +99,6 @@ class Stop:
             yield
         finally:
             self._deferring -= 1
-
-    @contextlib.contextmanager
-    def busy(self):
-        """A job in progress (for ``idle_worker``)."""
-        self._busy += 1
-        try:
-            yield
-        finally:
-            self._busy -= 1
 
     def check(self):
         """Raise KeyboardInterrupt if a stop was requested (and swallowed somewhere)."""

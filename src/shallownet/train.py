@@ -19,11 +19,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from . import config, datasets, identity
+from . import compute, config, datasets, identity
 from .console import emit, first_line, say
 from .fit import Curves, Fit, fit_stacked, layer_sizes
 from .job import Job, Outcome, RunError
@@ -39,7 +38,7 @@ from .names import (
     TAG_SWEEP,
 )
 from .record import contents, store
-from .record.messages import RunRecord, Ticket
+from .record.messages import Ticket
 from .record.pulse import Pulse
 from .stop import STOP
 
@@ -171,8 +170,9 @@ def dataset_input(spec):
     }
 
 
-def ticket(spec, job):
-    """What the recorder needs to claim the run of ``spec``."""
+def ticket(spec, job, owner_pid=None):
+    """What the recorder needs to claim the run of ``spec``, trained by process ``owner_pid``
+    (default: this one)."""
     return Ticket(
         name=spec.run.name,
         tags=run_tags(spec, job),
@@ -181,17 +181,18 @@ def ticket(spec, job):
         run_key=spec.run.run_key,
         data_fingerprint=spec.split.fingerprint,
         compete=job.in_sweep and not spec.run.force,
+        owner_pid=owner_pid or os.getpid(),
         parent=job.sweep.parent_run_id if job.sweep else os.environ.get("SHALLOWNET_REPRODUCES"),
         dataset=dataset_input(spec),
     )
 
 
-def claim(recorder, exp_id, spec, job):
-    """Our RUNNING run, or the run that makes it redundant (record.claims): a Claimed.
-    RunError(3)."""
+def claim(recorder, exp_id, spec, job, owner_pid=None):
+    """Our RUNNING run (trained by process ``owner_pid``, default this one), or the run that
+    makes it redundant (record.claims): a Claimed. RunError(3)."""
     with STOP.deferred():
         try:
-            return recorder.claim(exp_id, ticket(spec, job))
+            return recorder.claim(exp_id, ticket(spec, job, owner_pid))
         except Exception as err:
             raise RunError(
                 3, "TRACKING_ERROR", f"cannot create a run in {spec.run.tracking.uri}: {first_line(err)}"
@@ -213,10 +214,10 @@ def train_live(recorder, claimed, job):
         with contextlib.ExitStack() as beating:
             for pulse in pulses:
                 beating.enter_context(pulse)
-            fitted = fit_stacked([spec.run for spec in specs], specs[0].split, curves)
+            fits = fit_stacked([spec.run for spec in specs], specs[0].split, curves)
     except KeyboardInterrupt:  # between fit's own checks: still a stopped training
-        fitted = [Fit(None, cv, "KILLED", f"interrupted at epoch {cv.n}", None, 0.0) for cv in curves]
-    return [(f, pulse.sent) for f, pulse in zip(fitted, pulses)]
+        fits = [Fit(None, cv, "KILLED", f"interrupted at epoch {cv.n}", None, 0.0) for cv in curves]
+    return [(f, pulse.sent) for f, pulse in zip(fits, pulses)]
 
 
 def _progress_line(t0):
@@ -235,61 +236,51 @@ def _progress_line(t0):
     return line
 
 
-def send(recorder, exp_id, run_id, spec, fitted, status, live_points, phases):
-    """The final record but its status: the recorder logs the model (FINISHED only) and the
-    metrics while this process writes the files, then logs those."""
-    tr, split = spec.run.tracking, spec.split
-    with tempfile.TemporaryDirectory() as tmp:
-        art = Path(tmp) / "artifacts"
-        art.mkdir()
-        weights = None
-        if tr.log_model and status == "FINISHED":
-            weights = Path(tmp) / "net.npz"
-            contents.save_net(fitted.net, weights, split.classes)
-        record = RunRecord(
-            summary=contents.summary(fitted, split, status),
-            curves=fitted.curves.done(),
-            planned=fitted.curves.planned,
-            max_points=tr.max_points,
-            already=live_points,
-            files=str(art),
-            weights=weights and str(weights),
-            feature_names=list(split.feature_names),
-            classes=list(split.classes),
-        )
-        logged = recorder.submit("record", exp_id, run_id, record)
-        contents.write_files(art, spec.run, fitted, split, status, tr.log_plots, phases.mark)
-        logged.result()
-        phases.mark("model_and_metrics")
-        recorder.log_files(run_id, str(art))
-        phases.mark("artifacts")
+def record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases):
+    """Record a run trained here: the recorder logs the model (FINISHED only) and the metrics
+    while this process writes the files, then logs those. (status, reason): ``end_record``."""
+    with tempfile.TemporaryDirectory() as tmp, STOP.deferred():
+        fitted = compute.leave(fit, spec.run, spec.split, tmp, live_points)
+        status = contents.store_status(fit.status, STOP.requested)
+
+        def send():
+            logged = recorder.submit("record", exp_id, run_id, fitted.record)
+            contents.write_files(
+                fitted.record.files,
+                spec.run,
+                fit,
+                spec.split,
+                status,
+                spec.run.tracking.log_plots,
+                phases.mark,
+            )
+            logged.result()
+            phases.mark("model_and_metrics")
+            recorder.log_files(run_id, fitted.record.files)
+            phases.mark("artifacts")
+
+        return fitted, end_record(recorder, run_id, fitted, send)
 
 
-def record_run(recorder, exp_id, run_id, spec, fitted, live_points, phases):
-    """Send the record with signals deferred, then end the run: KILLED if a stop came at any
-    point; returns (status, reason). A store that fails midway leaves the run FAILED with the
-    reason, or (store gone) to the next run that meets it: RunError(3)."""
+def record_fitted(recorder, exp_id, run_id, fitted):
+    """Record a run a compute worker trained (its files are written): (status, reason)."""
+
+    def send():
+        recorder.record(exp_id, run_id, fitted.record)
+        recorder.log_files(run_id, fitted.record.files)
+
+    return end_record(recorder, run_id, fitted, send)
+
+
+def end_record(recorder, run_id, fitted, send):
+    """``send()`` the record with signals deferred, then end the run: KILLED if a stop came at
+    any point; returns (status, reason). A store that fails midway leaves the run FAILED with
+    the reason, or (store gone) to the next run that meets it: RunError(3)."""
     with STOP.deferred():
         try:
-            send(
-                recorder,
-                exp_id,
-                run_id,
-                spec,
-                fitted,
-                contents.store_status(fitted, STOP.requested),
-                live_points,
-                phases,
-            )
-            status, reason = contents.store_status(fitted, STOP.requested), fitted.reason
-            if status == "KILLED":
-                reason = (
-                    f"{reason} ({STOP.describe()})"
-                    if reason
-                    else f"interrupted ({STOP.describe()}) while recording"
-                )
-            recorder.end(run_id, status, contents.end_tags(fitted, reason))
-            phases.mark("end_run")
+            send()
+            status, reason = final_status(fitted)
+            recorder.end(run_id, status, contents.end_tags(fitted.diverged_at, reason))
         except Exception as err:
             why = _recording_error(err)
             try:
@@ -297,6 +288,17 @@ def record_run(recorder, exp_id, run_id, spec, fitted, live_points, phases):
             except Exception:
                 pass  # the store is gone: the run's owner will be gone too, and it is closed then
             raise RunError(3, "TRACKING_ERROR", f"recording run {run_id} failed: {why}") from None
+    return status, reason
+
+
+def final_status(fitted):
+    """(status, reason) of a run once recorded: a stop that came after its training ended
+    makes it KILLED too, with the stop named."""
+    status, reason = contents.store_status(fitted.status, STOP.requested), fitted.reason
+    if status == "KILLED" and fitted.status != "KILLED":
+        reason = (
+            f"{reason} ({STOP.describe()})" if reason else f"interrupted ({STOP.describe()}) while recording"
+        )
     return status, reason
 
 
@@ -327,7 +329,9 @@ def run(cfg, job, phases=None, recorder=None):
     claims_ = [(spec, claim(recorder, exp_id, spec, spec.job)) for spec in specs]
     phases.mark("store_run_params")
     outcomes = {
-        spec.run.seed: _skipped(got.skipped_for, spec, phases) for spec, got in claims_ if got.run_id is None
+        spec.run.seed: skipped(got.skipped_for, spec, phases.elapsed())
+        for spec, got in claims_
+        if got.run_id is None
     }
     todo = [(spec, got.run_id) for spec, got in claims_ if got.run_id is not None]
     for spec, got in claims_:
@@ -347,22 +351,22 @@ def _local_recorder():
     return Recorder()
 
 
-def _recorded(recorder, exp_id, run_id, spec, fitted, live_points, phases):
-    """Record one trained run and end it; its Outcome."""
-    status, reason = record_run(recorder, exp_id, run_id, spec, fitted, live_points, phases)
+def _recorded(recorder, exp_id, run_id, spec, fit, live_points, phases):
+    """Record one run trained here and end it; its Outcome."""
+    fitted, (status, reason) = record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases)
+    phases.mark("end_run")
+    return outcome_of(fitted, status, reason, exp_id, run_id, spec.run.name, phases.elapsed())
+
+
+def outcome_of(fitted, status, reason, exp_id, run_id, name, seconds):
     shown = "DIVERGED" if fitted.status == "DIVERGED" else status
-    acc = float(fitted.curves.values["test_accuracy"][fitted.curves.n - 1]) if fitted.curves.n else None
     page = store.ui_page(exp_id, run_id)
-    return Outcome(shown, reason or "", run_id, acc, phases.elapsed(), spec.run.name, page)
+    return Outcome(shown, reason or "", run_id, fitted.test_accuracy, seconds, name, page)
 
 
-def _skipped(other, spec, phases):
+def skipped(other, spec, seconds):
+    """The Outcome of a run not trained: ``other`` (a messages.Skip) stands for its config."""
     why = "an identical run FINISHED" if other.status == "FINISHED" else "an identical run is in progress"
     return Outcome(
-        "SKIPPED",
-        f"{why}: {other.run_id}",
-        other.run_id,
-        other.test_accuracy,
-        phases.elapsed(),
-        spec.run.name,
+        "SKIPPED", f"{why}: {other.run_id}", other.run_id, other.test_accuracy, seconds, spec.run.name
     )

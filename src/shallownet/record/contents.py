@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .messages import RunRecord
 from ..names import METRIC_KEYS, TAG_DIVERGED, TAG_FAILURE, TAG_PARENT, TAG_REPRODUCES, TAG_ROLE
 
 
-def store_status(fitted, interrupted):
+def store_status(fit_status, interrupted):
     """The run's terminal status in MLflow: FINISHED only for a whole, uninterrupted run."""
-    if interrupted or fitted.status == "KILLED":
+    if interrupted or fit_status == "KILLED":
         return "KILLED"
-    return "FINISHED" if fitted.status == "FINISHED" else "FAILED"
+    return "FINISHED" if fit_status == "FINISHED" else "FAILED"
 
 
 def summary(fitted, split, status):
@@ -39,10 +40,10 @@ def reproduction_tags(original_id):
     return {TAG_REPRODUCES: original_id, TAG_ROLE: "reproduction", TAG_PARENT: original_id}
 
 
-def end_tags(fitted, reason):
+def end_tags(diverged_at, reason):
     tags = {}
-    if fitted.diverged_at is not None:
-        tags[TAG_DIVERGED] = str(fitted.diverged_at)
+    if diverged_at is not None:
+        tags[TAG_DIVERGED] = str(diverged_at)
     if reason:
         tags[TAG_FAILURE] = reason
     return tags
@@ -64,6 +65,30 @@ def write_curves(art, curves):
 
     frame = pd.DataFrame({"epoch": curves["epoch"], **{k: curves[k] for k in METRIC_KEYS}})
     frame.to_parquet(Path(art) / "curves.parquet", index=False)
+
+
+def record_of(fitted, run, split, status, folder, live_points=0):
+    """What the recorder needs of a fitted run (``messages.RunRecord``): its summary and curves,
+    and its weights saved under ``folder`` (a FINISHED run that logs its model). Its files are
+    to be written to ``folder``/artifacts (made here)."""
+    folder = Path(folder)
+    art = folder / "artifacts"
+    art.mkdir(parents=True)
+    tr, weights = run.tracking, None
+    if tr.log_model and status == "FINISHED":
+        weights = folder / "net.npz"
+        save_net(fitted.net, weights, split.classes)
+    return RunRecord(
+        summary=summary(fitted, split, status),
+        curves=fitted.curves.done(),
+        planned=fitted.curves.planned,
+        max_points=tr.max_points,
+        already=live_points,
+        files=str(art),
+        weights=weights and str(weights),
+        feature_names=list(split.feature_names),
+        classes=list(split.classes),
+    )
 
 
 def load_plotting():

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Ticket:
-    """A configuration about to train. The recorder adds who owns the run (its own process)
-    and the environment's provenance to ``tags``."""
+    """A configuration about to train. The recorder adds who owns the run (the process that
+    trains it: ``owner_pid``) and the environment's provenance to ``tags``."""
 
     name: str
     tags: dict
@@ -23,6 +23,7 @@ class Ticket:
     run_key: str
     data_fingerprint: str
     compete: bool  # a sweep's job (not force=true): skip it when an identical run exists
+    owner_pid: int  # the process that trains the run: its death leaves the run to be closed
     parent: str | None = None
     dataset: dict | None = None  # the fields of an MLflow Dataset (the run's training data)
 

@@ -37,7 +37,7 @@ def _cpu():
 @functools.lru_cache(maxsize=1)
 def environment_tags():
     """Code and machine provenance: git state, versions, host/CPU/OS. Computed once per
-    process (a joblib worker runs many jobs from the same tree and environment)."""
+    process (a sweep records many runs from the same tree and environment)."""
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     tags = {

@@ -2,7 +2,7 @@
 runs, takes their live points and heartbeat, records what a fitted run leaves and ends runs.
 
 It runs in the process that trains (``Recorder()``), or in a process of its own
-(``python -m shallownet.record.recorder FD``, started by ``record.remote``) that imports MLflow
+(started by ``record.remote`` through ``procs.start_child``) that imports MLflow
 while the caller composes its config and trains: the same methods, called through a pipe.
 """
 
@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import time
-from multiprocessing.connection import Connection
 
 from . import claims, contents, provenance, schema, tracking
 from .messages import Claimed, Skip
@@ -18,8 +17,8 @@ from ..names import TAG_HEARTBEAT
 
 
 class Recorder:
-    def __init__(self):
-        self.client = None
+    def __init__(self, client=None):
+        self.client = client  # an MlflowClient already open (a sweep's), else ``open`` makes one
 
     def open(self, tr, experiment_id=None):
         """Connect to the store of ``tr`` (config.Tracking); the id of its experiment
@@ -32,7 +31,11 @@ class Recorder:
         redundant (``record.claims``)."""
 
         def create():
-            tags = {**ticket.tags, **tracking.owner_tags(), **provenance.environment_tags()}
+            tags = {
+                **ticket.tags,
+                **tracking.owner_tags(pid=ticket.owner_pid),
+                **provenance.environment_tags(),
+            }
             return tracking.create_run(
                 self.client, experiment_id, ticket.name, tags, ticket.params, ticket.parent, ticket.dataset
             )
@@ -61,6 +64,14 @@ class Recorder:
             Metric(k, float(v[i]), now, int(s)) for i, s in enumerate(steps) for k, v in values.items()
         ]
         self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(TAG_HEARTBEAT, str(now))])
+
+    def beat(self, run_ids):
+        """A heartbeat for each run of ``run_ids`` (runs trained elsewhere: a sweep's workers)."""
+        from mlflow.entities import RunTag
+
+        now = str(int(time.time() * 1000))
+        for run_id in run_ids:
+            self.client.log_batch(run_id, tags=[RunTag(TAG_HEARTBEAT, now)])
 
     def record(self, experiment_id, run_id, rec):
         """A fitted run's model, metrics and files of record (``messages.RunRecord``): the model
@@ -129,28 +140,18 @@ def serve(conn, recorder):
 def main(argv=None):
     """The recorder's process: the stop signals are its caller's to act on (a signal to the
     whole group must not end a record halfway); it dies with its caller."""
-    from ..procs import die_with_parent
+    from ..procs import child_begins
     from ..stop import SIGNALS
 
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the caller while it started us
-    argv = argv or sys.argv
-    die_with_parent()
-    if os.getppid() != int(argv[2]):
-        os._exit(0)  # the caller died before we asked to die with it
-    fd = int(argv[1])
+    conn = child_begins(argv or sys.argv)
     tracking.quiet_mlflow()
     schema.warm_up()  # imports mlflow now, while the caller composes and trains
     provenance.environment_tags(), provenance.pip_freeze()  # computed once per process
-
-    conn = Connection(fd)
     try:
         serve(conn, Recorder())
     finally:
         conn.close()
     os._exit(0)  # MLflow's atexit hooks have nothing of ours to flush
-
-
-if __name__ == "__main__":
-    main()

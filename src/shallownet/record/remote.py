@@ -12,15 +12,10 @@ decides, and tells it how each run ends. It dies with this process, even one kil
 """
 
 import itertools
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
-from multiprocessing.connection import Connection
 
-from ..stop import SIGNALS
+from .. import procs
 
 
 class RecorderError(RuntimeError):
@@ -44,20 +39,8 @@ class RemoteRecorder:
 
     @classmethod
     def start(cls):
-        """The recorder's process, started now with the stop signals blocked (its first
-        instruction ignores them: none can reach it half started)."""
-        ours, theirs = socket.socketpair()
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "shallownet.record.recorder", str(theirs.fileno()), str(os.getpid())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-            theirs.close()
-        return cls(proc, Connection(ours.detach()))
+        """The recorder's process, started now."""
+        return cls(*procs.start_child("shallownet.record.recorder"))
 
     # ------------------------------------------------------------------ the recorder's methods
 

@@ -190,11 +190,11 @@ def running_runs(client, experiment_id):
     return client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=10000)
 
 
-def owner_tags(heartbeat=True):
-    """This process as the owner of the runs it creates (shallownet.procs)."""
+def owner_tags(heartbeat=True, pid=None):
+    """Process ``pid`` (default: this one) as the owner of the runs it trains (shallownet.procs)."""
     from ..procs import owner
 
-    tags = {TAG_OWNER: json.dumps(owner(), sort_keys=True)}
+    tags = {TAG_OWNER: json.dumps(owner(pid), sort_keys=True)}
     if heartbeat:
         tags[TAG_HEARTBEAT] = str(int(time.time() * 1000))
     return tags

@@ -15,9 +15,8 @@ the sweep from the store (all sessions; configs another sweep finished are membe
 listed in the parent's ``sweep/members.json``), ends the parent and prints the summary.
 
 A Ctrl-C, SIGTERM or SIGHUP is forwarded to the jobs in flight on this machine, which end their runs
-KILLED with what they measured; the sweep then ends KILLED (exit 130 or 143). With the joblib
-launcher, workers die with this process, even when it is killed with -9
-(``hydra_plugins.shallownet_joblib.worker_start``).
+KILLED with what they measured; the sweep then ends KILLED (exit 130 or 143). The compute
+workers die with this process, even when it is killed with -9 (``shallownet.procs``).
 
 A sweep's id is a hash of its definition (study + overrides): running the same sweep again
 reopens the same parent, and every configuration that an identical run (same config, data and
@@ -119,16 +118,6 @@ def count_jobs(config):
     return total
 
 
-def pool_workers(config):
-    """Whether a sweep's jobs run in reusable worker processes: the joblib launcher running
-    more than one job at once (with n_jobs=1 joblib runs them in this process)."""
-    launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
-    return (
-        launcher.endswith("JoblibLauncher")
-        and OmegaConf.select(config, "hydra.launcher.n_jobs", default=1) != 1
-    )
-
-
 def swept_keys(config):
     """The keys a sweep varies (grid values or an Optuna search space), in sweep order."""
     parser = OverridesParser.create()
@@ -213,24 +202,21 @@ class SweepCallback(Callback):
     launching process's state (store client, progress thread) lives in a ``Session``."""
 
     def __init__(self):
-        self.pool_workers = False
         self.job_env = {}
 
     def on_multirun_start(self, config, **kwargs):
         STOP.release()  # held by cli.main through Hydra's compose of the sweep's config
         STOP.check()
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
-        self.pool_workers = pool_workers(config)
-        session = Session(config, launcher, self.pool_workers)
+        session = Session(config, launcher)
         session.open()
         self.job_env = session.job_env
 
     def on_job_start(self, config, **kwargs):
-        """In the job's process: the sweep's ids for shallownet.train and the stop handlers
-        (loky limits a worker's BLAS threads itself, to cores // jobs at once)."""
+        """In the job's process (a submitit job: ``shallownet.sweep.launcher`` runs none): the
+        sweep's ids for shallownet.train and the stop handlers."""
         os.environ.update(self.job_env)
         STOP.install()
-        STOP.idle_worker = self.pool_workers and os.getpid() != _launcher_pid(self.job_env)
 
     def on_multirun_end(self, config, **kwargs):
         if _OPEN is not None:
@@ -240,8 +226,7 @@ class SweepCallback(Callback):
 class Session:
     """One invocation of a sweep, in its launching process: the parent run it holds open."""
 
-    def __init__(self, config, launcher, pool_workers):
-        self.pool_workers = pool_workers
+    def __init__(self, config, launcher):
         self.jobs_outlive_sweep = "submitit" in launcher  # cluster jobs go on without this process
         self.session = secrets.token_hex(6)
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -264,16 +249,16 @@ class Session:
             self.progress = Progress(self.sweep_dir, self.session, self.total)
             _OPEN = self  # from here on, whatever happens, cli.main closes the parent
         STOP.check()
-        self.job_env = jobs.Sweep(
+        self.sweep = jobs.Sweep(
             self.exp_id,
             self.parent,
             self.sweep_id,
             self.session,
             self.total,
             os.getpid(),
-            self.pool_workers,
             self.swept,
-        ).to_env()
+        )
+        self.job_env = self.sweep.to_env()
         self.progress.start()
         STOP.on_first_signal(self._forward_stop)
         emit(
@@ -283,10 +268,12 @@ class Session:
 
     def _open_store(self):
         from ..record import claims, tracking
+        from ..record.recorder import Recorder
 
         tr = self.tracking
         try:
             self.client = tracking.connect(tr.uri, tr.timeout, tr.retries)
+            self.recorder = Recorder(self.client)  # the sweep's: the launcher records its runs
             self.exp_id = tracking.ensure_experiment(tr.uri, tr.experiment, self.client)
             claims.close_stale(
                 self.client, tracking.running_runs(self.client, self.exp_id), who=f"sweep {self.sweep_id}"
@@ -387,7 +374,7 @@ class Session:
     def _forward_stop(self, signum):
         """First Ctrl-C/SIGTERM of the sweep: pass it on to the jobs in flight on this machine
         and give them time to record their runs KILLED, before the launcher tears its workers
-        down (loky SIGKILLs them)."""
+        down."""
         from ..procs import alive
 
         pids = [p for p in jobs.in_flight(self.sweep_dir, self.session) if p != os.getpid()]
@@ -490,8 +477,8 @@ class Session:
                 continue
 
     def _end_leftovers(self, parent, outcomes):
-        """This session's child runs still RUNNING: their job was stopped (loky SIGKILLs an
-        interrupted sweep's workers) or could not end its run. End them KILLED, or FAILED with
+        """This session's child runs still RUNNING: their job was stopped (a worker that did not
+        return in time is killed) or could not end its run. End them KILLED, or FAILED with
         the job's reason."""
         from ..record import tracking
         from ..record.tracking import TAG_FAILURE, TAG_SESSION
@@ -601,10 +588,6 @@ def _level_table(outcomes, keys):
 def _job_order(o):
     """Outcomes in job order, the runs of a job that trains several seeds by seed."""
     return o.get("num") or 0, o.get("slot") or 0
-
-
-def _launcher_pid(env):
-    return json.loads(env[jobs.ENV])["launcher_pid"] if env.get(jobs.ENV) else -1
 
 
 def _session_counts(outcomes, total):

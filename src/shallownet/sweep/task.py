@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from .. import config, train
 from ..record import remote, store
 from ..console import emit, say
-from ..job import NOT_STARTED, Job, Outcome, RunError, Sweep
+from ..job import Job, Outcome, RunError, Sweep
 from ..names import EXIT_CODES
 from ..stop import STOP
 
@@ -38,15 +38,12 @@ def run_job(cfg):
     STOP.install()  # a submitit job's process did not come through main()
     STOP.release()
     job, phases = current_job(), train.Phases()
-    if job.in_sweep and STOP.requested:
-        return NOT_STARTED  # a stopped pool worker starts no further job (the launcher decides)
     c = OmegaConf.to_container(cfg, resolve=True)  # plain values from here on
     slices = [job.for_seed(seed) for seed in c["seeds"]] if c.get("seeds") else [job]
     job.started(runs=len(slices))
     recorder = None if job.in_sweep else remote.take() or remote.RemoteRecorder.start()
     try:
-        with STOP.busy():
-            outcomes = train.run(c, job, phases, recorder)
+        outcomes = train.run(c, job, phases, recorder)
     except RunError as err:
         if not job.in_sweep:  # SystemExit: Hydra reports an Exception as a crash, with code 1
             say(err.message)
@@ -83,8 +80,6 @@ def _profile(phases):
 def _end_sweep_job(slices, outcomes):
     """Report each run's outcome; Hydra's return value is the test accuracy (0 unless
     FINISHED), a list of them for a job that trained several seeds."""
-    # A stopped pool worker returns normally (loky tears the whole pool down when one of its
-    # workers exits, the other jobs' records half written) and starts no further job.
     for job, outcome in zip(slices, outcomes):
         job.report(outcome)
     accs = [o.test_accuracy if o.status == "FINISHED" else 0.0 for o in outcomes]
