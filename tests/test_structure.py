@@ -127,7 +127,7 @@ PROBE = "import sys, {module}; print(sorted(m for m in ('mlflow', 'hydra', 'omeg
 
 
 def test_importing_the_computation_loads_no_mlflow_hydra_or_omegaconf():
-    for module in ("shallownet.fit", "shallownet.config", "shallownet.train"):
+    for module in ("shallownet.fit", "shallownet.config", "shallownet.train", "shallownet.compute"):
         out = subprocess.run(
             [sys.executable, "-c", PROBE.format(module=module)],
             capture_output=True,

@@ -1,13 +1,14 @@
 """The contract between a sweep and its jobs: what a job reads, what it reports back.
 
-A job of a sweep reads one environment variable, ``SHALLOWNET_SWEEP`` (JSON: the experiment,
-the parent run, the sweep's id, this session's id, the number of jobs), set by the sweep's
-Hydra callback in the job's own process. It reports back through two small files in its
-Hydra output directory, which work alike for the launcher, submitit processes and cluster
-nodes on a shared filesystem:
+The sweep's own launcher (``sweep.launcher``) builds each job's ``Sweep`` itself and reports
+for it. A job that runs in a process of its own (a submitit job) reads one environment
+variable, ``SHALLOWNET_SWEEP`` (JSON: the experiment, the parent run, the sweep's id, this
+session's id, the number of jobs), set by the sweep's Hydra callback in the job's process. Jobs
+report back through small files in their Hydra output directory, which work alike on one
+machine and on cluster nodes sharing a filesystem:
 
-* ``started.json`` (host, pid) when it begins: the launching process forwards a stop request
-  to the jobs that are in flight on its machine;
+* ``started.json`` (host, pid) when a job in a process of its own begins: the launching process
+  forwards a stop request to the jobs that are in flight on its machine;
 * ``outcome.json`` when it ends: status, run id, test accuracy, seconds, message. The sweep's
   progress lines, counts and summary are read from these.
 

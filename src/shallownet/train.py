@@ -1,6 +1,8 @@
 """One run, or the runs of one job that stacks seeds: a validated config -> data -> NumPy
-training -> MLflow runs. Hydra is not here: ``shallownet.sweep.task`` hands ``run`` the composed
-config as plain values.
+training -> MLflow runs, written by a recorder (``record.recorder``: its own process for a single
+run, so that this one never imports MLflow). Hydra is not here: ``shallownet.sweep.task`` hands
+``run`` the composed config as plain values; a sweep's launcher (``sweep.launcher``) uses the
+steps here (prepare, claim, record_fitted) around its compute workers.
 
 A run is a story of six steps (``run``): prepare (config, data, identity), open the store,
 claim the configuration (a sweep job skips one that an identical run already finished),

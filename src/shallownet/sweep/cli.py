@@ -24,11 +24,13 @@ def main():
     from .. import console
     from ..job import RunError
     from ..record import remote
-    from . import preflight, task
+    from . import pool, preflight, task
     from . import session as sweep
 
     if is_single_run(sys.argv[1:]):
         remote.start_early()
+    elif is_sweep(sys.argv[1:]):
+        pool.start()  # its workers import while this process composes the sweep
     console.configure()
     code = 0
     # force is a schema key now; `+force=true` (what earlier versions asked for) means it too
@@ -58,7 +60,12 @@ def main():
     finally:
         remote.discard()
         code = sweep.close_open_sweep(code)
+        pool.close()
     sys.exit(code)
+
+
+def is_sweep(argv):
+    return any(a in ("-m", "--multirun") for a in argv)
 
 
 def is_single_run(argv):

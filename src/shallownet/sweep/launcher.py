@@ -33,7 +33,7 @@ from ..names import TAG_FAILURE
 from ..procs import HEARTBEAT_SECONDS
 from ..stop import STOP
 from . import session as sweep_session
-from .pool import Pool
+from . import pool as compute_pool
 
 
 class PoolLauncher(Launcher):
@@ -111,7 +111,7 @@ class Launch:
         self.session, self.size, self.scratch = session, size, scratch
         self.recorder = session.recorder
         self.in_flight = {}  # task key -> (LaunchJob, [(Spec, run id)])
-        self.pool = Pool(size)
+        self.pool = compute_pool.shared(size)
         self.last_beat = time.time()
         STOP.on_first_signal(self.pool.forward)
 
@@ -134,7 +134,8 @@ class Launch:
             for key, fitted, worker in self.pool.drain():
                 self.finish(key, fitted, worker)
         finally:
-            self.pool.close()
+            if STOP.requested:
+                compute_pool.close()  # the sweep ends: its workers too
 
     def prepare(self, lj, split):
         """Job ``lj`` composed, validated and its data loaded: [(LaunchJob, [Spec])], its runs

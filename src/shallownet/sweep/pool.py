@@ -1,6 +1,7 @@
-"""The sweep's compute workers (``shallownet.compute``), started once per launch: one task at a
-time to each, a fresh worker in place of one that ended. Standard library only: each worker is
-a process of its own with a pipe, so the launcher knows which task a dead worker held.
+"""The sweep's compute workers (``shallownet.compute``), started once per sweep (by the entry
+point, before it composes anything: they import while it does): one task at a time to each, a
+fresh worker in place of one that ended. Standard library only: each worker is a process of its
+own with a pipe, so the launcher knows which task a dead worker held.
 """
 
 import os
@@ -29,6 +30,31 @@ class Worker:
 
 
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+_SHARED = None  # this process's pool
+
+
+def start(size=2):
+    """Start this process's pool of ``size`` workers now (a sweep's entry point)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = Pool(size)
+
+
+def shared(size):
+    """This process's pool with ``size`` workers (started now if it was not)."""
+    start(size)
+    _SHARED.resize(size)
+    return _SHARED
+
+
+def close():
+    """End this process's pool, if any (the sweep is over, or never needed it)."""
+    global _SHARED
+    pool, _SHARED = _SHARED, None
+    if pool is not None:
+        pool.close()
 
 
 class Pool:
@@ -105,6 +131,14 @@ class Pool:
         while len(self.workers) < size:
             self.workers.append(self._start())
 
+    def resize(self, size):
+        """``size`` workers: more started, or idle ones beyond it sent away."""
+        self.refill(size)
+        for worker in [w for w in self.workers if w.task is None][: max(len(self.workers) - size, 0)]:
+            worker.proc.kill()  # it holds nothing
+            self._leave(worker)
+        self.size = size
+
     def forward(self, signum):
         """The sweep's stop, passed on to the workers holding a task (a signal to the launcher
         alone, e.g. ``kill PID``, reaches no worker by itself)."""
@@ -128,13 +162,7 @@ class Pool:
         return done
 
     def close(self):
-        """Idle workers exit when their pipe closes; any left after a few seconds are killed."""
-        for worker in self.workers:
-            worker.conn.close()
-        for worker in self.workers:
-            try:
-                worker.proc.wait(timeout=5)
-            except Exception:
-                worker.proc.kill()
-                worker.proc.wait()
-        self.workers = []
+        """End the workers: idle ones hold nothing, so they are killed rather than waited for."""
+        for worker in list(self.workers):
+            worker.proc.kill()
+            self._leave(worker)
