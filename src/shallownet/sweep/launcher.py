@@ -110,32 +110,41 @@ class Launch:
     def __init__(self, session, size, scratch):
         self.session, self.size, self.scratch = session, size, scratch
         self.recorder = session.recorder
-        self.in_flight = {}  # task key -> (LaunchJob, [(Spec, run id)])
+        self.in_flight = {}  # task key -> (LaunchJob, [(Spec, run id)], when it was handed out)
+        self.unrecorded = deque()  # (LaunchJob, Spec, run id, Fitted or None, worker, seconds)
         self.pool = compute_pool.shared(size)
         self.last_beat = time.time()
         STOP.on_first_signal(self.pool.forward)
 
     def run(self, jobs):
+        """Every job: the workers kept busy first, the runs they returned recorded one at a
+        time in between (a worker never waits for the record of its last task)."""
         pending, parts = deque(jobs), deque()  # jobs to prepare; prepared runs to claim and train
         split = len(jobs) % self.size != 0  # else whole jobs keep every worker busy
         try:
-            while not STOP.requested and (pending or parts or self.pool.busy()):
-                for worker in self.pool.idle():
-                    while not STOP.requested and worker.task is None and (parts or pending):
-                        if not parts:
-                            parts.extend(self.prepare(pending.popleft(), split))
-                        else:
-                            self.start(*parts.popleft(), worker)
-                for key, fitted, worker in self.pool.collect(timeout=0.5):
-                    self.finish(key, fitted, worker)
+            while not STOP.requested and (pending or parts or self.pool.busy() or self.unrecorded):
+                self.dispatch(pending, parts, split)
+                if self.unrecorded:
+                    self.record(*self.unrecorded.popleft())
+                self.returned(self.pool.collect(timeout=0 if self.unrecorded else 0.5))
                 if pending or parts:
                     self.pool.refill(self.size)
                 self.beat()
-            for key, fitted, worker in self.pool.drain():
-                self.finish(key, fitted, worker)
+            self.returned(self.pool.drain())
+            while self.unrecorded:
+                self.record(*self.unrecorded.popleft())
         finally:
             if STOP.requested:
                 compute_pool.close()  # the sweep ends: its workers too
+
+    def dispatch(self, pending, parts, split):
+        """A task for every idle worker, as long as jobs are left."""
+        for worker in self.pool.idle():
+            while not STOP.requested and worker.task is None and (parts or pending):
+                if not parts:
+                    parts.extend(self.prepare(pending.popleft(), split))
+                else:
+                    self.start(*parts.popleft(), worker)
 
     def prepare(self, lj, split):
         """Job ``lj`` composed, validated and its data loaded: [(LaunchJob, [Spec])], its runs
@@ -172,27 +181,30 @@ class Launch:
         task = Task(tuple(s.run for s, _ in todo), todo[0][0].split, str(folder))
         self.in_flight[key] = (lj, todo, time.time())
         if not self.pool.give(worker, key, task):
-            self.finish(key, None, worker)
+            self.returned([(key, None, worker)])
 
-    def finish(self, key, fitted, worker):
-        """Record the runs of task ``key`` (``fitted`` None: its worker died holding it)."""
-        lj, todo, t0 = self.in_flight.pop(key)
-        seconds = time.time() - t0
-        for i, (spec, run_id) in enumerate(todo):
-            if fitted is None:
-                lj.report(spec.job, self.lost(spec, run_id, worker, seconds))
-                continue
-            try:
-                status, reason = train.record_fitted(self.recorder, self.session.exp_id, run_id, fitted[i])
-            except RunError as err:
-                lj.report(
-                    spec.job, Outcome(err.status, err.message, run_id, seconds=seconds, name=spec.run.name)
-                )
-                continue
-            outcome = train.outcome_of(
-                fitted[i], status, reason, self.session.exp_id, run_id, spec.run.name, seconds
+    def returned(self, done):
+        """The runs of tasks that ended, queued for their record (``fitted`` None: the worker
+        died holding the task)."""
+        for key, fitted, worker in done:
+            lj, todo, t0 = self.in_flight.pop(key)
+            for i, (spec, run_id) in enumerate(todo):
+                self.unrecorded.append((lj, spec, run_id, fitted and fitted[i], worker, time.time() - t0))
+
+    def record(self, lj, spec, run_id, fitted, worker, seconds):
+        """One run's record and end, and its outcome reported."""
+        if fitted is None:
+            return lj.report(spec.job, self.lost(spec, run_id, worker, seconds))
+        try:
+            status, reason = train.record_fitted(self.recorder, self.session.exp_id, run_id, fitted)
+        except RunError as err:
+            return lj.report(
+                spec.job, Outcome(err.status, err.message, run_id, seconds=seconds, name=spec.run.name)
             )
-            lj.report(spec.job, outcome)
+        lj.report(
+            spec.job,
+            train.outcome_of(fitted, status, reason, self.session.exp_id, run_id, spec.run.name, seconds),
+        )
 
     def lost(self, spec, run_id, worker, seconds):
         """A run whose worker died before returning it: KILLED, with the cause."""
@@ -211,6 +223,7 @@ class Launch:
             return
         self.last_beat = time.time()
         runs = [run_id for _, todo, _ in self.in_flight.values() for _, run_id in todo]
+        runs += [run_id for _, _, run_id, *_ in self.unrecorded]
         try:
             self.recorder.beat(runs)
         except Exception:
