@@ -82,7 +82,7 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_model.py
-	$(BIN)/python benchmarks/bench_harness.py
+	$(BIN)/python benchmarks/bench_runpath.py
 	bash benchmarks/peers/make_venv.sh $(PYTHON)
 	$(BIN)/python benchmarks/bench_peers.py
 
