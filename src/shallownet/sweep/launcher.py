@@ -46,10 +46,11 @@ class PoolLauncher(Launcher):
 
     def launch(self, job_overrides, initial_job_idx):
         """The jobs, in the order given, as job numbers ``initial_job_idx``...: [JobReturn]."""
-        jobs = [LaunchJob(self, initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        session = sweep_session.current_session()
+        jobs = [LaunchJob(self, session, initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         if jobs:
             with STOP.deferred(), tempfile.TemporaryDirectory(prefix="shallownet-") as scratch:
-                Launch(sweep_session.current_session(), min(self.n_jobs, len(jobs)), scratch).run(jobs)
+                Launch(session, min(self.n_jobs, len(jobs)), scratch).run(jobs)
         STOP.check()  # a stopped sweep launches nothing more: the entry point says so and closes it
         return [job.hydra_return() for job in jobs]
 
@@ -65,24 +66,28 @@ class PoolLauncher(Launcher):
 class LaunchJob:
     """One job of the batch: its overrides, config, runs and outcomes."""
 
-    def __init__(self, launcher, num, overrides):
+    def __init__(self, launcher, session, num, overrides):
         self.launcher, self.num, self.overrides = launcher, num, overrides
-        self.cfg = self.values = None
+        self.cfg = None
+        # where it reports until its config says otherwise (Hydra's default subdir: its number)
+        out_dir = Path(str(launcher.config.hydra.sweep.dir)) / str(num)
+        self.job = Job(overrides=overrides, sweep=session.sweep, num=num, out_dir=out_dir, in_sweep=True)
+        self.slices = [self.job]  # one per seed of a job that trains several
         self.outcomes = []
         self.t0 = time.time()
 
-    def prepare(self, session):
-        """(Job, [Spec]) of this job: composed, validated, its data loaded. RunError(2)."""
-        cfg = self.launcher.compose(self.num, self.overrides)
-        self.cfg = cfg
+    def prepare(self):
+        """[Spec], one per seed, in order: the job composed, validated, its data loaded.
+        RunError(2)."""
+        cfg = self.cfg = self.launcher.compose(self.num, self.overrides)
         task_cfg = copy.deepcopy(cfg)
         with read_write(task_cfg), open_dict(task_cfg):
             del task_cfg["hydra"]
-        self.values = OmegaConf.to_container(task_cfg, resolve=True)
-        out_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-        job = Job(overrides=self.overrides, sweep=session.sweep, num=self.num, out_dir=out_dir, in_sweep=True)
-        self.slices = [job.for_seed(s) for s in self.values["seeds"]] if self.values.get("seeds") else [job]
-        return job, train.prepare(self.values, job)  # one Spec per seed, in order
+        values = OmegaConf.to_container(task_cfg, resolve=True)
+        self.job.out_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        if values.get("seeds"):
+            self.slices = [self.job.for_seed(s) for s in values["seeds"]]
+        return train.prepare(values, self.job)
 
     def report(self, job, outcome):
         job.report(outcome)
@@ -91,7 +96,7 @@ class LaunchJob:
     def fail(self, status, message, jobs=None):
         """Runs of this job that could not start (all of them by default): each ends with
         this outcome."""
-        for job in jobs or getattr(self, "slices", None) or [Job(overrides=self.overrides, num=self.num)]:
+        for job in jobs or self.slices:
             self.report(job, Outcome(status, message, seconds=time.time() - self.t0))
 
     def hydra_return(self):
@@ -150,7 +155,7 @@ class Launch:
         """Job ``lj`` composed, validated and its data loaded: [(LaunchJob, [Spec])], its runs
         in parts (``split``: its seeds shared among the workers), or [] if it cannot start."""
         try:
-            _, specs = lj.prepare(self.session)
+            specs = lj.prepare()
         except RunError as err:
             lj.fail(err.status, err.message)
             return []

@@ -137,7 +137,6 @@ class Pool:
         for worker in [w for w in self.workers if w.task is None][: max(len(self.workers) - size, 0)]:
             worker.proc.kill()  # it holds nothing
             self._leave(worker)
-        self.size = size
 
     def forward(self, signum):
         """The sweep's stop, passed on to the workers holding a task (a signal to the launcher
