@@ -272,7 +272,10 @@ def test_a_slurm_launcher_that_cannot_submit_stops_in_one_line(store, tmp_path, 
                 f"#!/bin/sh\necho '{tool}: fatal: Could not establish a configuration source' >&2\nexit 1\n"
             )
             fake.chmod(0o755)
-    path += os.pathsep + "/usr/bin:/bin"
+        path += os.pathsep + "/usr/bin:/bin"
+    # without sbatch: the folder alone, for a machine with a SLURM client in /usr/bin (tests/
+    # test_slurm.py installs one) has an sbatch there, which waits a minute for a controller
+    # that SLURM_CONF="" cannot name, and then fails: that case is not "no sbatch at all"
     res = run_cli(
         ["shallownet-train", "-m", "hydra/launcher=slurm", "dataset=xor", "seed=0,1", f"tracking.uri={uri}"],
         cwd,
@@ -282,6 +285,7 @@ def test_a_slurm_launcher_that_cannot_submit_stops_in_one_line(store, tmp_path, 
     (line,) = res.stderr.strip().splitlines()
     assert line.startswith("shallownet: hydra/launcher=slurm cannot submit")
     assert ("sbatch: fatal: Could not establish a configuration source" if sbatch else "sbatch") in line
+    assert sbatch or "sbatch and srun not found on PATH" in line  # the case it is meant to be
     assert "Traceback" not in res.stdout + res.stderr
     assert {r.info.status for r in runs_of(uri)} <= {"FAILED"}  # no run left RUNNING
 

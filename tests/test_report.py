@@ -141,8 +141,13 @@ class SweepWriter:
 
 
 def new_store(root):
+    """A new store as shallownet makes one (record.schema: a copy of the schema MLflow migrated
+    once into the template, not dozens of migrations per store), with the experiment 'shallownet'."""
     from mlflow import MlflowClient
 
+    from shallownet.record import schema
+
+    schema.ensure(root / "mlflow.db")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("shallownet", artifact_location=str(root / "artifacts"))

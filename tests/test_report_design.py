@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.special import expit, logit
 from test_report import SweepWriter, loss_curve, new_store, params
 
+from shallownet import reproduce
 from shallownet.report import design, factorial, figures
 from shallownet.report import main as report_main
 from shallownet.report import stats as st
@@ -321,7 +322,7 @@ def train(cwd, uri, *overrides):
 
 
 @pytest.mark.slow
-def test_readme_runs_sweep_and_reproductions_report(store):
+def test_readme_runs_sweep_and_reproductions_report(store, monkeypatch, capsys):
     """Issue 19's first case with real runs (200 epochs): tutorial 000's sweep, then the
     README's `shallownet-train` (the sweep's tanh seed 0 again) and `shallownet-train
     activation=relu lr_schedule.lr=0.05`, two reproductions, and the README's --experiment
@@ -334,12 +335,15 @@ def test_readme_runs_sweep_and_reproductions_report(store):
     sweep_runs = runs_of(uri, filter_string="tags.sweep_id != ''")
     children = [r for r in sweep_runs if r.data.tags.get("shallownet.role") != "parent"]
     originals = sorted(children, key=lambda r: r.info.start_time)[:2]
+    # reproduce and report in-process: their command lines are tested as processes elsewhere
+    # (test_reproduce.py, test_newcomer.py); the reproductions themselves are real runs
+    monkeypatch.chdir(cwd)
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):  # as run_cli's environment
+        monkeypatch.delenv(var, raising=False)
     for r in originals:
-        res = run_cli(["shallownet-reproduce", r.info.run_id, "--tracking-uri", uri], cwd)
-        assert res.returncode == 0, res.stdout + res.stderr
-    res = run_cli(
+        assert reproduce.main([r.info.run_id, "--tracking-uri", uri]) == 0, capsys.readouterr()
+    rc = report_main(
         [
-            "shallownet-report",
             "--experiment",
             "shallownet",
             "--filter",
@@ -348,10 +352,9 @@ def test_readme_runs_sweep_and_reproductions_report(store):
             uri,
             "--out",
             "rep",
-        ],
-        cwd,
+        ]
     )
-    assert res.returncode == 0, res.stderr
+    assert rc == 0, capsys.readouterr().err
     md = (cwd / "rep" / "report.md").read_text()
     all_runs = [r for r in runs_of(uri) if r.data.tags.get("shallownet.role") != "parent"]
     assert len(all_runs) == 15 + 2 + 2

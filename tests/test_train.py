@@ -14,6 +14,8 @@ from shallownet import config, datasets
 from shallownet.record.points import recorded_steps, subsample_steps
 from shallownet.record.tracking import ensure_experiment
 from shallownet.model import MLP, train
+from shallownet.job import RunError
+from shallownet.sweep import preflight
 
 pytestmark = pytest.mark.slow
 
@@ -133,29 +135,64 @@ BAD = [
 ]
 
 
+def refused(args):
+    """The preflight's one line for a command line ``shallownet-train`` must refuse: the
+    RunError(2) its entry point prints as one line and exits with, before Hydra runs."""
+    with pytest.raises(RunError) as info:
+        preflight.check(args)
+    err = info.value
+    assert err.code == 2 and err.status == "CONFIG_ERROR"
+    assert len(err.message.splitlines()) == 1 and "Traceback" not in err.message, err.message
+    return err.message
+
+
 @pytest.mark.parametrize("overrides,needle", BAD, ids=[b[1] + str(i) for i, b in enumerate(BAD)])
-def test_bad_config_fails_fast_before_any_run(store, overrides, needle):
+def test_bad_config_fails_fast_before_any_run(store, overrides, needle, monkeypatch):
+    """In-process: the preflight refuses each value, from the run's working directory (a
+    relative CSV path is looked up there), and nothing is created in it."""
+    cwd, uri = store
+    monkeypatch.chdir(cwd)
+    t0 = time.perf_counter()
+    line = refused([*overrides, f"tracking.uri={uri}"])
+    elapsed = time.perf_counter() - t0
+    assert needle in line, line
+    assert not (cwd / "mlflow.db").exists()  # no store, let alone a run, was created
+    assert sorted(p.name for p in cwd.iterdir()) == []
+    print(f"{overrides}: refused in {elapsed:.2f}s")
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [BAD[0], BAD[8]],  # Hydra's own compose error, and shallownet's check of a relative CSV path
+    ids=["hydra-compose", "csv-path"],
+)
+def test_bad_config_exits_2_in_one_line_from_the_command_line(store, overrides, needle, monkeypatch):
+    """The process: shallownet-train prints the preflight's line, exits 2 with no traceback, and
+    creates no store."""
     cwd, uri = store
     t0 = time.perf_counter()
     res = run_cli(["shallownet-train", *overrides, f"tracking.uri={uri}"], cwd)
     elapsed = time.perf_counter() - t0
-    assert res.returncode != 0
-    assert needle in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr
+    assert res.returncode == 2, res.stdout + res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert needle in line, res.stderr
+    monkeypatch.chdir(cwd)  # the line is the preflight's, word for word
+    assert line == f"shallownet: {refused([*overrides, f'tracking.uri={uri}'])}"
+    assert "Traceback" not in res.stdout + res.stderr
     assert not (cwd / "mlflow.db").exists()  # no store, let alone a run, was created
     print(f"{overrides}: exit {res.returncode} in {elapsed:.2f}s")
 
 
 def test_bad_messages_name_the_valid_choices(store):
-    cwd, uri = store
-    res = run_cli(["shallownet-train", "activation=swish", f"tracking.uri={uri}"], cwd)
-    assert "relu" in res.stderr and "leaky_relu" in res.stderr
-    res = run_cli(["shallownet-train", "activation.alph=0.1", f"tracking.uri={uri}"], cwd)
-    assert res.returncode == 2 and "valid keys: alpha, name" in res.stderr
-    res = run_cli(["shallownet-train", "dataset.nosie=0.1", "dataset=spiral", f"tracking.uri={uri}"], cwd)
-    assert res.returncode == 2 and "nosie" in res.stderr and "noise" in res.stderr
-    res = run_cli(["shallownet-train", "train.loss=hinge", f"tracking.uri={uri}"], cwd)
-    assert res.returncode == 2 and "bce" in res.stderr and "cross_entropy" in res.stderr
+    _, uri = store
+    line = refused(["activation=swish", f"tracking.uri={uri}"])
+    assert "relu" in line and "leaky_relu" in line
+    line = refused(["activation.alph=0.1", f"tracking.uri={uri}"])
+    assert "valid keys: alpha, name" in line
+    line = refused(["dataset.nosie=0.1", "dataset=spiral", f"tracking.uri={uri}"])
+    assert "nosie" in line and "noise" in line
+    line = refused(["train.loss=hinge", f"tracking.uri={uri}"])
+    assert "bce" in line and "cross_entropy" in line
 
 
 @pytest.mark.parametrize(
