@@ -40,7 +40,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -51,6 +50,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from shallownet.record.provenance import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
@@ -434,16 +435,6 @@ def probe(python, packages):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def cpu():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment():
     proj = probe(
         PROJECT_BIN / "python", ["numpy", "mlflow", "hydra-core", "hydra-joblib-launcher", "joblib", "psutil"]
@@ -467,7 +458,7 @@ def environment():
         return ", ".join(f"{k} {v}" for k, v in d["versions"].items())
 
     emit(
-        f"Environment: CPU {cpu()} ({os.cpu_count()} logical cores) | python {proj['python']} | "
+        f"Environment: CPU {cpu_model()} ({os.cpu_count()} logical cores) | python {proj['python']} | "
         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE') or 'unset'}"
     )
     emit()

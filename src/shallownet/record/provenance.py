@@ -24,7 +24,7 @@ def _git(*args):
         return None
 
 
-def _cpu():
+def cpu_model():
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -45,7 +45,7 @@ def environment_tags():
         "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
         "python_version": platform.python_version(),
         "host": platform.node(),
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "os": platform.platform(),
         "cpu_count": str(os.cpu_count()),
     }

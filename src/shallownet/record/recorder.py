@@ -12,6 +12,7 @@ import sys
 import time
 
 from . import claims, contents, provenance, schema, tracking
+from ..console import first_line
 from .messages import Claimed, Skip
 from ..names import TAG_HEARTBEAT
 
@@ -133,7 +134,7 @@ def serve(conn, recorder):
         try:
             reply = (rid, True, getattr(recorder, method)(*args))
         except Exception as err:
-            reply = (rid, False, (type(err).__name__, tracking._first_line(err)))
+            reply = (rid, False, (type(err).__name__, first_line(err)))
         conn.send(reply)
 
 

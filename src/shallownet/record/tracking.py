@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import checkout
 
 # Re-exported for the modules that still read them here (shallownet.names defines them).
-from ..console import first_line as _first_line  # noqa: F401 - the store's errors in one line
+from ..console import first_line
 from .points import recorded_steps
 from ..names import (  # noqa: F401
     DEFAULT_EXPERIMENT,
@@ -128,7 +128,7 @@ def connect(uri, timeout=10, retries=2, create=True):
             (schema.ensure if create else schema.require)(sqlite_path(uri))
         return MlflowClient(uri)  # a store at MLflow's latest schema: verified, not migrated
     except Exception as err:
-        raise TrackingError(_first_line(err)) from None
+        raise TrackingError(first_line(err)) from None
 
 
 SQLITE_BUSY_SECONDS = 60
@@ -662,7 +662,7 @@ def copy_experiment(src_uri, dst_uri, experiment, *, dst_experiment=None, includ
     try:
         return _copy_experiment(src_uri, dst_uri, experiment, dst_experiment, include_deleted, log)
     except MlflowException as err:
-        raise TrackingError(f"migration failed: {_first_line(err)}") from err
+        raise TrackingError(f"migration failed: {first_line(err)}") from err
 
 
 def _copy_experiment(src_uri, dst_uri, experiment, dst_experiment, include_deleted, log):
