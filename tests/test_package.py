@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -37,14 +38,20 @@ def _project_copy(dst):
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """(project copy, bin dir of a fresh venv with shallownet installed by `pip install .`)."""
+    """(project copy, bin dir of a fresh venv with shallownet installed by `pip install .`).
+
+    The new venv reaches the dependencies through one .pth line to the running venv's
+    site-packages: `make venv` installed them from requirements.lock with every hash checked,
+    and installing them twice would test pip, not shallownet. Lines of a .pth add a directory
+    to sys.path without reading the .pth files in it, so the running venv's editable
+    shallownet stays out of sight: what the new venv imports is the wheel built here."""
     base = tmp_path_factory.mktemp("package")
     src = _project_copy(base / "project")
     env_dir = base / "env"
-    _sh([sys.executable, "-m", "venv", env_dir])
+    _sh([sys.executable, "-m", "venv", "--without-pip", env_dir])
     py = env_dir / "bin" / "python"
-    # the locked dependencies (pip checks every hash), then shallownet alone, built from source
-    _sh([py, "-m", "pip", "install", "--quiet", "--require-hashes", "-r", src / "requirements.lock"])
+    purelib = Path(_sh([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip())
+    (purelib / "locked-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     _sh([py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", src])
     return src, env_dir / "bin"
 

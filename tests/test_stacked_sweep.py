@@ -136,7 +136,7 @@ def test_sigterm_to_a_stacked_sweep_ends_every_run_in_flight_killed(store):
 @pytest.mark.slow
 def test_kill_9_of_a_stacked_sweep_and_its_resume_train_each_config_once(store):
     cwd, uri = ready(store)
-    args = [*sweep_args(uri, "activation=tanh", "seed=range(6)", "train.epochs=100000"), "stack_seeds=3"]
+    args = [*sweep_args(uri, "activation=tanh", "seed=range(6)", "train.epochs=50000"), "stack_seeds=3"]
     proc = start(cwd, *args)
     wait_for(lambda: len([r for r in running(uri) if r.data.tags["shallownet.role"] == "child"]) == 6)
     time.sleep(1.0)
