@@ -14,6 +14,7 @@ import pytest
 from test_runconfig import composed
 
 from shallownet import config, datasets
+from shallownet.record import contents
 from shallownet.compute import READY, STARTED, Task
 from shallownet.sweep.pool import Pool
 
@@ -28,13 +29,15 @@ def task(tmp_path, epochs, seeds=(0, 1)):
 
 PROBE = (
     "import atexit, sys; "
-    "atexit.register(lambda: print(sorted(m for m in ('mlflow', 'hydra', 'omegaconf') if m in sys.modules), "
+    "atexit.register(lambda: print(sorted(m for m in ('mlflow', 'hydra', 'omegaconf', 'sklearn') if m in sys.modules), "
     "file=sys.stderr)); "
     "from shallownet.compute import main; main(sys.argv)"
 )
 
 
-def test_a_worker_fits_a_task_without_ever_importing_mlflow_or_hydra(tmp_path):
+def test_a_worker_fits_a_task_without_ever_importing_mlflow_hydra_or_sklearn(tmp_path):
+    """The worker sends each FINISHED run's test outputs; its AUC is computed where the data
+    was prepared (scikit-learn is loaded there for the split), as the record gets it."""
     import socket
 
     ours, theirs = socket.socketpair()
@@ -47,7 +50,8 @@ def test_a_worker_fits_a_task_without_ever_importing_mlflow_or_hydra(tmp_path):
     theirs.close()
     conn = Connection(ours.detach())
     assert conn.recv() == READY
-    conn.send(task(tmp_path, 300))
+    sent = task(tmp_path, 300)
+    conn.send(sent)
     assert conn.recv() == STARTED
     fitted, leaving = conn.recv()
     conn.close()
@@ -55,8 +59,12 @@ def test_a_worker_fits_a_task_without_ever_importing_mlflow_or_hydra(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert err.strip().splitlines()[-1] == "[]", err
     assert [f.status for f in fitted] == ["FINISHED", "FINISHED"]
+    split = sent.split
     for f in fitted:
         assert f.record.summary["epochs_completed"] == 300 and len(f.record.curves["train_loss"]) == 300
+        assert "test_auc" not in f.record.summary and f.record.test_scores.shape == split.y_test.shape
+        auc = contents.with_test_auc(f.record, split.y_test).summary["test_auc"]
+        assert 0.5 < auc <= 1.0
         assert os.path.isfile(f.record.weights) and 0.5 < f.test_accuracy <= 1.0
         files = {p.name for p in (tmp_path / "task").rglob("*") if p.is_file()}
         assert {"config.yaml", "loss_curve.png", "decision_boundary.png"} <= files

@@ -85,7 +85,6 @@ def main(argv=None):
 
     conn = child_begins(argv or sys.argv)
     contents.load_plotting()
-    import sklearn.metrics  # noqa: F401 - the test AUC of each run, loaded before the first task
 
     STOP.install()
     try:

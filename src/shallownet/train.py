@@ -245,8 +245,10 @@ def record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases):
         fitted = compute.leave(fit, spec.run, spec.split, tmp, live_points)
         status = contents.store_status(fit.status, STOP.requested)
 
+        record = contents.with_test_auc(fitted.record, spec.split.y_test)
+
         def send():
-            logged = recorder.submit("record", exp_id, run_id, fitted.record)
+            logged = recorder.submit("record", exp_id, run_id, record)
             contents.write_files(
                 fitted.record.files,
                 spec.run,
@@ -264,11 +266,13 @@ def record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases):
         return fitted, end_record(recorder, run_id, fitted, send)
 
 
-def record_fitted(recorder, exp_id, run_id, fitted):
-    """Record a run a compute worker trained (its files are written): (status, reason)."""
+def record_fitted(recorder, exp_id, run_id, fitted, split):
+    """Record a run a compute worker trained on ``split`` (its files are written): (status,
+    reason)."""
+    record = contents.with_test_auc(fitted.record, split.y_test)
 
     def send():
-        recorder.record(exp_id, run_id, fitted.record)
+        recorder.record(exp_id, run_id, record)
         recorder.log_files(run_id, fitted.record.files)
 
     return end_record(recorder, run_id, fitted, send)

@@ -3,6 +3,7 @@ and the files (curves.parquet with every epoch, config.yaml, environment.txt, th
 Builds them locally; the recorder (``record.recorder``) sends them."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,9 @@ def store_status(fit_status, interrupted):
     return "FINISHED" if fit_status == "FINISHED" else "FAILED"
 
 
-def summary(fitted, split, status):
-    """Summary metrics (step 0): final values, epochs done, timings, and the test AUC of a
-    FINISHED run."""
+def summary(fitted):
+    """Summary metrics (step 0): final values, epochs done, timings. A FINISHED run's test AUC
+    is added where the data was prepared (``with_test_auc``): scikit-learn is loaded there."""
     cur, n = fitted.curves.done(), fitted.curves.n
     out = {
         "epochs_completed": n,
@@ -29,8 +30,6 @@ def summary(fitted, split, status):
     }
     if n:
         out.update({f"final_{k}": cur[k][-1] for k in METRIC_KEYS if k != "lr"})
-    if status == "FINISHED":
-        out["test_auc"] = _auc(fitted.net, split.X_test, split.y_test)
     return out
 
 
@@ -49,14 +48,24 @@ def end_tags(diverged_at, reason):
     return tags
 
 
-def _auc(net, X, y):
-    p_shape = net.layer_sizes[-1]
-    if len(np.unique(y)) < max(2, p_shape):  # one-vs-rest needs every class in the test part
+def test_scores(net, split, status):
+    """A FINISHED run's outputs on the test part, # (N_te,) or (N_te, K), for its AUC; None
+    when there is no AUC to compute (one-vs-rest needs every class in the test part)."""
+    if status != "FINISHED" or len(np.unique(split.y_test)) < max(2, net.layer_sizes[-1]):
         return None
+    p = net.forward(split.X_test)
+    return p[:, 0] if p.shape[1] == 1 else p
+
+
+def with_test_auc(record, y_test):
+    """``record`` (``messages.RunRecord``) with its summary's test AUC, from the scores a
+    compute worker sent back: the worker need not import scikit-learn (~1 s) for it."""
+    if record.test_scores is None:
+        return record
     from sklearn.metrics import roc_auc_score
 
-    p = net.forward(X)
-    return float(roc_auc_score(y, p[:, 0] if p.shape[1] == 1 else p, multi_class="ovr"))
+    auc = float(roc_auc_score(y_test, record.test_scores, multi_class="ovr"))
+    return replace(record, summary={**record.summary, "test_auc": auc}, test_scores=None)
 
 
 def write_curves(art, curves):
@@ -79,7 +88,8 @@ def record_of(fitted, run, split, status, folder, live_points=0):
         weights = folder / "net.npz"
         save_net(fitted.net, weights, split.classes)
     return RunRecord(
-        summary=summary(fitted, split, status),
+        summary=summary(fitted),
+        test_scores=test_scores(fitted.net, split, status) if fitted.net is not None else None,
         curves=fitted.curves.done(),
         planned=fitted.curves.planned,
         max_points=tr.max_points,

@@ -49,7 +49,9 @@ class RunRecord:
     """A fitted run's metrics and model: the summary metrics (step 0), the curves of the epochs
     done ({key: (n,) array}) of the ``planned`` ones (also written to curves.parquet in the
     folder ``files``), and the weights file of the model to log (None: no model). The folder
-    is logged apart (``log_files``), once the caller has written its other files."""
+    is logged apart (``log_files``), once the caller has written its other files. A FINISHED
+    run's ``test_scores`` (its outputs on the test part) become its test AUC in the summary
+    before it is recorded (``contents.with_test_auc``)."""
 
     summary: dict
     curves: dict
@@ -60,3 +62,4 @@ class RunRecord:
     weights: str | None = None
     feature_names: list = field(default_factory=list)
     classes: list = field(default_factory=list)
+    test_scores: object = None  # (N_te,) or (N_te, K) array, or None

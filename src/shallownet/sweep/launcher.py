@@ -201,7 +201,9 @@ class Launch:
         if fitted is None:
             return lj.report(spec.job, self.lost(spec, run_id, worker, seconds))
         try:
-            status, reason = train.record_fitted(self.recorder, self.session.exp_id, run_id, fitted)
+            status, reason = train.record_fitted(
+                self.recorder, self.session.exp_id, run_id, fitted, spec.split
+            )
         except RunError as err:
             return lj.report(
                 spec.job, Outcome(err.status, err.message, run_id, seconds=seconds, name=spec.run.name)
