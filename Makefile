@@ -26,7 +26,7 @@ help:
 	@echo "make lock    re-resolve $(LOCK) after pyproject.toml changed (UPGRADE=1: newest of all; minutes)"
 
 # The locked versions (pip checks every file against the lock's hashes), then shallownet
-# itself without resolving anything: built with the locked setuptools, not the newest one.
+# itself without resolving anything: built with the locked hatchling, not the newest one.
 # pip check fails when the lock no longer satisfies pyproject.toml (run make lock then).
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,6 +1,7 @@
-"""shallownet as a package: the wheel holds the config tree and py.typed, and installed with
-`pip install .` (not editable) into a fresh virtual environment it runs a study, its report and
-a reproduction from an empty directory, with its store in the per-user data directory."""
+"""shallownet as a package: the wheel holds the config tree, the report's templates and
+py.typed, `pip install .` leaves nothing in the checkout (no build/, no *.egg-info), and
+installed so (not editable) into a fresh virtual environment it runs a study, its report and a
+reproduction from an empty directory, with its store in the per-user data directory."""
 
 import os
 import re
@@ -36,9 +37,15 @@ def _project_copy(dst):
     return dst
 
 
+def _tree(root):
+    """Every file and folder under ``root``, relative to it."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """(project copy, bin dir of a fresh venv with shallownet installed by `pip install .`).
+    """(project copy, bin dir of a fresh venv with shallownet installed by `pip install .`,
+    what that install left in the project copy).
 
     The new venv reaches the dependencies through one .pth line to the running venv's
     site-packages: `make venv` installed them from requirements.lock with every hash checked,
@@ -52,15 +59,23 @@ def installed(tmp_path_factory):
     py = env_dir / "bin" / "python"
     purelib = Path(_sh([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip())
     (purelib / "locked-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    before = _tree(src)  # then shallownet alone, built from the copy by the locked build backend
     _sh([py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", src])
-    return src, env_dir / "bin"
+    return src, env_dir / "bin", sorted(_tree(src) - before)
+
+
+def test_pip_install_leaves_nothing_in_the_checkout(installed):
+    """No build/ folder, no *.egg-info: the wheel is built from the sources as they are."""
+    _, _, left = installed
+    assert not [x for x in left if x.split("/")[0] == "build" or ".egg-info" in x], left
+    assert left == []
 
 
 def test_the_wheel_holds_the_config_tree_and_py_typed_and_one_package(installed, tmp_path):
-    src, _ = installed
+    src, bin_dir, _ = installed
     _sh(
         [
-            sys.executable,
+            bin_dir / "python",
             "-m",
             "pip",
             "wheel",
@@ -80,12 +95,17 @@ def test_the_wheel_holds_the_config_tree_and_py_typed_and_one_package(installed,
     )
     assert yamls <= names, sorted(yamls - names)
     assert "shallownet/py.typed" in names
+    templates = {
+        f"shallownet/report/templates/{p.name}" for p in (CONF.parent / "report" / "templates").glob("*.j2")
+    }
+    assert "shallownet/report/templates/report.md.j2" in templates
+    assert templates <= names, sorted(templates - names)
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
     assert top == {"shallownet", "hydra_plugins"}, top
 
 
 def test_installed_commands_run_a_study_from_an_empty_directory(installed, tmp_path):
-    _, bin_dir = installed
+    _, bin_dir, _ = installed
     home, work = tmp_path / "home", tmp_path / "empty"
     home.mkdir()
     work.mkdir()

@@ -1,6 +1,7 @@
 """The report as a reader meets it: the answer in its first lines (numbers from
-comparisons.csv), one sign convention (better - worse), the direction of "better" on every
-metric, levels in the study's order, 3 significant digits in the text, Definitions last,
+comparisons.csv) and the figure that shows it before any table, one sign convention (better -
+worse), the direction of "better" on every metric, levels in the study's order, 3 significant
+digits in the text, the constant params and the Definitions last,
 HTML rendered from the Markdown by markdown-it-py; the study checks of a threshold that
 cannot separate the arms and of a schedule that acted in some runs only."""
 
@@ -232,8 +233,8 @@ def test_study_order_without_an_experiment_file_is_the_start_order():
 
 def test_three_significant_digits_in_the_text(rep):
     md = rep["md"]
-    design = section(md, "Design")  # constant params: the values as given
-    text = md.replace(design, "")
+    constants = section(md, "Constants")  # constant params: the values as given
+    text = md.replace(constants, "")
     text = re.sub(r"`[^`]*`", "", text)
     text = re.sub(r"\b[0-9a-f]{32}\b", "", text)  # run ids
     decimals = re.findall(r"(?<![\w.])-?\d+\.\d+(?:e[-+]\d+)?", text)
@@ -252,6 +253,40 @@ def test_definitions_come_last(rep):
     heads = [line for line in rep["md"].splitlines() if line.startswith("## ")]
     assert heads[0] == "## Answer"
     assert heads[-1] == "## Definitions"
+
+
+def test_the_first_screen_is_the_title_the_answer_and_its_figure(rep):
+    """Issue 29 item 4: the title names the sweep and its study once, the lines under it
+    repeat neither; then the answer and the figure that shows it (the mean curves per level),
+    then the tables; the constant params and the definitions last. report.html alike."""
+    md = rep["md"]
+    header = md[: md.index("\n## Answer\n")]
+    assert header.count("sweep-doc") == 1 and header.count("tutorial000_activations") == 1
+    assert header.splitlines()[0] == (
+        "# Sweep sweep-doc: experiment file src/shallownet/conf/experiment/tutorial000_activations.yaml"
+    )
+    heads = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert heads[:2] == ["Answer", "Summary"] and heads[-2:] == ["Constants", "Definitions"]
+    first_image = md.index("![")
+    assert md.index("\n## Answer\n") < first_image < md.index("\n## Summary\n")
+    assert md[first_image:].startswith("![Curves per epoch](curves.png)")
+    # every table before the constant params, which stand alone right before the definitions
+    lines = md.splitlines()
+    tables = [i for i, x in enumerate(lines[:-1]) if x.startswith("|") and lines[i + 1].startswith("|---")]
+    constants = lines.index("## Constants")
+    assert lines[tables[-1]] == "| constant param | value |" and tables[-2] < constants < tables[-1]
+    assert "constant param" not in section(md, "Design")
+    html = (rep["out"] / "report.html").read_text()
+    body = html[html.index("<body>") :]
+    assert re.findall(r"<h2>(.*?)</h2>", body) == heads
+    top = body[: body.index("<h2>Answer</h2>")]
+    assert top.count("sweep-doc") == 1 and top.count("tutorial000_activations") == 1
+    first_img = body.index("<img")
+    assert body.index("<h2>Answer</h2>") < first_img < body.index("<h2>Summary</h2>")
+    assert body[first_img:].startswith('<img src="data:image/png;base64,')
+    assert body.index('alt="Curves per epoch"') < body.index("<h2>Summary</h2>")
+    assert body.index("<h2>Constants</h2>") < body.rindex("<table>") < body.index("<h2>Definitions</h2>")
+    assert body.count("<table>") == len(tables)
 
 
 def test_html_is_the_markdown_rendered_by_markdown_it(rep):

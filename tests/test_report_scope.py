@@ -1,7 +1,7 @@
 """What a report covers: ``--sweep latest`` is the sweep run last (a resume counts), the title
-and first lines name the sweep and its experiment file or the experiment and the filter, an
-``--experiment`` report gets a folder of its own, and a tutorial's claim is judged only in a
-report of the study it belongs to."""
+names the sweep and its experiment file or the experiment and the filter, the lines under it
+repeat neither, an ``--experiment`` report gets a folder of its own, and a tutorial's claim is
+judged only in a report of the study it belongs to."""
 
 import pytest
 from conftest import client_for, run_cli, runs_of
@@ -60,7 +60,10 @@ def test_a_claim_is_judged_only_in_its_studys_report(two_studies, tmp_path):
 def test_an_experiment_report_over_two_studies_judges_no_claim(two_studies, tmp_path):
     md = report(two_studies, tmp_path, "--experiment", "shallownet")
     assert CLAIM not in md
-    assert "Runs: 8 from sweep `sweep-spiral` (experiment file spiral_activations" in md
+    assert (
+        "Runs: 8 from sweep `sweep-spiral` (experiment file src/shallownet/conf/experiment/spiral_activations.yaml)"
+        in md
+    )
     one = report(
         two_studies,
         tmp_path / "one",
@@ -73,20 +76,36 @@ def test_an_experiment_report_over_two_studies_judges_no_claim(two_studies, tmp_
 
 
 def test_titles_name_the_sweep_and_its_file_or_the_experiment_and_filter(two_studies, tmp_path):
+    """The title names what the report covers; the lines under it add what the title does
+    not say and repeat nothing of it."""
     md = report(two_studies, tmp_path / "s", "--sweep", "sweep-t000")
-    head = md.splitlines()[:3]
+    head = md.split("\n## ")[0].splitlines()
     assert (
         head[0]
-        == "# Sweep sweep-t000: experiment file tutorial000_activations (src/shallownet/conf/experiment/tutorial000_activations.yaml)"
+        == "# Sweep sweep-t000: experiment file src/shallownet/conf/experiment/tutorial000_activations.yaml"
     )
-    assert head[2].startswith("- Covers: sweep `sweep-t000` of experiment file tutorial000_activations")
+    assert head[2] == "- MLflow experiment: `shallownet`"
+    assert head[3].startswith("- Parent run: `") and head[4].startswith("- Child runs: 8 (")
+    assert "\n".join(head).count("sweep-t000") == 1
+    assert "\n".join(head).count("tutorial000_activations") == 1
+    assert "Sweep: `" not in md and "Study: `" not in md and "Covers:" not in md
     flt = "tags.sweep_id = 'sweep-t000'"
     md = report(two_studies, tmp_path / "e", "--experiment", "shallownet", "--filter", flt)
-    head = md.splitlines()[:4]
-    assert head[0] == f"# Experiment shallownet: runs where {flt}"
-    assert head[2] == f"- Covers: the runs of MLflow experiment `shallownet` matching `{flt}`"
-    assert head[3].startswith("- Runs: 8 from sweep `sweep-t000` (experiment file tutorial000_activations")
+    head = md.split("\n## ")[0].splitlines()
+    assert head[0] == f"# MLflow experiment shallownet: runs where {flt}"
+    assert head[2] == (
+        "- Runs: 8 from sweep `sweep-t000` (experiment file "
+        "src/shallownet/conf/experiment/tutorial000_activations.yaml)"
+    )
+    assert head[3].startswith("- Child runs: 8 (")
+    assert "\n".join(head).count("tutorial000_activations") == 1
     assert "Sweep: `" not in md and "Parent run:" not in md  # no sweep's report
+    assert "Study: `" not in md and "Covers:" not in md
+    md = report(two_studies, tmp_path / "a", "--experiment", "shallownet")
+    head = md.split("\n## ")[0].splitlines()
+    assert head[0] == "# MLflow experiment shallownet: all runs"
+    assert head[2].startswith("- Runs: 8 from sweep `sweep-spiral` (experiment file ")
+    assert head[3] == "- No tutorial claim is judged: these runs are not all of one experiment file"
 
 
 def test_each_experiment_report_gets_its_own_folder(two_studies, tmp_path, monkeypatch):
@@ -101,7 +120,7 @@ def test_each_experiment_report_gets_its_own_folder(two_studies, tmp_path, monke
     assert any(x.startswith("shallownet--tags.sweep_id_=_sweep-t000-") for x in folders), folders
     for name in folders:
         first = (tmp_path / "outputs" / "reports" / name / "report.md").read_text().splitlines()[0]
-        assert first.startswith("# Experiment shallownet: ")
+        assert first.startswith("# MLflow experiment shallownet: ")
     assert (
         sum(
             "sweep-spiral" in (tmp_path / "outputs" / "reports" / n / "report.md").read_text().splitlines()[0]

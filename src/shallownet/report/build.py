@@ -25,6 +25,7 @@ from .runs import (
     split_parent,
     tidy_runs,
 )
+from .scope import sweep_title
 
 DEFAULT_LOSS_FRACTION = 0.5
 REPORT_FILES = ("report_md", "report_html", "summary_csv", "comparisons_csv")
@@ -45,6 +46,7 @@ class Study:
     aliases: dict
     alpha: float
     title: str = ""
+    own_title: bool = False  # a title build_report was given, not the scope's or the default
     sweep_id: str | None = None
     study: str | None = None
     threshold: float = float("nan")
@@ -123,9 +125,19 @@ def new_study(runs_df, ignore_params, alpha, title, scope=None) -> Study:
     s.study = _tag(parent, tracking.TAG_STUDY) or ", ".join(_one_value(children, tracking.TAG_STUDY)) or None
     if scope is not None:  # an --experiment report is no sweep's, even of one sweep's runs
         s.sweep_id, s.study, s.scope = scope.sweep_id, scope.study, scope
-    s.title = title or (scope.title if scope else f"shallownet report: {s.study or s.sweep_id or 'runs'}")
+    s.title = title or (scope.title if scope else _default_title(s))
+    s.own_title = title is not None  # the caller's title may name neither sweep nor study
     s.order = order_mod.study_order(runs, factors, s.study, children)
     return s
+
+
+def _default_title(s: Study) -> str:
+    """Without a scope: the sweep's title (its id and experiment file), else the study's."""
+    if s.sweep_id is None:
+        return f"shallownet report: {s.study or 'runs'}"
+    if s.study is None or ", " in s.study:
+        return f"Sweep {s.sweep_id}" + (f": experiment files {s.study}" if s.study else "")
+    return sweep_title(s.sweep_id, s.study)
 
 
 def analyse(s: Study, curves: dict) -> None:

@@ -214,6 +214,8 @@ def answer(s) -> list:
 
 
 def section_header(s) -> dict:
+    """The title and the bullets under it. The scope's title (and the default one) names the
+    sweep and its experiment file: the bullets name them only under a caller's own title."""
     n_aside = len(s.design.set_aside) if s.design is not None else 0
     info = s.scope.lines(n_aside) if s.scope is not None else []
     st = s.runs["state"]
@@ -230,9 +232,9 @@ def section_header(s) -> dict:
     return {
         "title": s.title,
         "scope_lines": info,
-        "sweep_id": s.sweep_id,
+        "sweep_id": s.sweep_id if s.own_title else None,
         "parent_id": None if s.parent is None else s.parent["run_id"],
-        "study": s.study,
+        "study": s.study if s.own_title else None,
         "counts": {k: int((st == k).sum()) for k in ("finished", "diverged", "failed", "unfinished")},
         "n_runs": len(s.runs),
         "n_set_aside": n_aside,  # besides n_runs: the header's two counts add up

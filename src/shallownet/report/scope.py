@@ -23,23 +23,20 @@ class Scope:
 
     @property
     def title(self) -> str:
+        """The sweep id and its experiment file's path, or the MLflow experiment and the
+        filter: what the report covers, said once (the first lines add what it leaves out)."""
         if self.sweep_id is not None:
-            return f"Sweep {self.sweep_id}: {_file(self.study)}"
-        return f"Experiment {self.experiment}: {_runs_where(self.filter)}"
+            return sweep_title(self.sweep_id, self.study)
+        return f"MLflow experiment {self.experiment}: {_runs_where(self.filter)}"
 
     def lines(self, n_set_aside: int = 0) -> list:
-        """The report's first lines: what it covers, and where the runs come from (every run
-        the filter matched; ``n_set_aside`` of them are reproductions or repeats that
-        report/design.py sets aside, which the line says)."""
+        """The report's first lines after the title, naming nothing the title names: a
+        sweep's MLflow experiment; or where the runs come from (every run the filter matched;
+        ``n_set_aside`` of them are reproductions or repeats that report/design.py sets
+        aside, which the line says) and whether a tutorial claim can be judged."""
         if self.sweep_id is not None:
-            return [
-                f"Covers: sweep `{self.sweep_id}` of {_file(self.study)} "
-                f"(MLflow experiment `{self.experiment}`)"
-            ]
-        out = [
-            f"Covers: the runs of MLflow experiment `{self.experiment}` "
-            + (f"matching `{self.filter}`" if self.filter else "(no filter: all of them)")
-        ]
+            return [f"MLflow experiment: `{self.experiment}`"]
+        out = []
         parts = [
             f"{n} from sweep `{sweep}` ({_file(study)})" if sweep else f"{n} outside any sweep"
             for study, sweep, n in self.studies
@@ -67,12 +64,17 @@ class Scope:
         return f"{_safe(self.experiment)}--{_safe(self.filter)[:60]}-{digest}"
 
 
+def sweep_title(sweep_id: str, study) -> str:
+    """A sweep report's title: its id and its experiment file (the path, which names it)."""
+    return f"Sweep {sweep_id}: {_file(study)}"
+
+
 def _file(study) -> str:
     if study is None:
         return "several experiment files"
     if study == NO_FILE:
         return "no experiment file (the command line's own grid)"
-    return f"experiment file {study} (src/shallownet/conf/experiment/{study}.yaml)"
+    return f"experiment file src/shallownet/conf/experiment/{study}.yaml"
 
 
 def _runs_where(filter_string: str) -> str:
