@@ -326,7 +326,7 @@ def test_a_killed_runs_leftover_is_closed_by_the_next_run_that_meets_it(store):
     """kill -9 leaves a RUNNING run that its process will never end: the next run of the same
     config closes it KILLED (a sweep closes every such run of its experiment at start)."""
     cwd, uri = ready(store)
-    args = ["shallownet-train", *QUICK, "train.epochs=60000", f"tracking.uri={uri}"]
+    args = ["shallownet-train", *QUICK, "train.epochs=20000", f"tracking.uri={uri}"]
     proc = start(cwd, *args)
     wait_for(lambda: running(uri), timeout=120)
     os.killpg(proc.pid, signal.SIGKILL)
