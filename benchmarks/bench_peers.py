@@ -436,9 +436,7 @@ def probe(python, packages):
 
 
 def environment():
-    proj = probe(
-        PROJECT_BIN / "python", ["numpy", "mlflow", "hydra-core", "hydra-joblib-launcher", "joblib", "psutil"]
-    )
+    proj = probe(PROJECT_BIN / "python", ["numpy", "mlflow", "hydra-core", "scikit-learn", "psutil"])
     peers = probe(
         PEERS_PY,
         [

@@ -1,4 +1,4 @@
-"""Sweeps end to end: parent/child runs, parallel joblib without losses, resume, divergence."""
+"""Sweeps end to end: parent/child runs, parallel workers without losses, resume, divergence."""
 
 import os
 import re
