@@ -32,13 +32,15 @@ help:
 # itself without resolving anything: built with the locked hatchling, not the newest one.
 # uv installs them: the same files as pip would, several times faster, and every fresh
 # clone and CI run pays this step. It lives in $(UV_DIR), outside the venv's packages (a
-# tool, not a dependency: runs record the venv's distributions). pip check fails when the
-# lock no longer satisfies pyproject.toml (run make lock then).
+# tool, not a dependency: runs record the venv's distributions). --compile-bytecode as pip
+# does: where PYTHONDONTWRITEBYTECODE is set (this machine), a process would otherwise
+# compile every module it imports, every time. pip check fails when the lock no longer
+# satisfies pyproject.toml (run make lock then).
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'pip==$(PIP_VERSION)'
 	test -x $(UV) || $(BIN)/python -m pip install --quiet --target $(UV_DIR) 'uv==$(UV_VERSION)'
-	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r $(LOCK)
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes -r $(LOCK)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	touch $(STAMP)
