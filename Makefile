@@ -39,7 +39,7 @@ help:
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'pip==$(PIP_VERSION)'
-	test -x $(UV) || $(BIN)/python -m pip install --quiet --target $(UV_DIR) 'uv==$(UV_VERSION)'
+	test "$$($(UV) --version 2>/dev/null | cut -d' ' -f2)" = '$(UV_VERSION)' || $(BIN)/python -m pip install --quiet --upgrade --target $(UV_DIR) 'uv==$(UV_VERSION)'
 	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes -r $(LOCK)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check

@@ -206,9 +206,9 @@ def test_twin_sweeps_started_together_train_everything_once(store):
 
 def test_kill_9_of_a_sweep_leaves_no_process_and_the_resume_trains_each_config_once(store):
     cwd, uri = ready(store)
-    args = sweep_args(uri, "activation=tanh", "seed=range(4)", "train.epochs=50000")
+    args = sweep_args(uri, "activation=tanh", "seed=range(5)", "train.epochs=50000")
     proc = start(cwd, *args)
-    read_until(proc, r"^\[2/4\] ")  # two jobs done (they started together, so end together)...
+    read_until(proc, r"^\[2/5\] ")  # two jobs done (they started together, so end together)...
     wait_for(lambda: [r for r in running(uri) if r.data.tags["shallownet.role"] == "child"])
     time.sleep(1.0)  # ...and the next ones a second into their several seconds of training
     os.kill(proc.pid, signal.SIGKILL)
@@ -216,6 +216,7 @@ def test_kill_9_of_a_sweep_leaves_no_process_and_the_resume_trains_each_config_o
     assert gone(proc.pid), f"left alive: {group(proc.pid)}"  # fork server, workers, trackers
     left = [r for r in running(uri) if r.data.tags["shallownet.role"] == "child"]
     assert left  # what a kill -9 leaves: runs nobody will end...
+    assert len(store_runs(uri, "child")) == 4  # ...and a config that never started
     res = run_cli(args, cwd)  # ...until the next sweep meets them
     assert res.returncode == 0, res.stdout + res.stderr
     assert not running(uri)
@@ -223,9 +224,9 @@ def test_kill_9_of_a_sweep_leaves_no_process_and_the_resume_trains_each_config_o
         run = client_for(uri).get_run(r.info.run_id)
         assert run.info.status == "KILLED" and "is gone: closed by sweep" in run.data.tags["failure_reason"]
     counts = finished_per_config(uri)
-    assert len(counts) == 4 and set(counts.values()) == {1}, counts
+    assert len(counts) == 5 and set(counts.values()) == {1}, counts
     (parent,) = store_runs(uri, "parent")
-    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 4
+    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 5
     assert "failure_reason" not in parent.data.tags  # the earlier session's end is history
 
 

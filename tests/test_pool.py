@@ -10,11 +10,13 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
+import numpy as np
 import pytest
 from test_runconfig import composed
 
 from shallownet import config, datasets
 from shallownet.record import contents
+from shallownet.record.messages import RunRecord
 from shallownet.compute import READY, STARTED, Task
 from shallownet.sweep.pool import Pool
 
@@ -68,6 +70,38 @@ def test_a_worker_fits_a_task_without_ever_importing_mlflow_hydra_or_sklearn(tmp
         assert os.path.isfile(f.record.weights) and 0.5 < f.test_accuracy <= 1.0
         files = {p.name for p in (tmp_path / "task").rglob("*") if p.is_file()}
         assert {"config.yaml", "loss_curve.png", "decision_boundary.png"} <= files
+
+
+class _Outputs:
+    """A net that outputs ``p`` # (N, K) on the test part (what ``test_scores`` reads of it)."""
+
+    def __init__(self, p):
+        self.p, self.layer_sizes = p, [2, 3, p.shape[1]]
+
+    def forward(self, X):
+        return self.p
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_the_test_auc_of_sigmoid_and_softmax_outputs_is_scikit_learns(k):
+    """One sigmoid output, a two-way softmax (its class-1 column) and a three-way softmax
+    (one-vs-rest): the AUC the record gets is roc_auc_score's on the scores a worker sends."""
+    from types import SimpleNamespace
+
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(k)
+    y = np.arange(60) % max(k, 2)  # (N,)
+    p = rng.random((60, k))
+    if k > 1:
+        p /= p.sum(axis=1, keepdims=True)
+    split = SimpleNamespace(X_test=np.zeros((60, 2)), y_test=y)
+    scores = contents.test_scores(_Outputs(p), split, "FINISHED")
+    assert contents.test_scores(_Outputs(p), split, "KILLED") is None
+    record = contents.with_test_auc(RunRecord({}, {}, 0, 0, 0, "", test_scores=scores), y)
+    want = roc_auc_score(y, p[:, -1]) if k <= 2 else roc_auc_score(y, p, multi_class="ovr")
+    assert record.summary["test_auc"] == want and record.test_scores is None
+    assert 0.3 < want < 0.7  # random scores: about chance, so the test reads real numbers
 
 
 @pytest.fixture

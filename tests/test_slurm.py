@@ -105,7 +105,9 @@ def test_sweep_runs_as_slurm_jobs_into_one_parent_with_three_children(cluster, t
         out = res.stdout + res.stderr
         assert res.returncode == 0, out
         assert "sweep summary (3/3 jobs" in res.stdout and "3/3 configs finished, failed 0" in res.stdout, out
-        assert len(re.findall(r"^\[\d/3\] seed=\d: FINISHED", res.stdout, re.M)) == 3, out  # as with joblib
+        assert len(re.findall(r"^\[\d/3\] seed=\d: FINISHED", res.stdout, re.M)) == 3, (
+            out
+        )  # as with the local workers
         assert "Traceback" not in out, out
         # Without accounting submitit polls a failing sacct and warns on every poll; the
         # cluster runs slurmdbd, so a clean output is the harness's to keep.

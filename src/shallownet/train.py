@@ -245,9 +245,8 @@ def record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases):
         fitted = compute.leave(fit, spec.run, spec.split, tmp, live_points)
         status = contents.store_status(fit.status, STOP.requested)
 
-        record = contents.with_test_auc(fitted.record, spec.split.y_test)
-
         def send():
+            record = contents.with_test_auc(fitted.record, spec.split.y_test)
             logged = recorder.submit("record", exp_id, run_id, record)
             contents.write_files(
                 fitted.record.files,
@@ -269,10 +268,9 @@ def record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases):
 def record_fitted(recorder, exp_id, run_id, fitted, split):
     """Record a run a compute worker trained on ``split`` (its files are written): (status,
     reason)."""
-    record = contents.with_test_auc(fitted.record, split.y_test)
 
     def send():
-        recorder.record(exp_id, run_id, record)
+        recorder.record(exp_id, run_id, contents.with_test_auc(fitted.record, split.y_test))
         recorder.log_files(run_id, fitted.record.files)
 
     return end_record(recorder, run_id, fitted, send)

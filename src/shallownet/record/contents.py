@@ -21,7 +21,7 @@ def store_status(fit_status, interrupted):
 
 def summary(fitted):
     """Summary metrics (step 0): final values, epochs done, timings. A FINISHED run's test AUC
-    is added where the data was prepared (``with_test_auc``): scikit-learn is loaded there."""
+    is added where the data was prepared (``with_test_auc``), not in a compute worker."""
     cur, n = fitted.curves.done(), fitted.curves.n
     out = {
         "epochs_completed": n,
@@ -49,17 +49,19 @@ def end_tags(diverged_at, reason):
 
 
 def test_scores(net, split, status):
-    """A FINISHED run's outputs on the test part, # (N_te,) or (N_te, K), for its AUC; None
+    """A FINISHED run's scores on the test part for its AUC: # (N_te,) for two classes (the
+    sigmoid's output, or a two-way softmax's column of class 1), (N_te, K) for K > 2; None
     when there is no AUC to compute (one-vs-rest needs every class in the test part)."""
     if status != "FINISHED" or len(np.unique(split.y_test)) < max(2, net.layer_sizes[-1]):
         return None
-    p = net.forward(split.X_test)
-    return p[:, 0] if p.shape[1] == 1 else p
+    p = net.forward(split.X_test)  # (N_te, K)
+    return p[:, -1] if p.shape[1] <= 2 else p
 
 
 def with_test_auc(record, y_test):
     """``record`` (``messages.RunRecord``) with its summary's test AUC, from the scores a
-    compute worker sent back: the worker need not import scikit-learn (~1 s) for it."""
+    compute worker sent back: the worker need not import scikit-learn (~1 s) for it, and the
+    process that prepared a non-Playground dataset has it loaded for the split already."""
     if record.test_scores is None:
         return record
     from sklearn.metrics import roc_auc_score

@@ -126,7 +126,7 @@ def new_study(runs_df, ignore_params, alpha, title, scope=None) -> Study:
     if scope is not None:  # an --experiment report is no sweep's, even of one sweep's runs
         s.sweep_id, s.study, s.scope = scope.sweep_id, scope.study, scope
     s.title = title or (scope.title if scope else _default_title(s))
-    s.own_title = title is not None  # the caller's title may name neither sweep nor study
+    s.own_title = bool(title)  # the caller's title may name neither sweep nor study
     s.order = order_mod.study_order(runs, factors, s.study, children)
     return s
 
