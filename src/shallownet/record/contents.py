@@ -52,7 +52,7 @@ def test_scores(net, split, status):
     """A FINISHED run's scores on the test part for its AUC: # (N_te,) for two classes (the
     sigmoid's output, or a two-way softmax's column of class 1), (N_te, K) for K > 2; None
     when there is no AUC to compute (one-vs-rest needs every class in the test part)."""
-    if status != "FINISHED" or len(np.unique(split.y_test)) < max(2, net.layer_sizes[-1]):
+    if status != "FINISHED" or net is None or len(np.unique(split.y_test)) < max(2, net.layer_sizes[-1]):
         return None
     p = net.forward(split.X_test)  # (N_te, K)
     return p[:, -1] if p.shape[1] <= 2 else p
@@ -91,7 +91,7 @@ def record_of(fitted, run, split, status, folder, live_points=0):
         save_net(fitted.net, weights, split.classes)
     return RunRecord(
         summary=summary(fitted),
-        test_scores=test_scores(fitted.net, split, status) if fitted.net is not None else None,
+        test_scores=test_scores(fitted.net, split, status),
         curves=fitted.curves.done(),
         planned=fitted.curves.planned,
         max_points=tr.max_points,

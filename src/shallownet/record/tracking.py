@@ -14,9 +14,10 @@ from pathlib import Path
 
 from .. import checkout
 
-# Re-exported for the modules that still read them here (shallownet.names defines them).
 from ..console import first_line
 from .points import recorded_steps
+
+# Re-exported for the modules that still read them here (shallownet.names defines them).
 from ..names import (  # noqa: F401
     DEFAULT_EXPERIMENT,
     DEFAULT_URI,
