@@ -65,7 +65,8 @@ def test_a_worker_fits_a_task_without_ever_importing_mlflow_hydra_or_sklearn(tmp
     for f in fitted:
         assert f.record.summary["epochs_completed"] == 300 and len(f.record.curves["train_loss"]) == 300
         assert "test_auc" not in f.record.summary and f.record.test_scores.shape == split.y_test.shape
-        auc = contents.with_test_auc(f.record, split.y_test).summary["test_auc"]
+        assert np.array_equal(f.record.test_labels, split.y_test)
+        auc = contents.with_test_auc(f.record).summary["test_auc"]
         assert 0.5 < auc <= 1.0
         assert os.path.isfile(f.record.weights) and 0.5 < f.test_accuracy <= 1.0
         files = {p.name for p in (tmp_path / "task").rglob("*") if p.is_file()}
@@ -98,9 +99,9 @@ def test_the_test_auc_of_sigmoid_and_softmax_outputs_is_scikit_learns(k):
     split = SimpleNamespace(X_test=np.zeros((60, 2)), y_test=y)
     scores = contents.test_scores(_Outputs(p), split, "FINISHED")
     assert contents.test_scores(_Outputs(p), split, "KILLED") is None
-    record = contents.with_test_auc(RunRecord({}, {}, 0, 0, 0, "", test_scores=scores), y)
+    record = contents.with_test_auc(RunRecord({}, {}, 0, 0, 0, "", test_scores=scores, test_labels=y))
     want = roc_auc_score(y, p[:, -1]) if k <= 2 else roc_auc_score(y, p, multi_class="ovr")
-    assert record.summary["test_auc"] == want and record.test_scores is None
+    assert record.summary["test_auc"] == want and record.test_scores is None and record.test_labels is None
     assert 0.3 < want < 0.7  # random scores: about chance, so the test reads real numbers
 
 

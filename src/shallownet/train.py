@@ -246,7 +246,9 @@ def record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases):
         status = contents.store_status(fit.status, STOP.requested)
 
         def send():
-            record = contents.with_test_auc(fitted.record, spec.split.y_test)
+            record = fitted.record
+            if contents.scoring_is_loaded():
+                record = contents.with_test_auc(record)
             logged = recorder.submit("record", exp_id, run_id, record)
             contents.write_files(
                 fitted.record.files,
@@ -265,12 +267,11 @@ def record_trained(recorder, exp_id, run_id, spec, fit, live_points, phases):
         return fitted, end_record(recorder, run_id, fitted, send)
 
 
-def record_fitted(recorder, exp_id, run_id, fitted, split):
-    """Record a run a compute worker trained on ``split`` (its files are written): (status,
-    reason)."""
+def record_fitted(recorder, exp_id, run_id, fitted):
+    """Record a run a compute worker trained (its files are written): (status, reason)."""
 
     def send():
-        recorder.record(exp_id, run_id, contents.with_test_auc(fitted.record, split.y_test))
+        recorder.record(exp_id, run_id, fitted.record)
         recorder.log_files(run_id, fitted.record.files)
 
     return end_record(recorder, run_id, fitted, send)
@@ -342,6 +343,8 @@ def run(cfg, job, phases=None, recorder=None):
         if got.retrain and job.in_sweep:
             say(f"{spec.job.shown or spec.run.name}: training again: {got.retrain}")
     if todo:
+        if not contents.scoring_is_loaded():
+            recorder.submit("load_scoring")  # the recorder imports it while this process trains
         trained = train_live(recorder, todo, job)
         phases.mark("train")
         for (spec, run_id), (fitted, live_points) in zip(todo, trained):

@@ -50,8 +50,8 @@ class RunRecord:
     done ({key: (n,) array}) of the ``planned`` ones (also written to curves.parquet in the
     folder ``files``), and the weights file of the model to log (None: no model). The folder
     is logged apart (``log_files``), once the caller has written its other files. A FINISHED
-    run's ``test_scores`` (its outputs on the test part) become its test AUC in the summary
-    before it is recorded (``contents.with_test_auc``)."""
+    run's ``test_scores`` (its outputs on the test part) and ``test_labels`` become its test
+    AUC in the summary when it is recorded (``contents.with_test_auc``)."""
 
     summary: dict
     curves: dict
@@ -63,3 +63,4 @@ class RunRecord:
     feature_names: list = field(default_factory=list)
     classes: list = field(default_factory=list)
     test_scores: object = None  # (N_te,) or (N_te, K) array, or None
+    test_labels: object = None  # (N_te,) int array with test_scores, else None

@@ -77,7 +77,9 @@ class Recorder:
     def record(self, experiment_id, run_id, rec):
         """A fitted run's model, metrics and files of record (``messages.RunRecord``): the model
         first, then the metrics (they land even when logging the model failed), then
-        curves.parquet and environment.txt into the run's folder of files (``rec.files``)."""
+        curves.parquet and environment.txt into the run's folder of files (``rec.files``). A
+        FINISHED run's test AUC is computed here unless its caller did (``contents.with_test_auc``)."""
+        rec = contents.with_test_auc(rec)
         model_id = None
         try:
             if rec.weights:
@@ -93,6 +95,10 @@ class Recorder:
             tracking.log_metrics(self.client, run_id, batch)
         contents.write_curves(rec.files, rec.curves)  # pandas is loaded with mlflow here
         contents.write_environment(rec.files, provenance.pip_freeze())
+
+    def load_scoring(self):
+        """Import what ``record`` needs for a test AUC now (while the caller trains)."""
+        contents.load_scoring()
 
     def log_files(self, run_id, folder):
         """The files under ``folder`` as the run's artifacts."""

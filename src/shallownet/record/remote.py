@@ -2,10 +2,10 @@
 
 ``RemoteRecorder.start()`` launches it at once: it imports MLflow while this process composes
 the config, loads the data and trains, which never import MLflow. Its methods are the
-recorder's (``open``, ``claim``, ``live``, ``record``, ``log_files``, ``end``), each a request on a pipe and
-its answer; a failure there raises ``RecorderError`` with the recorder's one line. A request
-made with ``submit`` returns a ``Pending`` whose ``result()`` waits for the answer, so that this
-process can go on meanwhile.
+recorder's (``open``, ``claim``, ``live``, ``load_scoring``, ``record``, ``log_files``,
+``end``), each a request on a pipe and its answer; a failure there raises ``RecorderError``
+with the recorder's one line. A request made with ``submit`` returns a ``Pending`` whose
+``result()`` waits for the answer, so that this process can go on meanwhile.
 
 The recorder ignores the stop signals (a Ctrl-C reaches the whole process group): this process
 decides, and tells it how each run ends. It dies with this process, even one killed with -9.

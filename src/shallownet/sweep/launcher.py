@@ -201,9 +201,7 @@ class Launch:
         if fitted is None:
             return lj.report(spec.job, self.lost(spec, run_id, worker, seconds))
         try:
-            status, reason = train.record_fitted(
-                self.recorder, self.session.exp_id, run_id, fitted, spec.split
-            )
+            status, reason = train.record_fitted(self.recorder, self.session.exp_id, run_id, fitted)
         except RunError as err:
             return lj.report(
                 spec.job, Outcome(err.status, err.message, run_id, seconds=seconds, name=spec.run.name)
