@@ -17,26 +17,6 @@ from test_faults import QUICK, finished_per_config, ready, running, start, store
 
 pytestmark = pytest.mark.slow
 
-PROBE = (
-    "import sys, time\n"
-    "from mlflow import MlflowClient\n"
-    "t = time.monotonic()\n"
-    "MlflowClient(sys.argv[1])\n"
-    "print(time.monotonic() - t)\n"
-)
-
-
-def migration_seconds(folder):
-    """How long MLflow takes to create a new store's schema here (its import aside)."""
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, f"sqlite:///{folder / 'probe.db'}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=cli_env(),
-    )
-    return float(out.stdout.split()[-1])
-
 
 def fresh(tmp_path, name):
     cwd = tmp_path / name
@@ -115,38 +95,52 @@ def test_kill_9_at_any_point_of_a_new_stores_schema_creation_leaves_a_usable_sto
 
 
 RIVAL = (
-    "import sys, time\n"
-    "from pathlib import Path\n"
+    "import sys\n"
     "from mlflow import MlflowClient\n"
-    "db, delay = Path(sys.argv[1]), float(sys.argv[2])\n"
     "print('ready', flush=True)\n"
-    "while not db.with_name(db.name + '.lock').exists():\n"
-    "    time.sleep(0.001)\n"
-    "time.sleep(delay)\n"
-    "MlflowClient(f'sqlite:///{db}').search_experiments()\n"
+    "sys.stdin.readline()\n"
+    "MlflowClient(sys.argv[1]).search_experiments()\n"
 )
 
 
 def test_another_mlflow_client_creating_the_store_at_the_same_moment_does_not_stop_the_run(tmp_path):
     """An MLflow client of its own (the UI, a notebook) creates the new store as the first run
-    does: it starts when the run takes the schema lock, then later into the run's migration.
-    The run waits for the other's schema instead of exiting 3, and both succeed."""
-    seconds = migration_seconds(tmp_path)
-    for i, fraction in enumerate((0.0, 0.3, 0.6)):
+    does. It is let go on the event itself: once the run holds the schema lock, or once the
+    run's migration has committed a given revision of MLflow's chain (30 % and 60 % of the
+    way), with the store still not in place. The run waits for the other's schema instead of
+    exiting 3, and both succeed."""
+    chain = migration_chain()
+    for i, revision in enumerate([None, chain[len(chain) * 3 // 10], chain[len(chain) * 6 // 10]]):
         cwd, uri = fresh(tmp_path, f"race-{i}")
+        env = own_cache(tmp_path, i)
+        templates = Path(env["XDG_CACHE_HOME"]) / "shallownet" / "stores"
         rival = subprocess.Popen(
-            [sys.executable, "-c", RIVAL, str(cwd / "mlflow.db"), str(fraction * seconds)],
+            [sys.executable, "-c", RIVAL, uri],
             env=cli_env(),
             text=True,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        assert rival.stdout.readline().strip() == "ready"  # mlflow imported, watching the lock
-        res = run_cli(["shallownet-train", *QUICK, f"tracking.uri={uri}"], cwd, env=own_cache(tmp_path, i))
+        assert rival.stdout.readline().strip() == "ready"  # mlflow imported, waiting for its cue
+        run = start(cwd, "shallownet-train", *QUICK, f"tracking.uri={uri}", env=env)
+        if revision is None:
+            wait_for((cwd / "mlflow.db.lock").exists, timeout=600, poll=0.002)
+        else:
+            target = chain.index(revision)
+            wait_for(
+                lambda: chain.index(revision_being_built(templates) or chain[0]) >= target,
+                timeout=600,
+                poll=0.002,
+            )
+        assert not (cwd / "mlflow.db").exists(), revision  # the run's schema is not in place yet
+        rival.stdin.write("go\n")
+        rival.stdin.flush()
+        out, _ = run.communicate(timeout=600)
         _, rival_err = rival.communicate(timeout=600)
-        assert res.returncode == 0, (fraction, seconds, res.stderr[-3000:])
-        assert rival.returncode == 0, (fraction, rival_err[-3000:])
-        assert one_run_finished(uri), (fraction, [r.info.status for r in store_runs(uri)])
+        assert run.returncode == 0, (revision, out[-3000:])
+        assert rival.returncode == 0, (revision, rival_err[-3000:])
+        assert one_run_finished(uri), (revision, [r.info.status for r in store_runs(uri)])
 
 
 # ------------------------------------------------------------------------- a damaged store
