@@ -343,8 +343,9 @@ def run(cfg, job, phases=None, recorder=None):
         if got.retrain and job.in_sweep:
             say(f"{spec.job.shown or spec.run.name}: training again: {got.retrain}")
     if todo:
-        if not contents.scoring_is_loaded():
-            recorder.submit("load_scoring")  # the recorder imports it while this process trains
+        with STOP.deferred():  # a local recorder imports here: train_live takes a stop as KILLED
+            if not contents.scoring_is_loaded():
+                recorder.submit("load_scoring")  # the recorder imports it while this process trains
         trained = train_live(recorder, todo, job)
         phases.mark("train")
         for (spec, run_id), (fitted, live_points) in zip(todo, trained):
