@@ -149,8 +149,8 @@ main()
 
 def test_a_single_run_trains_in_a_process_that_never_imports_mlflow(tmp_path):
     """The run's process composes, loads the data and trains; its recorder process (which
-    imports mlflow) writes the run, whole, its test AUC included: a Playground dataset's run
-    never imports scikit-learn (~1.3 s) in the process that trains."""
+    imports mlflow) writes the run, whole, its test AUC included: a run whose data needs no
+    scikit-learn (XOR) never imports it (~1.3 s) in the process that trains."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     res = subprocess.run(
         [sys.executable, "-c", RUN_AND_PROBE, "dataset=xor", "train.epochs=50", f"tracking.uri={uri}"],

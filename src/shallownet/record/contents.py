@@ -60,8 +60,9 @@ def test_scores(net, split, status):
 
 
 def scoring_is_loaded():
-    """Whether scikit-learn is imported in this process already (for the split of a
-    non-Playground dataset): a test AUC then costs nothing more here (``with_test_auc``)."""
+    """Whether scikit-learn is imported in this process already (for the data: make_classification,
+    make_moons, or the split of a non-Playground dataset): a test AUC then costs nothing more
+    here (``with_test_auc``)."""
     return "sklearn" in sys.modules
 
 
@@ -74,8 +75,9 @@ def with_test_auc(record):
     """``record`` (``messages.RunRecord``) with its summary's test AUC, from its test scores and
     labels (scikit-learn's ``roc_auc_score``, one-vs-rest for K > 2); unchanged when it has
     none or has it already. The recorder computes it unless the process that trained has
-    scikit-learn loaded (``scoring_is_loaded``): a run of a Playground dataset never imports
-    it where it trains, and its recorder loads it while the run trains (``load_scoring``)."""
+    scikit-learn loaded (``scoring_is_loaded``): a run whose data needs none (XOR, the Playground
+    datasets) never imports it where it trains, and its recorder loads it while the run trains
+    (``load_scoring``)."""
     if record.test_scores is None:
         return record
     from sklearn.metrics import roc_auc_score
