@@ -362,3 +362,32 @@ def test_help_is_written_for_this_project(tmp_path):
     assert "activation: identity, leaky_relu, relu, sigmoid, tanh" in res.stdout
     res = run_cli(["shallownet-reproduce", "--help"], tmp_path)
     assert res.returncode == 0 and "exit codes: 0 identical" in res.stdout and "``" not in res.stdout
+
+
+def test_a_stop_while_the_data_loads_waits_for_the_data_and_ends_the_run_interrupted(monkeypatch):
+    """Loading the data may import scikit-learn, and a KeyboardInterrupt raised inside a C
+    extension's import surfaces as ImportError ("initialization failed"): a Ctrl-C there made a
+    run exit 1, not 130. A stop that comes while the data loads now waits for it, then
+    interrupts the run before it exists."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from shallownet import train
+    from shallownet.job import Job
+    from shallownet.stop import STOP
+
+    with initialize_config_module(config_module=config.CONF_MODULE, version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("train", overrides=["dataset=quadrant"]), resolve=True)
+    loaded, load = [], datasets.load
+
+    def load_with_a_stop(d):
+        STOP._handle(signal.SIGINT, None)  # the signal's handler runs while the data loads
+        loaded.append(load(d))
+        return loaded[-1]
+
+    monkeypatch.setattr(STOP, "signum", None)  # restored (no stop) when the test ends
+    monkeypatch.setattr(datasets, "load", load_with_a_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.prepare(cfg, Job())
+    assert len(loaded) == 1 and len(loaded[0].y_test) == 40  # the data loaded whole, then the stop
+    assert STOP.requested and STOP.exit_code == 130

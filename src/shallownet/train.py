@@ -80,7 +80,11 @@ def prepare(cfg, job):
         c = config.validate(cfg)
         seeds = c.pop("seeds", None)
         c["dataset"] = datasets.resolved(c["dataset"])  # recorded so that any directory re-runs it
-        split = datasets.load(c["dataset"])
+        # Loading may import scikit-learn: a KeyboardInterrupt inside a C extension's import
+        # surfaces as ImportError ("initialization failed"), so a stop waits for the data.
+        with STOP.deferred():
+            split = datasets.load(c["dataset"])
+        STOP.check()
         config.check_output(c, len(split.classes))
         config.check_memory(
             {**c, "seeds": seeds}, len(split.y_train), len(split.y_test), split.X_train.shape[1]
