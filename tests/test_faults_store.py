@@ -60,6 +60,20 @@ def revision_being_built(folder):
     return None
 
 
+def wait_for_schema_point(cwd, templates, chain, revision):
+    """Until the run building the store in ``cwd`` holds its schema lock (``revision`` None),
+    or its migration in ``templates`` has committed ``revision`` of MLflow's ``chain``."""
+    if revision is None:
+        wait_for((cwd / "mlflow.db.lock").exists, timeout=600, poll=0.002)
+        return
+    target = chain.index(revision)
+    wait_for(
+        lambda: chain.index(revision_being_built(templates) or chain[0]) >= target,
+        timeout=600,
+        poll=0.002,
+    )
+
+
 def test_kill_9_at_any_point_of_a_new_stores_schema_creation_leaves_a_usable_store(tmp_path):
     """MLflow's migrations commit one by one: a kill between two of them used to leave a store
     that every later run refused ("table ... already exists"). The run is stopped (SIGSTOP) on
@@ -74,15 +88,7 @@ def test_kill_9_at_any_point_of_a_new_stores_schema_creation_leaves_a_usable_sto
         env = own_cache(tmp_path, i)
         templates = Path(env["XDG_CACHE_HOME"]) / "shallownet" / "stores"
         first = start(cwd, "shallownet-train", *QUICK, f"tracking.uri={uri}", env=env)
-        if revision is None:
-            wait_for((cwd / "mlflow.db.lock").exists, timeout=600, poll=0.002)
-        else:
-            target = chain.index(revision)
-            wait_for(
-                lambda: chain.index(revision_being_built(templates) or chain[0]) >= target,
-                timeout=600,
-                poll=0.002,
-            )
+        wait_for_schema_point(cwd, templates, chain, revision)
         os.killpg(first.pid, signal.SIGSTOP)
         assert not (cwd / "mlflow.db").exists(), revision  # stopped inside the schema's creation
         os.killpg(first.pid, signal.SIGKILL)
@@ -124,15 +130,7 @@ def test_another_mlflow_client_creating_the_store_at_the_same_moment_does_not_st
         )
         assert rival.stdout.readline().strip() == "ready"  # mlflow imported, waiting for its cue
         run = start(cwd, "shallownet-train", *QUICK, f"tracking.uri={uri}", env=env)
-        if revision is None:
-            wait_for((cwd / "mlflow.db.lock").exists, timeout=600, poll=0.002)
-        else:
-            target = chain.index(revision)
-            wait_for(
-                lambda: chain.index(revision_being_built(templates) or chain[0]) >= target,
-                timeout=600,
-                poll=0.002,
-            )
+        wait_for_schema_point(cwd, templates, chain, revision)
         assert not (cwd / "mlflow.db").exists(), revision  # the run's schema is not in place yet
         rival.stdin.write("go\n")
         rival.stdin.flush()
